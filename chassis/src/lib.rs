@@ -1,0 +1,1 @@
+//! The aiods chassis.
