@@ -3,3 +3,16 @@
 //! The `aiops` binary receives telemetry from services (OTLP, Sentry, Prometheus), supervises
 //! and probes them, detects incidents and repairs them. This library holds its parts so they
 //! can be tested and benchmarked on their own.
+
+pub mod anomaly;
+pub mod logmine;
+pub mod api;
+pub mod app;
+pub mod cli_client;
+pub mod config;
+pub mod db;
+pub mod ingest;
+pub mod platform;
+pub mod problem;
+pub mod scrape;
+pub mod store;
