@@ -1,0 +1,165 @@
+//! [`HttpMetricsLayer`]: request duration and in-flight requests per the OpenTelemetry HTTP
+//! semantic conventions.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::extract::MatchedPath;
+use http::{Method, Request, Response};
+use metrics::SharedString;
+use tower::{Layer, Service};
+
+use crate::metrics::{HTTP_SERVER_ACTIVE, HTTP_SERVER_DURATION};
+
+/// Records `http_server_request_duration_seconds` and `http_server_active_requests`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpMetricsLayer;
+
+impl<S> Layer<S> for HttpMetricsLayer {
+    type Service = HttpMetrics<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        HttpMetrics { inner }
+    }
+}
+
+/// The service made by [`HttpMetricsLayer`].
+#[derive(Debug, Clone)]
+pub struct HttpMetrics<S> {
+    inner: S,
+}
+
+impl<S, B, RB> Service<Request<B>> for HttpMetrics<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let method = method_label(req.method());
+        let route = super::route_of(&req);
+        let active = metrics::gauge!(HTTP_SERVER_ACTIVE, "http_request_method" => method.clone());
+        active.increment(1.0);
+        ResponseFuture {
+            inner: self.inner.call(req),
+            started: Instant::now(),
+            method,
+            route,
+            active: Some(active),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`HttpMetrics`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        started: Instant,
+        method: SharedString,
+        route: Option<MatchedPath>,
+        active: Option<metrics::Gauge>,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // A request whose future is dropped (client gone) is no longer active.
+            if let Some(active) = this.project().active.take() {
+                active.decrement(1.0);
+            }
+        }
+    }
+}
+
+impl<F, RB, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Some(active) = this.active.take() {
+            active.decrement(1.0);
+        }
+        let status = match &result {
+            Ok(res) => res.status().as_u16(),
+            Err(_) => 500,
+        };
+        let elapsed = this.started.elapsed().as_secs_f64();
+        let status = SharedString::from(status_label(status));
+        match this.route {
+            Some(route) => metrics::histogram!(
+                HTTP_SERVER_DURATION,
+                "http_request_method" => this.method.clone(),
+                "http_route" => route.as_str().to_owned(),
+                "http_response_status_code" => status,
+            )
+            .record(elapsed),
+            None => metrics::histogram!(
+                HTTP_SERVER_DURATION,
+                "http_request_method" => this.method.clone(),
+                "http_response_status_code" => status,
+            )
+            .record(elapsed),
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// The method label: the standard methods as themselves, anything else `_OTHER` (bounded
+/// cardinality, as the OpenTelemetry conventions say).
+pub(crate) fn method_label(method: &Method) -> SharedString {
+    let m: &'static str = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
+    };
+    SharedString::const_str(m)
+}
+
+/// The status code as a static string for the common codes (no allocation on the hot path).
+pub(crate) fn status_label(status: u16) -> std::borrow::Cow<'static, str> {
+    const COMMON: &[(u16, &str)] = &[
+        (200, "200"),
+        (201, "201"),
+        (202, "202"),
+        (204, "204"),
+        (301, "301"),
+        (302, "302"),
+        (304, "304"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (409, "409"),
+        (413, "413"),
+        (415, "415"),
+        (422, "422"),
+        (429, "429"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
+        (504, "504"),
+    ];
+    match COMMON.iter().find(|(code, _)| *code == status) {
+        Some((_, s)) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(status.to_string()),
+    }
+}

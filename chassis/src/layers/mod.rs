@@ -1,0 +1,19 @@
+//! The chassis's tower middleware, one concept per module.
+
+pub mod access_log;
+pub mod http_metrics;
+pub mod panic;
+pub mod problem;
+
+pub use access_log::{AccessLog, AccessLogLayer};
+pub use http_metrics::{HttpMetrics, HttpMetricsLayer};
+pub use panic::panic_layer;
+pub use problem::{ProblemJson, ProblemJsonLayer};
+
+use axum::extract::MatchedPath;
+use http::Request;
+
+/// The route template of a request (`/orders/{id}`), when the router matched one.
+pub(crate) fn route_of<B>(req: &Request<B>) -> Option<MatchedPath> {
+    req.extensions().get::<MatchedPath>().cloned()
+}

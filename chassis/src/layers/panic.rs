@@ -1,0 +1,31 @@
+//! Panics in handlers become 500 problem+json responses; the process keeps serving.
+//!
+//! Built on tower-http's `CatchPanicLayer`. The response carries a [`ServerErrorReport`]
+//! extension so that exception tracking reports it like any other server error.
+
+use std::any::Any;
+
+use axum::body::Body;
+use axum::response::IntoResponse;
+use http::{Response, StatusCode};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::{Problem, ServerErrorReport};
+
+/// The panic-catching layer of the chassis.
+pub fn panic_layer() -> CatchPanicLayer<fn(Box<dyn Any + Send + 'static>) -> Response<Body>> {
+    CatchPanicLayer::custom(panic_response as fn(_) -> _)
+}
+
+fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    let message = crate::logging::panic_message(payload.as_ref());
+    crate::metrics::count_exception("panic");
+    let mut response = Problem::new(StatusCode::INTERNAL_SERVER_ERROR)
+        .with_detail("the service failed to handle the request; it has been reported")
+        .into_response();
+    response.extensions_mut().insert(ServerErrorReport {
+        kind: "panic",
+        message,
+    });
+    response
+}

@@ -1,0 +1,313 @@
+//! Structured logs: one JSON object per line on stdout.
+//!
+//! Each line carries `timestamp` (RFC 3339, UTC), `level`, `message`, `target`, `service`, the
+//! event's own fields, and `trace_id` / `span_id` when emitted inside a traced request. Lines
+//! are formatted on the calling thread into a small buffer and written by a background thread
+//! in batches, so a slow terminal or pipe never blocks a request; lines dropped because the
+//! queue was full are counted (`aiods_telemetry_dropped_total{signal="logs"}`).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::OnceLock;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, WorkerGuard};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+/// The W3C ids of the span an event belongs to, stored in the span's extensions by the tracing
+/// layer so that log lines can name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceIds {
+    /// The 16-byte trace id.
+    pub trace_id: [u8; 16],
+    /// The 8-byte span id.
+    pub span_id: [u8; 8],
+}
+
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Log lines dropped because the output queue was full.
+pub fn dropped_lines() -> usize {
+    DROPPED.get().map(ErrorCounter::dropped_lines).unwrap_or(0)
+}
+
+/// The non-blocking stdout writer, and the guard that flushes it when dropped.
+pub(crate) fn stdout_writer() -> (NonBlocking, WorkerGuard) {
+    let out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(64 * 1024)
+        .thread_name("aiods-log-writer")
+        .finish(out);
+    let _ = DROPPED.set(writer.error_counter());
+    (writer, guard)
+}
+
+/// A [`Layer`] that writes each event as one JSON line.
+pub struct JsonLogLayer<W> {
+    service: String,
+    writer: W,
+}
+
+impl<W> JsonLogLayer<W> {
+    /// A layer that tags every line with `service` and writes to `writer`.
+    pub fn new(service: impl Into<String>, writer: W) -> Self {
+        Self {
+            service: service.into(),
+            writer,
+        }
+    }
+}
+
+thread_local! {
+    static LINE: std::cell::RefCell<(Vec<u8>, String)> =
+        std::cell::RefCell::new((Vec::with_capacity(512), String::with_capacity(128)));
+}
+
+impl<S, W> Layer<S> for JsonLogLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
+{
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let ids = ctx.event_scope(event).and_then(|scope| {
+            scope
+                .into_iter()
+                .find_map(|span| span.extensions().get::<TraceIds>().copied())
+        });
+        LINE.with(|cell| {
+            let Ok(mut cell) = cell.try_borrow_mut() else {
+                return;
+            };
+            let (buf, scratch) = &mut *cell;
+            buf.clear();
+            format_line(buf, scratch, &self.service, event, ids.as_ref());
+            let _ = self.writer.make_writer().write_all(buf);
+        });
+    }
+}
+
+/// Formats one event as a JSON line (with the trailing newline) into `buf`.
+pub(crate) fn format_line(
+    buf: &mut Vec<u8>,
+    scratch: &mut String,
+    service: &str,
+    event: &Event<'_>,
+    ids: Option<&TraceIds>,
+) {
+    let meta = event.metadata();
+    buf.extend_from_slice(b"{\"timestamp\":\"");
+    write_timestamp(buf, time::OffsetDateTime::now_utc());
+    buf.extend_from_slice(b"\",\"level\":\"");
+    buf.extend_from_slice(meta.level().as_str().as_bytes());
+    buf.extend_from_slice(b"\"");
+    let mut visitor = JsonFields {
+        buf,
+        scratch,
+        has_message: false,
+    };
+    event.record(&mut visitor);
+    let has_message = visitor.has_message;
+    if !has_message {
+        buf.extend_from_slice(b",\"message\":\"\"");
+    }
+    buf.extend_from_slice(b",\"target\":");
+    write_json_str(buf, meta.target());
+    buf.extend_from_slice(b",\"service\":");
+    write_json_str(buf, service);
+    if let Some(ids) = ids {
+        buf.extend_from_slice(b",\"trace_id\":\"");
+        write_hex(buf, &ids.trace_id);
+        buf.extend_from_slice(b"\",\"span_id\":\"");
+        write_hex(buf, &ids.span_id);
+        buf.extend_from_slice(b"\"");
+    }
+    buf.extend_from_slice(b"}\n");
+}
+
+fn write_hex(buf: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        buf.push(HEX[usize::from(b >> 4)]);
+        buf.push(HEX[usize::from(b & 0xf)]);
+    }
+}
+
+fn write_json_str(buf: &mut Vec<u8>, s: &str) {
+    // serde_json escapes per RFC 8259; writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+fn write_timestamp(buf: &mut Vec<u8>, t: time::OffsetDateTime) {
+    let two = |v: u8, buf: &mut Vec<u8>| {
+        buf.push(b'0' + v / 10);
+        buf.push(b'0' + v % 10);
+    };
+    let year = t.year().clamp(0, 9999) as u32;
+    let _ = write!(buf, "{year:04}-");
+    two(t.month() as u8, buf);
+    buf.push(b'-');
+    two(t.day(), buf);
+    buf.push(b'T');
+    two(t.hour(), buf);
+    buf.push(b':');
+    two(t.minute(), buf);
+    buf.push(b':');
+    two(t.second(), buf);
+    let _ = write!(buf, ".{:06}Z", t.microsecond());
+}
+
+struct JsonFields<'a> {
+    buf: &'a mut Vec<u8>,
+    scratch: &'a mut String,
+    has_message: bool,
+}
+
+impl JsonFields<'_> {
+    fn key(&mut self, field: &Field) {
+        let name = field.name();
+        if name == "message" {
+            self.has_message = true;
+        }
+        self.buf.push(b',');
+        // `r#type` style raw identifiers keep their prefix in tracing; drop it.
+        write_json_str(self.buf, name.strip_prefix("r#").unwrap_or(name));
+        self.buf.push(b':');
+    }
+}
+
+impl Visit for JsonFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.key(field);
+        write_json_str(self.buf, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.key(field);
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{value:?}");
+        write_json_str(self.buf, self.scratch);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.key(field);
+        let _ = write!(self.buf, "{value}");
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.key(field);
+        let _ = write!(self.buf, "{value}");
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.key(field);
+        if value.is_finite() {
+            let _ = write!(self.buf, "{value}");
+        } else {
+            self.buf.extend_from_slice(b"null");
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.key(field);
+        self.buf
+            .extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.key(field);
+        let chain = crate::error::error_chain(value);
+        write_json_str(self.buf, &chain);
+    }
+}
+
+/// Routes panics to the log as an `ERROR` event (with location), instead of text on stderr.
+pub(crate) fn install_panic_log_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = panic_message(info.payload());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_default();
+        if tracing::dispatcher::has_been_set() {
+            tracing::error!(target: "aiods::panic", panic_message = %message, panic_location = %location, "panic");
+        } else {
+            previous(info);
+        }
+    }));
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn lines_are_json_with_contract_fields() {
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(JsonLogLayer::new("order-service", capture.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(
+                user = "ann \"quoted\"",
+                count = 3,
+                ok = true,
+                ratio = 0.5,
+                "hello {}",
+                "world"
+            );
+        });
+        let bytes = capture.0.lock().map(|b| b.clone()).unwrap_or_default();
+        let text = String::from_utf8(bytes).expect("utf-8");
+        let v: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
+        assert_eq!(v["message"], "hello world");
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["service"], "order-service");
+        assert_eq!(v["user"], "ann \"quoted\"");
+        assert_eq!(v["count"], 3);
+        assert_eq!(v["ok"], true);
+        let ts = v["timestamp"].as_str().expect("timestamp");
+        time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+            .expect("RFC 3339");
+        assert!(ts.ends_with('Z'));
+    }
+}

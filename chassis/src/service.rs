@@ -1,0 +1,319 @@
+//! Running a service: configuration, telemetry, the chassis routes and layers, serving and
+//! graceful shutdown. `#[aiods::service]` expands to a call of [`run`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::client::Client;
+use crate::config::{ConfigError, Settings};
+use crate::context::ServiceContext;
+use crate::health::HealthRegistry;
+use crate::info::ServiceInfo;
+use crate::layers::{AccessLogLayer, HttpMetricsLayer, ProblemJsonLayer, panic_layer};
+use crate::routes::{ChassisState, chassis_routes};
+
+/// A boxed error, as returned by a failing service function.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a service function returns: its router, and the OpenAPI document of its routes.
+pub type ServiceParts = (Router, Option<utoipa::openapi::OpenApi>);
+
+/// Exit code for an invalid configuration (`EX_CONFIG` from sysexits.h).
+pub const EXIT_CONFIG: u8 = 78;
+
+/// What a `#[aiods::service]` function may return.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not something a `#[aiods::service]` function can return",
+    label = "this return type is not supported",
+    note = "return `axum::Router`, `utoipa_axum::router::OpenApiRouter`, or `aiods::Result` of one of them"
+)]
+pub trait IntoServiceRouter {
+    /// Splits into the router and its OpenAPI document, or the error that stops the start.
+    fn into_service_parts(self) -> Result<ServiceParts, BoxError>;
+}
+
+impl IntoServiceRouter for Router {
+    fn into_service_parts(self) -> Result<ServiceParts, BoxError> {
+        Ok((self, None))
+    }
+}
+
+impl IntoServiceRouter for OpenApiRouter {
+    fn into_service_parts(self) -> Result<ServiceParts, BoxError> {
+        let (router, api) = self.split_for_parts();
+        Ok((router, Some(api)))
+    }
+}
+
+impl<T: IntoServiceRouter, E: Into<BoxError>> IntoServiceRouter for Result<T, E> {
+    fn into_service_parts(self) -> Result<ServiceParts, BoxError> {
+        self.map_err(Into::into)?.into_service_parts()
+    }
+}
+
+/// The identity the macro gives a service.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSpec {
+    /// The name from the attribute, or the package name.
+    pub name: &'static str,
+    /// The package version.
+    pub version: &'static str,
+}
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The service function failed.
+    #[error("the service failed to start: {0}")]
+    Service(#[source] BoxError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The service's routes clash with the chassis's.
+    #[error("the service's routes clash with the chassis endpoints: {0}")]
+    Routes(String),
+    /// The runtime could not be built or the server failed.
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StartError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Config(_) => ExitCode::from(EXIT_CONFIG),
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
+
+/// Builds a Tokio runtime and runs the service to completion; the body of the `main` that
+/// `#[aiods::service]` generates.
+pub fn run<F, Fut>(spec: ServiceSpec, service: F) -> ExitCode
+where
+    F: FnOnce(ServiceContext) -> Fut,
+    Fut: Future<Output = Result<ServiceParts, BoxError>>,
+{
+    crate::metrics::mark_start();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(spec, service)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "service failed");
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Runs the service on the current runtime until SIGTERM/SIGINT, then drains and returns.
+pub async fn serve<F, Fut>(spec: ServiceSpec, service: F) -> Result<(), StartError>
+where
+    F: FnOnce(ServiceContext) -> Fut,
+    Fut: Future<Output = Result<ServiceParts, BoxError>>,
+{
+    let name = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| spec.name.to_owned());
+    // reqwest and sentry are built without a default TLS provider; ring is ours. An error
+    // only means one is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Configuration first: an invalid value stops us before anything is bound.
+    let settings = Arc::new(Settings::load()?);
+    let cfg = settings.chassis().clone();
+    let telemetry = crate::telemetry::init(&name, &cfg);
+    let metrics = crate::metrics::install();
+
+    let info = Arc::new(ServiceInfo {
+        name: name.clone(),
+        version: spec.version.to_owned(),
+        instance_id: cfg
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        start_time: now_rfc3339(),
+        env: cfg.env.clone(),
+    });
+    let health = HealthRegistry::new(cfg.health_cache, cfg.health_timeout);
+    let client = Client::new(&cfg.upstreams, cfg.client_timeout)
+        .map_err(|e| StartError::Service(Box::new(e)))?;
+    let ctx = ServiceContext {
+        settings: settings.clone(),
+        health: health.clone(),
+        client,
+        info: info.clone(),
+    };
+
+    let (user_router, user_api) = service(ctx).await.map_err(StartError::Service)?;
+    let app = assemble(
+        user_router,
+        user_api,
+        ChassisState {
+            health: health.clone(),
+            info: info.clone(),
+            metrics,
+        },
+        &cfg,
+    )?;
+
+    let addr = format!("{}:{}", cfg.host, cfg.port);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local: SocketAddr = listener.local_addr()?;
+    tracing::info!(
+        address = %local,
+        port = local.port(),
+        version = spec.version,
+        instance_id = %info.instance_id,
+        "service started"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(wait_for_shutdown(
+        health.clone(),
+        cfg.shutdown_delay,
+        stop_tx,
+    ));
+    let graceful = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let deadline = {
+        let mut rx = stop_rx;
+        let grace = cfg.shutdown_grace;
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+            tokio::time::sleep(grace).await;
+        }
+    };
+    tokio::select! {
+        result = server => result?,
+        () = deadline => {
+            tracing::warn!(grace = ?cfg.shutdown_grace, "shutdown grace period over; aborting remaining requests");
+        }
+    }
+    tracing::info!("service stopped");
+    telemetry.shutdown();
+    Ok(())
+}
+
+/// Wires the service's router with the chassis's endpoints and layers.
+fn assemble(
+    user_router: Router,
+    user_api: Option<utoipa::openapi::OpenApi>,
+    state: ChassisState,
+    cfg: &crate::config::ChassisConfig,
+) -> Result<Router, StartError> {
+    let (chassis, chassis_api) = chassis_routes(state.clone());
+    let mut api = utoipa::openapi::OpenApiBuilder::new()
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title(state.info.name.clone())
+                .version(state.info.version.clone())
+                .build(),
+        )
+        .build();
+    if let Some(user_api) = user_api {
+        let mut user_api = user_api;
+        user_api.info = api.info.clone();
+        api = user_api;
+    }
+    api.merge(chassis_api);
+    let docs: Router = utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .url("/openapi.json", api)
+        .into();
+
+    let user = if cfg.access_log {
+        user_router.layer(AccessLogLayer)
+    } else {
+        user_router
+    };
+    let merged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        user.merge(chassis).merge(docs)
+    }))
+    .map_err(|p| StartError::Routes(crate::logging::panic_message(p.as_ref())))?;
+    Ok(merged
+        .layer(ProblemJsonLayer)
+        .layer(panic_layer())
+        .layer(HttpMetricsLayer)
+        .layer(DefaultBodyLimit::max(cfg.body_limit)))
+}
+
+async fn wait_for_shutdown(health: HealthRegistry, delay: Duration, stop: watch::Sender<bool>) {
+    let signal = shutdown_signal().await;
+    health.set_shutting_down();
+    tracing::info!(
+        signal,
+        "shutdown started: readiness is DOWN, draining requests"
+    );
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let _ = stop.send(true);
+}
+
+async fn shutdown_signal() -> &'static str {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    ctrl_c.await;
+                    return "SIGINT";
+                }
+            };
+        tokio::select! {
+            () = ctrl_c => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        ctrl_c.await;
+        "SIGINT"
+    }
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
