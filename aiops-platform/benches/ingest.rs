@@ -1,0 +1,3 @@
+//! Ingest throughput benchmark (see docs/platform.md).
+
+fn main() {}

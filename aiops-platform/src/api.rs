@@ -1,0 +1,233 @@
+//! Management API under `/api/v1/` (JSON, bearer token, paginated with `limit` + `cursor`).
+//!
+//! Lists answer `{"items": [...], "next_cursor": "…" | null}`; pass `next_cursor` back as
+//! `cursor` for the next page. Bad parameters answer 400 `application/problem+json`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::problem::Problem;
+use crate::store::{LogQuery, MetricQuery, Severity, now_nanos, rfc3339};
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+/// The `/api/v1` routes (the token check is added by the caller).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/services", get(services))
+        .route("/traces", get(traces))
+        .route("/traces/{trace_id}", get(trace))
+        .route("/logs", get(logs))
+        .route("/exceptions", get(exceptions))
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+}
+
+/// A page of results.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Cursor of the next page, when there may be one.
+    pub next_cursor: Option<String>,
+}
+
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn new(q: HashMap<String, String>, allowed: &[&str]) -> Result<Self, Problem> {
+        if let Some(unknown) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(Problem::bad_request(format!(
+                "unknown query parameter {unknown:?}; allowed: {}",
+                allowed.join(", ")
+            )));
+        }
+        Ok(Self(q))
+    }
+
+    fn str(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|s| !s.is_empty())
+    }
+
+    fn number(&self, name: &str) -> Result<Option<u64>, Problem> {
+        self.str(name)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| Problem::bad_request(format!("{name} must be a non-negative integer, got {v:?}")))
+            })
+            .transpose()
+    }
+
+    fn limit(&self) -> Result<usize, Problem> {
+        match self.number("limit")? {
+            None => Ok(DEFAULT_LIMIT),
+            Some(0) => Err(Problem::bad_request("limit must be at least 1")),
+            Some(n) if n > MAX_LIMIT as u64 => Err(Problem::bad_request(format!("limit must be at most {MAX_LIMIT}"))),
+            Some(n) => Ok(usize::try_from(n).unwrap_or(MAX_LIMIT)),
+        }
+    }
+
+    fn cursor(&self) -> Result<Option<u64>, Problem> {
+        self.number("cursor")
+    }
+}
+
+fn offset_page<T>(all: Vec<T>, offset: usize, limit: usize) -> Page<T> {
+    let total = all.len();
+    let items: Vec<T> = all.into_iter().skip(offset).take(limit).collect();
+    let next = offset + items.len();
+    Page {
+        next_cursor: (next < total).then(|| next.to_string()),
+        items,
+    }
+}
+
+fn valid_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+async fn services(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, Problem> {
+    let p = Params::new(q, &["limit", "cursor"])?;
+    let (limit, offset) = (p.limit()?, p.cursor()?.unwrap_or(0));
+    let all = state.store.services.read().views();
+    Ok(Json(offset_page(all, usize::try_from(offset).unwrap_or(usize::MAX), limit)).into_response())
+}
+
+async fn traces(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, Problem> {
+    let p = Params::new(q, &["service", "limit", "cursor"])?;
+    let limit = p.limit()?;
+    let items = state.store.traces.read().list(p.str("service"), p.cursor()?, limit);
+    let next_cursor = (items.len() == limit).then(|| items.last().map(|t| t.seq.to_string())).flatten();
+    Ok(Json(Page { items, next_cursor }).into_response())
+}
+
+async fn trace(State(state): State<AppState>, Path(trace_id): Path<String>) -> Result<Response, Problem> {
+    let id = trace_id.to_ascii_lowercase();
+    if !valid_hex(&id, 32) {
+        return Err(Problem::bad_request(format!("trace id {trace_id:?} must be 32 hex digits")));
+    }
+    let spans = state
+        .store
+        .traces
+        .read()
+        .spans(&id)
+        .ok_or_else(|| Problem::not_found(format!("trace {id} not found (never received, or past retention)")))?;
+    let mut services: Vec<String> = Vec::new();
+    for s in &spans {
+        if !services.contains(&s.service) {
+            services.push(s.service.clone());
+        }
+    }
+    let span_count = spans.len();
+    let tree = crate::store::traces_tree(spans);
+    Ok(Json(serde_json::json!({
+        "trace_id": id,
+        "span_count": span_count,
+        "services": services,
+        "spans": tree,
+    }))
+    .into_response())
+}
+
+async fn logs(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, Problem> {
+    let p = Params::new(q, &["service", "trace_id", "level", "limit", "cursor"])?;
+    let limit = p.limit()?;
+    let min_level = p
+        .str("level")
+        .map(|l| {
+            Severity::parse(l).ok_or_else(|| {
+                Problem::bad_request(format!("level {l:?} is not one of trace, debug, info, warn, error, fatal"))
+            })
+        })
+        .transpose()?;
+    let trace_id = p.str("trace_id").map(str::to_ascii_lowercase);
+    if let Some(t) = &trace_id
+        && !valid_hex(t, 32)
+    {
+        return Err(Problem::bad_request(format!("trace_id {t:?} must be 32 hex digits")));
+    }
+    let query = LogQuery {
+        service: p.str("service"),
+        trace_id: trace_id.as_deref(),
+        min_level,
+        before: p.cursor()?,
+        limit,
+    };
+    let items = state.store.logs.read().query(&query);
+    let next_cursor = (items.len() == limit).then(|| items.last().map(|l| l.seq.to_string())).flatten();
+    Ok(Json(Page { items, next_cursor }).into_response())
+}
+
+async fn exceptions(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, Problem> {
+    let p = Params::new(q, &["service", "limit", "cursor"])?;
+    let (limit, offset) = (p.limit()?, p.cursor()?.unwrap_or(0));
+    let all = state.store.exceptions.read().list(p.str("service"));
+    Ok(Json(offset_page(all, usize::try_from(offset).unwrap_or(usize::MAX), limit)).into_response())
+}
+
+async fn metrics(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, Problem> {
+    let p = Params::new(q, &["service", "name", "limit", "cursor", "points"])?;
+    let limit = p.limit()?;
+    let offset = usize::try_from(p.cursor()?.unwrap_or(0)).unwrap_or(usize::MAX);
+    let points = match p.number("points")? {
+        None => 60,
+        Some(n) if (1..=10_000).contains(&n) => usize::try_from(n).unwrap_or(60),
+        Some(_) => return Err(Problem::bad_request("points must be between 1 and 10000")),
+    };
+    let query = MetricQuery {
+        service: p.str("service"),
+        name: p.str("name"),
+        offset,
+        limit,
+        points,
+    };
+    let (items, total) = state.store.metrics.read().query(&query);
+    let next = offset + items.len();
+    let next_cursor = (next < total).then(|| next.to_string());
+    Ok(Json(Page { items, next_cursor }).into_response())
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let now = now_nanos();
+    Json(serde_json::json!({
+        "status": "UP",
+        "version": env!("CARGO_PKG_VERSION"),
+        "started_at": rfc3339(state.started_at),
+        "uptime_secs": now.saturating_sub(state.started_at) / 1_000_000_000,
+        "stored": state.store.counts(),
+        "counters": state.store.stats.snapshot(),
+        "retention": {
+            "max_spans": state.store.retention.max_spans,
+            "max_logs": state.store.retention.max_logs,
+            "max_series": state.store.retention.max_series,
+            "max_points_per_series": state.store.retention.max_points_per_series,
+            "max_age_secs": state.store.retention.max_age_secs,
+        },
+        "durable": state.db.is_some(),
+        "scrape_targets": state.scraper.statuses(),
+    }))
+    .into_response()
+}
+
+/// `GET /metrics`: the platform's own counters in Prometheus text format.
+pub async fn self_metrics(State(state): State<AppState>) -> Response {
+    let stats = serde_json::to_value(state.store.stats.snapshot()).unwrap_or_default();
+    let counts = serde_json::to_value(state.store.counts()).unwrap_or_default();
+    let mut out = String::new();
+    for (prefix, kind, value) in [("aiops_", "counter", &stats), ("aiops_stored_", "gauge", &counts)] {
+        if let Some(map) = value.as_object() {
+            for (k, v) in map {
+                let suffix = if kind == "counter" { "_total" } else { "" };
+                out.push_str(&format!("# TYPE {prefix}{k}{suffix} {kind}\n{prefix}{k}{suffix} {v}\n"));
+            }
+        }
+    }
+    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,287 @@
+//! The topology file (`aiods.toml`): the platform's own settings and the services it watches.
+//!
+//! ```toml
+//! [platform]
+//! listen = "127.0.0.1:4318"
+//! data_dir = ".aiops"
+//! api_token = "change-me"
+//! scrape_interval_ms = 5000
+//!
+//! [[service]]
+//! name = "order"
+//! url = "http://127.0.0.1:8081"
+//! ```
+//!
+//! Unknown keys are rejected, so a typo is reported instead of silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Errors while reading or checking the topology file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a topology (syntax, type or unknown key).
+    #[error("invalid topology file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line and column.
+        message: String,
+    },
+    /// The file parsed but a value is unusable.
+    #[error("invalid topology: {0}")]
+    Invalid(String),
+}
+
+/// The whole topology file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// `[platform]`: the platform's own settings.
+    #[serde(default)]
+    pub platform: PlatformConfig,
+    /// `[[service]]`: the services the platform watches.
+    #[serde(default, rename = "service")]
+    pub services: Vec<ServiceConfig>,
+}
+
+impl Topology {
+    /// Reads and checks a topology file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and checks a topology from TOML text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let topology: Topology = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<inline>"),
+            message: e.to_string(),
+        })?;
+        topology.validate()?;
+        Ok(topology)
+    }
+
+    /// Checks values that the types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for service in &self.services {
+            if service.name.trim().is_empty() {
+                return Err(ConfigError::Invalid("a [[service]] has an empty name".into()));
+            }
+            if !seen.insert(service.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "service {:?} is declared twice",
+                    service.name
+                )));
+            }
+            for target in service.scrape_targets() {
+                if !(target.starts_with("http://") || target.starts_with("https://")) {
+                    return Err(ConfigError::Invalid(format!(
+                        "service {:?}: scrape target {target:?} must be an http(s) URL",
+                        service.name
+                    )));
+                }
+            }
+        }
+        let p = &self.platform;
+        if p.max_body_bytes == 0 || p.max_decompressed_bytes == 0 {
+            return Err(ConfigError::Invalid("body size limits must be positive".into()));
+        }
+        if p.scrape_interval_ms < 100 {
+            return Err(ConfigError::Invalid(
+                "scrape_interval_ms must be at least 100".into(),
+            ));
+        }
+        if p.otlp_ingest_header.is_some() != p.otlp_ingest_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "otlp_ingest_header and otlp_ingest_key must be set together".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[platform]`: listener, storage, limits and security.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlatformConfig {
+    /// The listener for receivers and API (default `127.0.0.1:4318`).
+    pub listen: SocketAddr,
+    /// Directory for durable data (default `.aiops`).
+    pub data_dir: PathBuf,
+    /// SQLite file (default `<data_dir>/aiops.db`).
+    pub database: Option<PathBuf>,
+    /// Bearer token for `/api/v1/*` (else `AIOPS_API_TOKEN`, else generated at start).
+    pub api_token: Option<String>,
+    /// Largest accepted request body, as sent (bytes).
+    pub max_body_bytes: usize,
+    /// Largest accepted request body after decompression (bytes).
+    pub max_decompressed_bytes: usize,
+    /// Timeout for any request (milliseconds).
+    pub request_timeout_ms: u64,
+    /// Interval between Prometheus scrapes (milliseconds).
+    pub scrape_interval_ms: u64,
+    /// Timeout of one scrape (milliseconds).
+    pub scrape_timeout_ms: u64,
+    /// When set with `otlp_ingest_key`, OTLP requests must carry this header with that value.
+    pub otlp_ingest_header: Option<String>,
+    /// The value required in `otlp_ingest_header`.
+    pub otlp_ingest_key: Option<String>,
+    /// Sentry DSN public keys accepted; empty accepts any key.
+    pub sentry_keys: Vec<String>,
+    /// Sentry project ids accepted (default `[1]`), besides each service's `sentry_project`.
+    pub sentry_projects: Vec<u64>,
+    /// Retention of recent telemetry in memory.
+    pub retention: RetentionConfig,
+}
+
+impl Default for PlatformConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            data_dir: PathBuf::from(".aiops"),
+            database: None,
+            api_token: None,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_decompressed_bytes: 64 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+            scrape_interval_ms: 5_000,
+            scrape_timeout_ms: 2_000,
+            otlp_ingest_header: None,
+            otlp_ingest_key: None,
+            sentry_keys: Vec::new(),
+            sentry_projects: vec![1],
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+impl PlatformConfig {
+    /// The SQLite file path.
+    pub fn database_path(&self) -> PathBuf {
+        self.database
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("aiops.db"))
+    }
+}
+
+/// `[platform.retention]`: how much recent telemetry is kept in memory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Most spans kept.
+    pub max_spans: usize,
+    /// Most log records kept.
+    pub max_logs: usize,
+    /// Most metric series kept.
+    pub max_series: usize,
+    /// Most points kept per series.
+    pub max_points_per_series: usize,
+    /// Oldest age of anything kept (seconds).
+    pub max_age_secs: u64,
+    /// Most exception groups kept in memory (all are in SQLite).
+    pub max_exception_groups: usize,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            max_spans: 200_000,
+            max_logs: 200_000,
+            max_series: 50_000,
+            max_points_per_series: 360,
+            max_age_secs: 3_600,
+            max_exception_groups: 10_000,
+        }
+    }
+}
+
+/// `[[service]]`: one watched service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Its name, as in `service.name` / the Sentry `service` tag.
+    pub name: String,
+    /// Its base URL (scraped at `<url><metrics_path>` unless `scrape` is given).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Explicit scrape URLs (full URLs of `/metrics` endpoints).
+    #[serde(default)]
+    pub scrape: Vec<String>,
+    /// Path of the metrics endpoint under `url` (default `/metrics`).
+    #[serde(default = "default_metrics_path")]
+    pub metrics_path: String,
+    /// A Sentry project id for this service's DSN.
+    #[serde(default)]
+    pub sentry_project: Option<u64>,
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".into()
+}
+
+impl ServiceConfig {
+    /// The URLs to scrape for this service.
+    pub fn scrape_targets(&self) -> Vec<String> {
+        if !self.scrape.is_empty() {
+            return self.scrape.clone();
+        }
+        match &self.url {
+            Some(url) => vec![format!("{}{}", url.trim_end_matches('/'), self.metrics_path)],
+            None => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_file() {
+        let t = Topology::parse("").expect("empty is valid");
+        assert_eq!(t.platform.listen.port(), 4318);
+        assert!(t.services.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let err = Topology::parse("[platform]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n")
+            .expect_err("typo must fail");
+        assert!(err.to_string().contains("listne"), "{err}");
+        let err = Topology::parse("[[service]]\nname = \"a\"\nurll = \"x\"\n").expect_err("typo");
+        assert!(err.to_string().contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn services_and_targets() {
+        let t = Topology::parse(
+            "[[service]]\nname = \"order\"\nurl = \"http://127.0.0.1:8081/\"\n\
+             [[service]]\nname = \"kitchen\"\nscrape = [\"http://h:1/m\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(t.services[0].scrape_targets(), ["http://127.0.0.1:8081/metrics"]);
+        assert_eq!(t.services[1].scrape_targets(), ["http://h:1/m"]);
+        assert!(Topology::parse("[[service]]\nname = \"a\"\n[[service]]\nname = \"a\"\n").is_err());
+    }
+}

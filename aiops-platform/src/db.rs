@@ -1,0 +1,203 @@
+//! Durable storage in SQLite: exception groups now, incidents and actions later.
+//!
+//! Writes go through [`DurableWriter`]: a bounded channel to one task that applies them in
+//! batches (one transaction per batch), so ingestion never waits on the disk.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::mpsc;
+
+use crate::store::{ExceptionGroup, Stats};
+
+/// Errors of the durable store.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] sqlx::Error),
+}
+
+/// The SQLite database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// The connection pool (part 2 adds its own tables through it).
+    pub pool: SqlitePool,
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS exception_groups (
+        service TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        title TEXT NOT NULL,
+        exception_type TEXT,
+        level TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        first_seen_unix_nano INTEGER NOT NULL,
+        last_seen_unix_nano INTEGER NOT NULL,
+        last_trace_id TEXT,
+        sample_event TEXT NOT NULL,
+        PRIMARY KEY (service, fingerprint)
+    )",
+];
+
+impl Database {
+    /// Opens (creating if needed) the database file and its tables.
+    pub async fn open(path: &Path) -> Result<Self, DbError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        for statement in SCHEMA {
+            sqlx::query(*statement).execute(&pool).await?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// All exception groups.
+    pub async fn load_exception_groups(&self) -> Result<Vec<ExceptionGroup>, DbError> {
+        let rows = sqlx::query(
+            "SELECT service, fingerprint, title, exception_type, level, count,
+                    first_seen_unix_nano, last_seen_unix_nano, last_trace_id, sample_event
+             FROM exception_groups",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let first: i64 = row.try_get("first_seen_unix_nano")?;
+            let last: i64 = row.try_get("last_seen_unix_nano")?;
+            let count: i64 = row.try_get("count")?;
+            let sample: String = row.try_get("sample_event")?;
+            let first = u64::try_from(first).unwrap_or(0);
+            let last = u64::try_from(last).unwrap_or(0);
+            out.push(ExceptionGroup {
+                service: row.try_get("service")?,
+                fingerprint: row.try_get("fingerprint")?,
+                title: row.try_get("title")?,
+                exception_type: row.try_get("exception_type")?,
+                level: row.try_get("level")?,
+                count: u64::try_from(count).unwrap_or(0),
+                first_seen: crate::store::rfc3339(first),
+                last_seen: crate::store::rfc3339(last),
+                first_seen_unix_nano: first,
+                last_seen_unix_nano: last,
+                last_trace_id: row.try_get("last_trace_id")?,
+                sample_event: serde_json::from_str(&sample).unwrap_or(serde_json::Value::Null),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Starts the batched writer task; the returned handle queues writes without waiting.
+    pub fn spawn_writer(&self, stats: Arc<Stats>, capacity: usize) -> (DurableWriter, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let handle = tokio::spawn(writer_loop(self.pool.clone(), rx, stats));
+        (DurableWriter { tx }, handle)
+    }
+}
+
+/// A durable write.
+#[derive(Debug)]
+pub enum DurableOp {
+    /// Insert or replace an exception group with its current state.
+    UpsertExceptionGroup(Box<ExceptionGroup>),
+}
+
+/// Queues durable writes; never blocks.
+#[derive(Debug, Clone)]
+pub struct DurableWriter {
+    tx: mpsc::Sender<DurableOp>,
+}
+
+impl DurableWriter {
+    /// Queues an exception group; false when the queue is full or the writer is gone.
+    pub fn try_upsert(&self, group: ExceptionGroup) -> bool {
+        self.tx
+            .try_send(DurableOp::UpsertExceptionGroup(Box::new(group)))
+            .is_ok()
+    }
+}
+
+const BATCH: usize = 512;
+
+async fn writer_loop(pool: SqlitePool, mut rx: mpsc::Receiver<DurableOp>, stats: Arc<Stats>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        // Coalesce: only the latest state of each group needs writing.
+        let mut latest: HashMap<(String, String), ExceptionGroup> = HashMap::new();
+        for op in batch.drain(..) {
+            match op {
+                DurableOp::UpsertExceptionGroup(g) => {
+                    latest.insert((g.service.clone(), g.fingerprint.clone()), *g);
+                }
+            }
+        }
+        let n = latest.len() as u64;
+        if let Err(error) = write_groups(&pool, latest.into_values()).await {
+            tracing::error!(%error, groups = n, "durable write failed");
+            Stats::add(&stats.durable_write_errors, n);
+        }
+    }
+    tracing::debug!("durable writer stopped");
+}
+
+async fn write_groups(
+    pool: &SqlitePool,
+    groups: impl Iterator<Item = ExceptionGroup>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for g in groups {
+        sqlx::query(
+            "INSERT INTO exception_groups (service, fingerprint, title, exception_type, level, count,
+                first_seen_unix_nano, last_seen_unix_nano, last_trace_id, sample_event)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (service, fingerprint) DO UPDATE SET
+                title = excluded.title, exception_type = excluded.exception_type,
+                level = excluded.level, count = max(count, excluded.count),
+                first_seen_unix_nano = min(first_seen_unix_nano, excluded.first_seen_unix_nano),
+                last_seen_unix_nano = max(last_seen_unix_nano, excluded.last_seen_unix_nano),
+                last_trace_id = excluded.last_trace_id, sample_event = excluded.sample_event",
+        )
+        .bind(&g.service)
+        .bind(&g.fingerprint)
+        .bind(&g.title)
+        .bind(&g.exception_type)
+        .bind(&g.level)
+        .bind(i64::try_from(g.count).unwrap_or(i64::MAX))
+        .bind(i64::try_from(g.first_seen_unix_nano).unwrap_or(i64::MAX))
+        .bind(i64::try_from(g.last_seen_unix_nano).unwrap_or(i64::MAX))
+        .bind(&g.last_trace_id)
+        .bind(g.sample_event.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}

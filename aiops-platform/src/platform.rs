@@ -1,0 +1,193 @@
+//! [`Platform`]: builds storage, receivers, scraper and API from a topology, then serves.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::app::{AppState, Limits, PlatformShared};
+use crate::config::{ConfigError, Topology};
+use crate::db::{Database, DbError};
+use crate::scrape::{ScrapeTarget, Scraper};
+use crate::store::{Store, now_nanos};
+
+/// Errors while starting or running the platform.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// The topology is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be opened.
+    #[error("database: {0}")]
+    Db(#[from] DbError),
+    /// A non-loopback listener was asked for without a configured token.
+    #[error(
+        "refusing to listen on non-loopback address {0} without an API token: set [platform] api_token or AIOPS_API_TOKEN"
+    )]
+    NonLoopbackWithoutToken(SocketAddr),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Where the API token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `[platform] api_token`.
+    Config,
+    /// `AIOPS_API_TOKEN`.
+    Environment,
+    /// Generated at start (print it once).
+    Generated,
+}
+
+/// A built platform, bound and ready to serve.
+#[derive(Debug)]
+pub struct Platform {
+    /// Shared state (store, database, scraper, keys).
+    pub state: AppState,
+    /// The bound address.
+    pub local_addr: SocketAddr,
+    /// Where the API token came from.
+    pub token_source: TokenSource,
+    listener: TcpListener,
+    limits: Limits,
+    topology: Topology,
+}
+
+fn generate_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::rng().random();
+    crate::ingest::otlp::hex(&bytes)
+}
+
+impl Platform {
+    /// Opens storage and binds the listener. `env_token` is `AIOPS_API_TOKEN`, when set.
+    pub async fn build(topology: Topology, env_token: Option<String>) -> Result<Self, PlatformError> {
+        install_crypto_provider();
+        topology.validate()?;
+        let p = &topology.platform;
+        let (api_token, token_source) = match (&p.api_token, env_token.filter(|t| !t.is_empty())) {
+            (Some(t), _) if !t.is_empty() => (t.clone(), TokenSource::Config),
+            (_, Some(t)) => (t, TokenSource::Environment),
+            _ => (generate_token(), TokenSource::Generated),
+        };
+        if token_source == TokenSource::Generated && !p.listen.ip().is_loopback() {
+            return Err(PlatformError::NonLoopbackWithoutToken(p.listen));
+        }
+
+        let db = Database::open(&p.database_path()).await?;
+        let retention = p.retention.clone();
+        // The store needs the writer, and the writer needs the store's counters: build the
+        // counters-less store first only to get them, then the real one.
+        let stats = Arc::new(crate::store::Stats::default());
+        let (writer, _writer_task) = db.spawn_writer(stats.clone(), 4096);
+        let mut store = Store::new(retention, Some(writer));
+        store.stats = stats;
+        let store = Arc::new(store);
+        let restored = db.load_exception_groups().await?;
+        tracing::info!(groups = restored.len(), "exception groups restored from SQLite");
+        store.restore_exceptions(restored);
+        {
+            let mut services = store.services.write();
+            for s in &topology.services {
+                services.declare(&s.name, now_nanos());
+            }
+        }
+
+        let targets = topology
+            .services
+            .iter()
+            .flat_map(|s| {
+                s.scrape_targets().into_iter().map(|url| ScrapeTarget {
+                    service: s.name.clone(),
+                    url,
+                })
+            })
+            .collect();
+        let mut projects: HashSet<u64> = p.sentry_projects.iter().copied().collect();
+        projects.extend(topology.services.iter().filter_map(|s| s.sentry_project));
+
+        let listener = TcpListener::bind(p.listen)
+            .await
+            .map_err(|source| PlatformError::Bind { addr: p.listen, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| PlatformError::Bind { addr: p.listen, source })?;
+
+        let state = Arc::new(PlatformShared {
+            store,
+            db: Some(db),
+            scraper: Arc::new(Scraper::new(targets)),
+            api_token,
+            otlp_ingest_key: p.otlp_ingest_header.clone().zip(p.otlp_ingest_key.clone()),
+            sentry_keys: p.sentry_keys.clone(),
+            sentry_projects: projects,
+            max_decompressed_bytes: p.max_decompressed_bytes,
+            started_at: now_nanos(),
+        });
+        let limits = Limits {
+            max_body_bytes: p.max_body_bytes,
+            request_timeout: Duration::from_millis(p.request_timeout_ms),
+        };
+        Ok(Self {
+            state,
+            local_addr,
+            token_source,
+            listener,
+            limits,
+            topology,
+        })
+    }
+
+    /// The API token.
+    pub fn api_token(&self) -> &str {
+        &self.state.api_token
+    }
+
+    /// Serves until `shutdown` completes, with the scraper and retention pruning running.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), PlatformError> {
+        let p = &self.topology.platform;
+        let scraper = crate::scrape::spawn(
+            self.state.scraper.clone(),
+            self.state.store.clone(),
+            Duration::from_millis(p.scrape_interval_ms),
+            Duration::from_millis(p.scrape_timeout_ms),
+        );
+        let store = self.state.store.clone();
+        let pruner = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                ticker.tick().await;
+                store.prune();
+            }
+        });
+        let app = crate::app::router(self.state.clone(), self.limits);
+        let result = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(PlatformError::Serve);
+        scraper.abort();
+        pruner.abort();
+        // Let the durable writer drain what is queued.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        result
+    }
+}
+
+/// Installs the ring TLS provider for reqwest/sentry (built without a default); idempotent.
+pub fn install_crypto_provider() {
+    // Err means one is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,155 @@
+//! Exception groups: events with the same fingerprint in the same service.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::rfc3339;
+
+/// One exception event, already fingerprinted.
+#[derive(Debug, Clone)]
+pub struct ExceptionEvent {
+    /// Service it is attributed to.
+    pub service: String,
+    /// Grouping fingerprint.
+    pub fingerprint: String,
+    /// Short title (`Type: value` or the message).
+    pub title: String,
+    /// Exception type, when the event has one.
+    pub exception_type: Option<String>,
+    /// Level (`error`, `fatal`...).
+    pub level: String,
+    /// When, nanoseconds since the epoch.
+    pub time_unix_nano: u64,
+    /// Trace id, when known.
+    pub trace_id: Option<String>,
+    /// The event as received.
+    pub event: serde_json::Value,
+}
+
+/// An exception group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExceptionGroup {
+    /// Service.
+    pub service: String,
+    /// Grouping fingerprint.
+    pub fingerprint: String,
+    /// Title of the latest event.
+    pub title: String,
+    /// Exception type.
+    pub exception_type: Option<String>,
+    /// Level of the latest event.
+    pub level: String,
+    /// Number of events.
+    pub count: u64,
+    /// First seen (RFC 3339).
+    pub first_seen: String,
+    /// Last seen (RFC 3339).
+    pub last_seen: String,
+    /// First seen, nanoseconds since the epoch.
+    pub first_seen_unix_nano: u64,
+    /// Last seen, nanoseconds since the epoch.
+    pub last_seen_unix_nano: u64,
+    /// Trace id of the latest event, when known.
+    pub last_trace_id: Option<String>,
+    /// The latest event, as received.
+    pub sample_event: serde_json::Value,
+}
+
+/// Groups in memory (all of them also in SQLite).
+#[derive(Debug)]
+pub struct ExceptionStore {
+    max: usize,
+    groups: HashMap<(String, String), ExceptionGroup>,
+}
+
+impl ExceptionStore {
+    /// An empty store holding at most `max` groups.
+    pub fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            groups: HashMap::new(),
+        }
+    }
+
+    /// Number of groups.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Whether none.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Adds an event to its group; returns the updated group and how many groups were evicted.
+    pub fn record(&mut self, e: ExceptionEvent) -> (ExceptionGroup, u64) {
+        let key = (e.service.clone(), e.fingerprint.clone());
+        let mut evicted = 0;
+        if !self.groups.contains_key(&key) && self.groups.len() >= self.max {
+            // Rare (a flood of distinct groups): evict the least recently seen.
+            if let Some(oldest) = self
+                .groups
+                .iter()
+                .min_by_key(|(_, g)| g.last_seen_unix_nano)
+                .map(|(k, _)| k.clone())
+            {
+                self.groups.remove(&oldest);
+                evicted = 1;
+            }
+        }
+        let group = self.groups.entry(key).or_insert_with(|| ExceptionGroup {
+            service: e.service.clone(),
+            fingerprint: e.fingerprint.clone(),
+            title: String::new(),
+            exception_type: None,
+            level: String::new(),
+            count: 0,
+            first_seen: rfc3339(e.time_unix_nano),
+            last_seen: String::new(),
+            first_seen_unix_nano: e.time_unix_nano,
+            last_seen_unix_nano: 0,
+            last_trace_id: None,
+            sample_event: serde_json::Value::Null,
+        });
+        group.count += 1;
+        if e.time_unix_nano < group.first_seen_unix_nano {
+            group.first_seen_unix_nano = e.time_unix_nano;
+            group.first_seen = rfc3339(e.time_unix_nano);
+        }
+        if e.time_unix_nano >= group.last_seen_unix_nano {
+            group.last_seen_unix_nano = e.time_unix_nano;
+            group.last_seen = rfc3339(e.time_unix_nano);
+            group.title = e.title;
+            group.exception_type = e.exception_type;
+            group.level = e.level;
+            group.last_trace_id = e.trace_id;
+            group.sample_event = e.event;
+        }
+        (group.clone(), evicted)
+    }
+
+    /// Puts groups read from SQLite back.
+    pub fn restore(&mut self, groups: Vec<ExceptionGroup>) {
+        for g in groups {
+            self.groups
+                .insert((g.service.clone(), g.fingerprint.clone()), g);
+        }
+    }
+
+    /// Groups, most recently seen first.
+    pub fn list(&self, service: Option<&str>) -> Vec<ExceptionGroup> {
+        let mut out: Vec<ExceptionGroup> = self
+            .groups
+            .values()
+            .filter(|g| service.is_none_or(|s| g.service == s))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| {
+            b.last_seen_unix_nano
+                .cmp(&a.last_seen_unix_nano)
+                .then_with(|| a.fingerprint.cmp(&b.fingerprint))
+        });
+        out
+    }
+}

@@ -1,0 +1,199 @@
+//! Log records in arrival order, oldest dropped first.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// Normalised log severity, ordered from least to most severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// TRACE (OTLP 1–4).
+    Trace,
+    /// DEBUG (5–8).
+    Debug,
+    /// INFO (9–12), also the default.
+    Info,
+    /// WARN (13–16).
+    Warn,
+    /// ERROR (17–20).
+    Error,
+    /// FATAL (21–24).
+    Fatal,
+}
+
+impl Severity {
+    /// From an OTLP severity number, falling back to the text.
+    pub fn from_otlp(number: i32, text: &str) -> Self {
+        match number {
+            1..=4 => Self::Trace,
+            5..=8 => Self::Debug,
+            9..=12 => Self::Info,
+            13..=16 => Self::Warn,
+            17..=20 => Self::Error,
+            21..=24 => Self::Fatal,
+            _ => Self::parse(text).unwrap_or(Self::Info),
+        }
+    }
+
+    /// From a name such as `warn`, `WARNING`, `error` (case-insensitive).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "trace" => Some(Self::Trace),
+            "debug" => Some(Self::Debug),
+            "info" | "information" | "notice" => Some(Self::Info),
+            "warn" | "warning" => Some(Self::Warn),
+            "error" | "err" => Some(Self::Error),
+            "fatal" | "critical" | "crit" | "panic" => Some(Self::Fatal),
+            _ => None,
+        }
+    }
+}
+
+/// One stored log record.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogRecord {
+    /// When it happened (RFC 3339).
+    pub timestamp: String,
+    /// When it happened, nanoseconds since the epoch (observed time when the event time is 0).
+    pub time_unix_nano: u64,
+    /// Normalised level.
+    pub level: Severity,
+    /// The severity text as sent.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub severity_text: String,
+    /// The body as text.
+    pub message: String,
+    /// The service that produced it.
+    pub service: String,
+    /// Instrumentation scope (logger / target).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub target: String,
+    /// Trace id, when inside a trace.
+    pub trace_id: Option<String>,
+    /// Span id, when inside a span.
+    pub span_id: Option<String>,
+    /// Its attributes.
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Position for pagination (higher is newer).
+    pub seq: u64,
+}
+
+/// A log query.
+#[derive(Debug, Default, Clone)]
+pub struct LogQuery<'a> {
+    /// Only this service.
+    pub service: Option<&'a str>,
+    /// Only this trace.
+    pub trace_id: Option<&'a str>,
+    /// Only this level or more severe.
+    pub min_level: Option<Severity>,
+    /// Only records older than this position.
+    pub before: Option<u64>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// Log records, oldest first.
+#[derive(Debug)]
+pub struct LogStore {
+    max: usize,
+    records: VecDeque<(u64, Arc<LogRecord>)>,
+    next_seq: u64,
+}
+
+impl LogStore {
+    /// An empty store keeping at most `max` records.
+    pub fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            records: VecDeque::new(),
+            next_seq: 1,
+        }
+    }
+
+    /// Number held.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Appends records; returns how many old ones were dropped.
+    pub fn insert(&mut self, logs: Vec<LogRecord>, now: u64) -> u64 {
+        let mut dropped = 0;
+        for mut log in logs {
+            log.seq = self.next_seq;
+            self.next_seq += 1;
+            self.records.push_back((now, Arc::new(log)));
+        }
+        while self.records.len() > self.max {
+            self.records.pop_front();
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// Drops records received before `cutoff`.
+    pub fn prune_before(&mut self, cutoff: u64) -> u64 {
+        let mut dropped = 0;
+        while self.records.front().is_some_and(|(t, _)| *t < cutoff) {
+            self.records.pop_front();
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// Matching records, newest first.
+    pub fn query(&self, q: &LogQuery<'_>) -> Vec<LogRecord> {
+        self.records
+            .iter()
+            .rev()
+            .map(|(_, r)| r)
+            .filter(|r| q.before.is_none_or(|b| r.seq < b))
+            .filter(|r| q.service.is_none_or(|s| r.service == s))
+            .filter(|r| q.trace_id.is_none_or(|t| r.trace_id.as_deref() == Some(t)))
+            .filter(|r| q.min_level.is_none_or(|l| r.level >= l))
+            .take(q.limit)
+            .map(|r| (**r).clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(service: &str, level: Severity) -> LogRecord {
+        LogRecord {
+            timestamp: String::new(),
+            time_unix_nano: 0,
+            level,
+            severity_text: String::new(),
+            message: "m".into(),
+            service: service.into(),
+            target: String::new(),
+            trace_id: None,
+            span_id: None,
+            attributes: Default::default(),
+            seq: 0,
+        }
+    }
+
+    #[test]
+    fn bounded_and_filtered() {
+        let mut s = LogStore::new(2);
+        let dropped = s.insert(vec![log("a", Severity::Info), log("a", Severity::Error), log("b", Severity::Warn)], 5);
+        assert_eq!(dropped, 1);
+        let q = LogQuery { min_level: Some(Severity::Warn), limit: 10, ..Default::default() };
+        assert_eq!(s.query(&q).len(), 2);
+        let q = LogQuery { service: Some("b"), limit: 10, ..Default::default() };
+        assert_eq!(s.query(&q).len(), 1);
+        assert_eq!(s.prune_before(6), 2);
+        assert_eq!(Severity::from_otlp(0, "WARNING"), Severity::Warn);
+    }
+}
