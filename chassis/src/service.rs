@@ -257,20 +257,20 @@ fn assemble(
         .url("/openapi.json", api)
         .into();
 
-    let user = if cfg.access_log {
-        user_router.layer(AccessLogLayer)
-    } else {
-        user_router
-    };
     let merged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        user.merge(chassis).merge(docs)
+        user_router.merge(chassis).merge(docs)
     }))
     .map_err(|p| StartError::Routes(crate::logging::panic_message(p.as_ref())))?;
-    Ok(merged
+    let layered = merged
         .layer(ProblemJsonLayer)
         .layer(panic_layer())
         .layer(HttpMetricsLayer)
-        .layer(DefaultBodyLimit::max(cfg.body_limit)))
+        .layer(DefaultBodyLimit::max(cfg.body_limit));
+    Ok(if cfg.access_log {
+        layered.layer(AccessLogLayer)
+    } else {
+        layered
+    })
 }
 
 async fn wait_for_shutdown(health: HealthRegistry, delay: Duration, stop: watch::Sender<bool>) {

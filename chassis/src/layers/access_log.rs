@@ -40,15 +40,15 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let enabled = tracing::enabled!(target: "aiods::access", tracing::Level::INFO);
+        let route = super::route_of(&req);
+        // Probes and scrapes of the chassis endpoints would drown the log; they are counted
+        // in the metrics instead.
+        let chassis = route.as_ref().is_some_and(|r| is_chassis_route(r.as_str()));
+        let enabled = !chassis && tracing::enabled!(target: "aiods::access", tracing::Level::INFO);
         let fields = enabled.then(|| Fields {
             method: req.method().clone(),
-            route: super::route_of(&req),
-            path: if req.extensions().get::<MatchedPath>().is_none() {
-                Some(req.uri().path().to_owned())
-            } else {
-                None
-            },
+            path: route.is_none().then(|| req.uri().path().to_owned()),
+            route,
             started: Instant::now(),
         });
         ResponseFuture {
@@ -56,6 +56,14 @@ where
             fields,
         }
     }
+}
+
+/// Whether `route` is one of the endpoints the chassis itself serves.
+pub(crate) fn is_chassis_route(route: &str) -> bool {
+    matches!(
+        route,
+        "/health" | "/health/live" | "/health/ready" | "/metrics" | "/info" | "/openapi.json"
+    ) || route.starts_with("/docs")
 }
 
 struct Fields {
