@@ -5,13 +5,15 @@
 //! can be tested and benchmarked on their own.
 
 pub mod anomaly;
-pub mod logmine;
 pub mod api;
 pub mod app;
 pub mod cli_client;
+pub mod cli_detect;
+pub mod cli_logs;
 pub mod config;
 pub mod db;
 pub mod ingest;
+pub mod logmine;
 pub mod platform;
 pub mod problem;
 pub mod scrape;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aiops_platform::cli_client::{
-    self, ExceptionsArgs, HealthArgs, LogsListArgs, MetricsArgs, ServicesArgs, TraceArgs, TracesArgs,
+    self, ExceptionsArgs, HealthArgs, LogsListArgs, MetricsArgs, ServicesArgs, TraceArgs,
+    TracesArgs,
 };
 use aiops_platform::config::Topology;
 use aiops_platform::platform::{Platform, TokenSource};
@@ -21,6 +22,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Score a `timestamp,value` CSV for anomalies.
+    Detect(aiops_platform::cli_detect::DetectArgs),
     /// Run the platform: OTLP and Sentry receivers, Prometheus scraping, management API.
     Up(UpArgs),
     /// Services seen from any signal.
@@ -64,6 +67,8 @@ struct LogsArgs {
 enum LogsCommand {
     /// Log records, newest first (the default).
     List(LogsListArgs),
+    /// Mine templates from a log file: `template_id<TAB>template` per input line, in order.
+    Templates(aiops_platform::cli_logs::TemplatesArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
     // reqwest and sentry are built without a default TLS provider.
     aiops_platform::platform::install_crypto_provider();
     match cli.command {
+        Command::Detect(a) => local(aiops_platform::cli_detect::run(&a)),
         Command::Up(args) => up(args),
         Command::Services(a) => read(cli_client::services(&a)),
         Command::Traces(a) => read(cli_client::traces(&a)),
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
         Command::Logs(LogsArgs { command, list }) => match command {
             None => read(cli_client::logs(&list)),
             Some(LogsCommand::List(a)) => read(cli_client::logs(&a)),
+            Some(LogsCommand::Templates(a)) => local(aiops_platform::cli_logs::templates(&a)),
         },
         Command::Exceptions(a) => read(cli_client::exceptions(&a)),
         Command::Metrics(a) => read(cli_client::metrics(&a)),
@@ -85,13 +92,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Reports the result of a local (offline) command.
+fn local<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aiops: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn runtime(multi: bool) -> Option<tokio::runtime::Runtime> {
     let built = if multi {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
     } else {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     };
-    built.map_err(|e| eprintln!("aiops: cannot start the async runtime: {e}")).ok()
+    built
+        .map_err(|e| eprintln!("aiops: cannot start the async runtime: {e}"))
+        .ok()
 }
 
 fn read(fut: impl Future<Output = Result<(), cli_client::ClientError>>) -> ExitCode {
@@ -167,13 +191,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -1,0 +1,324 @@
+//! The Drain-style miner.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::LogmineError;
+use super::token::{WILDCARD, for_each_token, header_end};
+
+/// Identifier of a template (dense, starting at 0, in order of first appearance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TemplateId(pub u32);
+
+impl std::fmt::Display for TemplateId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What [`Miner::observe`] learned about a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    /// The template the line belongs to.
+    pub id: TemplateId,
+    /// The line created a new template.
+    pub is_new: bool,
+    /// The line generalised an existing template (a token became `<*>`).
+    pub changed: bool,
+}
+
+/// Miner configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinerConfig {
+    /// Minimum share of equal token positions for a line to join a template (0..=1).
+    pub similarity: f64,
+    /// Maximum number of cached exact token shapes before the cache is reset.
+    pub cache_limit: usize,
+}
+
+impl Default for MinerConfig {
+    fn default() -> Self {
+        Self {
+            similarity: 0.5,
+            cache_limit: 1 << 20,
+        }
+    }
+}
+
+/// FxHash-style hasher: fast, non-cryptographic (the inputs are our own token ids / hashes).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+const K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(a));
+        }
+        let mut a = [0u8; 8];
+        let rest = chunks.remainder();
+        a[..rest.len()].copy_from_slice(rest);
+        self.write_u64(u64::from_le_bytes(a) ^ (rest.len() as u64) << 59);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(K);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<Key, V> = HashMap<Key, V, BuildHasherDefault<FxHasher>>;
+
+#[inline]
+fn hash_str(s: &str) -> u64 {
+    let mut h = FxHasher(0x9e37_79b9);
+    h.write(s.as_bytes());
+    h.finish()
+}
+
+const WILD_ID: u32 = 0;
+const WILD_HASH: u64 = 0x2545_f491_4f6c_dd1d;
+
+#[derive(Debug, Clone)]
+struct Cluster {
+    header: u64,
+    tokens: Vec<u32>,
+    size: u64,
+}
+
+/// Online Drain-style template miner (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Miner {
+    cfg: MinerConfig,
+    interner: FxMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+    clusters: Vec<Cluster>,
+    leaves: FxMap<(u64, u32), Vec<u32>>,
+    cache: FxMap<u64, u32>,
+    parent: Vec<u32>,
+    scratch: Vec<u32>,
+}
+
+impl Default for Miner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Miner {
+    /// A miner with the default configuration.
+    pub fn new() -> Self {
+        Self::build(MinerConfig::default())
+    }
+
+    /// A miner with a custom configuration.
+    pub fn with_config(cfg: MinerConfig) -> Result<Self, LogmineError> {
+        if !(0.0..=1.0).contains(&cfg.similarity) {
+            return Err(LogmineError::InvalidConfig(format!(
+                "similarity {} not in 0..=1",
+                cfg.similarity
+            )));
+        }
+        Ok(Self::build(cfg))
+    }
+
+    fn build(cfg: MinerConfig) -> Self {
+        Self {
+            cfg,
+            interner: FxMap::default(),
+            names: vec![WILDCARD.into()],
+            clusters: Vec::new(),
+            leaves: FxMap::default(),
+            cache: FxMap::default(),
+            parent: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Number of templates created so far (including ones later merged by
+    /// [`Miner::consolidate`]).
+    pub fn len(&self) -> usize {
+        self.clusters.len()
+    }
+
+    /// Whether no line was observed yet.
+    pub fn is_empty(&self) -> bool {
+        self.clusters.is_empty()
+    }
+
+    /// Number of lines that were assigned `id`.
+    pub fn count(&self, id: TemplateId) -> u64 {
+        self.clusters.get(id.0 as usize).map_or(0, |c| c.size)
+    }
+
+    /// The current template text of `id` (the message part, with `<*>` for variables).
+    pub fn template(&self, id: TemplateId) -> String {
+        let Some(c) = self.clusters.get(id.0 as usize) else {
+            return String::new();
+        };
+        let mut out = String::new();
+        for (i, &t) in c.tokens.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(&self.names[t as usize]);
+        }
+        out
+    }
+
+    fn intern(&mut self, tok: &str) -> u32 {
+        if let Some(&id) = self.interner.get(tok) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(tok.into());
+        self.interner.insert(tok.into(), id);
+        id
+    }
+
+    /// Learns one line and returns its template.
+    pub fn observe(&mut self, line: &str) -> Observation {
+        let line = line.trim_end_matches(['\n', '\r']);
+        let hdr_end = header_end(line);
+        let (head, body) = line.split_at(hdr_end);
+        let mut hh = FxHasher(0x1234_5678);
+        for_each_token(head, |t, var| {
+            hh.write_u64(if var { WILD_HASH } else { hash_str(t) })
+        });
+        let header = hh.finish();
+        let mut sh = FxHasher(header);
+        let mut len = 0u32;
+        for_each_token(body, |t, var| {
+            sh.write_u64(if var { WILD_HASH } else { hash_str(t) });
+            len += 1;
+        });
+        sh.write_u32(len);
+        let key = sh.finish();
+        if let Some(&c) = self.cache.get(&key) {
+            self.clusters[c as usize].size += 1;
+            return Observation {
+                id: TemplateId(c),
+                is_new: false,
+                changed: false,
+            };
+        }
+        let mut toks = std::mem::take(&mut self.scratch);
+        toks.clear();
+        for_each_token(body, |_, var| {
+            toks.push(if var { WILD_ID } else { u32::MAX })
+        });
+        // intern in a second pass (the closure above cannot borrow self mutably)
+        let mut i = 0;
+        let mut names_needed: Vec<(usize, &str)> = Vec::new();
+        for_each_token(body, |t, var| {
+            if !var {
+                names_needed.push((i, t));
+            }
+            i += 1;
+        });
+        for (i, t) in names_needed {
+            toks[i] = self.intern(t);
+        }
+        let obs = self.place(header, &toks);
+        self.scratch = toks;
+        if self.cache.len() >= self.cfg.cache_limit {
+            self.cache.clear();
+        }
+        self.cache.insert(key, obs.id.0);
+        obs
+    }
+
+    fn place(&mut self, header: u64, toks: &[u32]) -> Observation {
+        let leaf_key = (header, toks.len() as u32);
+        let mut best: Option<(f64, u32)> = None;
+        if let Some(leaf) = self.leaves.get(&leaf_key) {
+            for &c in leaf {
+                let tpl = &self.clusters[c as usize].tokens;
+                // share of equal tokens among positions where either side is constant
+                let (mut equal, mut constant) = (0u32, 0u32);
+                for (&a, &b) in tpl.iter().zip(toks) {
+                    if a != WILD_ID || b != WILD_ID {
+                        constant += 1;
+                        equal += u32::from(a == b);
+                    }
+                }
+                let sim = if constant == 0 {
+                    1.0
+                } else {
+                    f64::from(equal) / f64::from(constant)
+                };
+                if best.is_none_or(|(s, _)| sim > s) {
+                    best = Some((sim, c));
+                }
+            }
+        }
+        match best {
+            Some((sim, c)) if sim >= self.cfg.similarity => {
+                let cl = &mut self.clusters[c as usize];
+                let mut changed = false;
+                for (a, &b) in cl.tokens.iter_mut().zip(toks) {
+                    if *a != b && *a != WILD_ID {
+                        *a = WILD_ID;
+                        changed = true;
+                    }
+                }
+                cl.size += 1;
+                Observation {
+                    id: TemplateId(c),
+                    is_new: false,
+                    changed,
+                }
+            }
+            _ => {
+                let id = self.clusters.len() as u32;
+                self.clusters.push(Cluster {
+                    header,
+                    tokens: toks.to_vec(),
+                    size: 1,
+                });
+                self.parent.push(id);
+                self.leaves.entry(leaf_key).or_default().push(id);
+                Observation {
+                    id: TemplateId(id),
+                    is_new: true,
+                    changed: false,
+                }
+            }
+        }
+    }
+
+    /// Unifies templates that have become identical, or identical once runs of `<*>` are
+    /// collapsed (variable-length parameters), within the same header shape. Afterwards
+    /// [`Miner::resolve`] maps every id to its representative. Cheap; call it after a batch.
+    pub fn consolidate(&mut self) {
+        let mut canon: FxMap<(u64, Vec<u32>), u32> = FxMap::default();
+        for id in 0..self.clusters.len() {
+            let c = &self.clusters[id];
+            let mut key = Vec::with_capacity(c.tokens.len());
+            for &t in &c.tokens {
+                if !(t == WILD_ID && key.last() == Some(&WILD_ID)) {
+                    key.push(t);
+                }
+            }
+            let root = *canon.entry((c.header, key)).or_insert(id as u32);
+            self.parent[id] = root;
+        }
+    }
+
+    /// The representative of `id` after [`Miner::consolidate`] (itself if never merged).
+    pub fn resolve(&self, id: TemplateId) -> TemplateId {
+        TemplateId(self.parent.get(id.0 as usize).copied().unwrap_or(id.0))
+    }
+}

@@ -1,0 +1,263 @@
+//! Template-mining tests on logs of very different shapes, with ground-truth event labels.
+
+use std::collections::HashMap;
+
+use super::*;
+
+/// `(event label, line)` samples: our JSON services, syslog, Java stack traces, key=value and
+/// LogHub-style system logs.
+fn corpus() -> Vec<(&'static str, String)> {
+    let mut v: Vec<(&'static str, String)> = Vec::new();
+    for i in 0..40u32 {
+        let ms = 3 + i * 7 % 50;
+        let user = ["alice", "bob", "carol"][i as usize % 3];
+        v.push(("json-req", format!(
+            r#"{{"timestamp":"2024-05-01T10:{:02}:{:02}.{:03}Z","level":"INFO","target":"orders::http","fields":{{"message":"request finished","method":"GET","path":"/orders/{}","status":200,"latency_ms":{ms}}}}}"#,
+            i % 60, (i * 7) % 60, i * 13 % 1000, 1000 + i
+        )));
+        v.push(("json-db", format!(
+            r#"{{"timestamp":"2024-05-01T10:{:02}:{:02}Z","level":"WARN","target":"orders::db","fields":{{"message":"slow query","duration":"{}ms","rows":{}}}}}"#,
+            i % 60, i % 60, 200 + i, i * 3
+        )));
+        v.push(("ssh-fail", format!(
+            "Dec 10 {:02}:{:02}:{:02} LabSZ sshd[{}]: Failed password for {user} from 183.62.140.{} port {} ssh2",
+            6 + i % 10, i % 60, (i * 17) % 60, 24000 + i * 3, i % 250, 40000 + i * 11
+        )));
+        v.push((
+            "ssh-invalid",
+            format!(
+                "Dec 10 {:02}:{:02}:{:02} LabSZ sshd[{}]: Invalid user {user} from 187.141.143.{}",
+                6 + i % 10,
+                i % 60,
+                (i * 17) % 60,
+                24000 + i * 3,
+                i % 250
+            ),
+        ));
+        v.push(("ssh-closed", format!(
+            "Dec 10 {:02}:{:02}:{:02} LabSZ sshd[{}]: Connection closed by 112.95.230.{} [preauth]",
+            6 + i % 10, i % 60, (i * 17) % 60, 24000 + i * 3, i % 250
+        )));
+        v.push(("hdfs-recv", format!(
+            "081109 {:06} {} INFO dfs.DataNode$DataXceiver: Receiving block blk_{} src: /10.250.19.{}:{} dest: /10.250.19.{}:50010",
+            203615 + i, 140 + i, 38865049064139660u64 + u64::from(i) * 7919, i % 200, 54106 + i, i % 200
+        )));
+        v.push(("hdfs-term", format!(
+            "081109 {:06} {} INFO dfs.DataNode$PacketResponder: PacketResponder {} for block blk_-{} terminating",
+            203615 + i, 140 + i, i % 3, 6952295868487656571u64 - u64::from(i) * 31
+        )));
+        v.push(("hdfs-served", format!(
+            "081109 {:06} {} INFO dfs.DataNode$PacketResponder: Received block blk_{} of size {} from /10.251.39.{}",
+            203615 + i, 140 + i, 1608999687919862906u64 + u64::from(i), 67108864 - i * 1000, i % 200
+        )));
+        v.push(("kv-cache", format!(
+            "ts=2024-05-01T10:00:{:02}Z level=info msg=\"cache refreshed\" entries={} took={}ms",
+            i % 60, 100 + i, 5 + i
+        )));
+        v.push(("kv-conn", format!(
+            "ts=2024-05-01T10:00:{:02}Z level=error msg=\"connection reset\" peer=10.0.0.{} retries={}",
+            i % 60, i % 200, i % 5
+        )));
+        v.push((
+            "java-frame",
+            format!(
+                "\tat com.example.orders.{}.{}({}.java:{})",
+                ["OrderService", "PaymentClient", "Repo"][i as usize % 3],
+                ["handle", "charge", "find"][i as usize % 3],
+                ["OrderService", "PaymentClient", "Repo"][i as usize % 3],
+                40 + i
+            ),
+        ));
+        v.push(("java-exc", format!(
+            "2024-05-01 10:00:{:02},{:03} ERROR [main] com.example.orders.App: Unhandled exception in request {}",
+            i % 60, i * 7 % 1000, 7000 + i
+        )));
+        v.push((
+            "spark-reg",
+            format!(
+                "17/06/09 20:10:{:02} INFO storage.BlockManager: Found block rdd_{}_{} locally",
+                i % 60,
+                2 + i % 5,
+                i
+            ),
+        ));
+        v.push(("spark-task", format!(
+            "17/06/09 20:10:{:02} INFO executor.Executor: Finished task {}.0 in stage {}.0 (TID {}). {} bytes result sent to driver",
+            i % 60, i, 3 + i % 4, 100 + i, 2000 + i * 3
+        )));
+        v.push(("apache-ok", format!(
+            "[Sun Dec 04 {:02}:{:02}:44 2005] [notice] jk2_init() Found child {} in scoreboard slot {}",
+            4 + i % 5, i % 60, 6700 + i, i % 10
+        )));
+        v.push((
+            "apache-err",
+            format!(
+                "[Mon Dec 05 {:02}:{:02}:12 2005] [error] mod_jk child workerEnv in error state {}",
+                4 + i % 5,
+                i % 60,
+                6 + i % 4
+            ),
+        ));
+        v.push(("bgl-parity", format!(
+            "- {} 2005.06.03 R{:02}-M1-N{}-C:J12-U11 2005-06-03-15.42.50.{:06} R{:02}-M1-N{}-C:J12-U11 RAS KERNEL INFO instruction cache parity error corrected",
+            1117838570 + i, i % 64, i % 16, 675872 + i, i % 64, i % 16
+        )));
+        v.push(("bgl-gen", format!(
+            "- {} 2005.06.03 R{:02}-M1-N{}-C:J12-U11 2005-06-03-15.42.50.{:06} R{:02}-M1-N{}-C:J12-U11 RAS KERNEL INFO generating core.{}",
+            1117838570 + i, i % 64, i % 16, 675872 + i, i % 64, i % 16, 1000 + i
+        )));
+        v.push(("proxifier", format!(
+            "[10.30 16:49:{:02}] {} - {}:{} open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS",
+            i % 60, ["chrome.exe", "firefox.exe", "Dropbox.exe"][i as usize % 3],
+            ["www.google.com", "clients1.google.com", "d.dropbox.com"][i as usize % 3], 443
+        )));
+        v.push(("win-cbs", format!(
+            "2016-09-28 04:30:{:02}, Info                  CBS    SQM: Initializing online with Windows opt-in: False",
+            i % 60
+        )));
+        v.push(("zk-notif", format!(
+            "2015-07-29 17:41:{:02},{:03} - INFO  [QuorumPeer[myid={}]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774] - Notification time out: {}",
+            i % 60, i * 3 % 1000, 1 + i % 3, 3200 * (1 + i % 4)
+        )));
+        v.push((
+            "health",
+            format!(
+                "20171223-22:15:{:02}:{:03}|Step_LSC|30002312|onStandStepChanged {}",
+                i % 60,
+                i * 9 % 1000,
+                3579 + i
+            ),
+        ));
+    }
+    v
+}
+
+/// Grouping accuracy: the share of lines whose predicted group is exactly their true group.
+fn grouping_accuracy(truth: &[&str], predicted: &[TemplateId]) -> f64 {
+    let mut by_truth: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_pred: HashMap<TemplateId, Vec<usize>> = HashMap::new();
+    for (i, (t, p)) in truth.iter().zip(predicted).enumerate() {
+        by_truth.entry(t).or_default().push(i);
+        by_pred.entry(*p).or_default().push(i);
+    }
+    let mut correct = 0;
+    for lines in by_pred.values() {
+        let t = truth[lines[0]];
+        if by_truth.get(t).is_some_and(|g| g == lines) {
+            correct += lines.len();
+        }
+    }
+    correct as f64 / truth.len() as f64
+}
+
+#[test]
+fn same_format_share_template_different_do_not() {
+    let corpus = corpus();
+    let mut miner = Miner::new();
+    let ids: Vec<TemplateId> = corpus.iter().map(|(_, l)| miner.observe(l).id).collect();
+    miner.consolidate();
+    let ids: Vec<TemplateId> = ids.into_iter().map(|id| miner.resolve(id)).collect();
+    let truth: Vec<&str> = corpus.iter().map(|(t, _)| *t).collect();
+    let mut wrong: Vec<String> = Vec::new();
+    let mut first: HashMap<&str, TemplateId> = HashMap::new();
+    let mut owner: HashMap<TemplateId, &str> = HashMap::new();
+    for (t, id) in truth.iter().zip(&ids) {
+        if *first.entry(t).or_insert(*id) != *id {
+            wrong.push(format!("{t} split: {}", miner.template(*id)));
+        }
+        if *owner.entry(*id).or_insert(t) != *t {
+            wrong.push(format!(
+                "{t} merged into {}: {}",
+                owner[id],
+                miner.template(*id)
+            ));
+        }
+    }
+    wrong.sort();
+    wrong.dedup();
+    let ga = grouping_accuracy(&truth, &ids);
+    eprintln!("grouping accuracy {ga:.3}");
+    for w in &wrong {
+        eprintln!("  {w}");
+    }
+    assert!(wrong.is_empty(), "{} grouping errors", wrong.len());
+}
+
+#[test]
+fn templates_mask_variables_and_stabilise() {
+    let mut miner = Miner::new();
+    let a = miner.observe(
+        "Dec 10 06:55:46 LabSZ sshd[24200]: Failed password for root from 1.2.3.4 port 22 ssh2",
+    );
+    assert!(a.is_new);
+    let b = miner.observe(
+        "Dec 10 06:55:49 LabSZ sshd[24203]: Failed password for admin from 1.2.3.5 port 23 ssh2",
+    );
+    assert_eq!(a.id, b.id);
+    assert!(!b.is_new && b.changed);
+    assert_eq!(
+        miner.template(a.id),
+        "Failed password for <*> from <*> port <*> <*>"
+    );
+    let c = miner.observe(
+        "Dec 10 06:55:52 LabSZ sshd[24206]: Failed password for guest from 1.2.3.6 port 24 ssh2",
+    );
+    assert!(!c.is_new && !c.changed, "template should be stable");
+    assert_eq!(miner.count(a.id), 3);
+}
+
+#[test]
+fn config_is_validated() {
+    assert!(
+        Miner::with_config(MinerConfig {
+            similarity: 1.5,
+            ..MinerConfig::default()
+        })
+        .is_err()
+    );
+    assert!(Miner::with_config(MinerConfig::default()).is_ok());
+}
+
+#[test]
+fn rate_tracker_flags_new_errors_and_jumps() {
+    let mut miner = Miner::new();
+    let mut rates = RateTracker::new(60);
+    let mut evidence = Vec::new();
+    // 10 minutes of 2 info lines/minute of one template
+    for minute in 0..10i64 {
+        for k in 0..2 {
+            let line = format!("2024-05-01 10:{minute:02}:{k:02} INFO api: request {k} ok");
+            let obs = miner.observe(&line);
+            if let Some(e) = rates.observe(minute * 60 + k, &obs, detect_level(&line)) {
+                evidence.push(e);
+            }
+        }
+    }
+    assert!(evidence.is_empty(), "{evidence:?}");
+    // a new error template
+    let line = "2024-05-01 10:10:00 ERROR api: database unreachable after 3 retries";
+    let obs = miner.observe(line);
+    assert_eq!(detect_level(line), Some(Level::Error));
+    assert!(matches!(
+        rates.observe(600, &obs, detect_level(line)),
+        Some(Evidence::NewTemplate {
+            level: Level::Error,
+            ..
+        })
+    ));
+    // a burst of the info template
+    let mut jumps = 0;
+    for k in 0..30 {
+        let line = format!("2024-05-01 10:11:{k:02} INFO api: request {k} ok");
+        let obs = miner.observe(&line);
+        if let Some(Evidence::RateJump { .. }) = rates.observe(660 + k, &obs, detect_level(&line)) {
+            jumps += 1;
+        }
+    }
+    assert_eq!(jumps, 1, "one jump per bucket");
+    assert_eq!(
+        detect_level(r#"{"level":"warn","msg":"x"}"#),
+        Some(Level::Warn)
+    );
+    assert_eq!(detect_level("all fine here"), None);
+}
