@@ -85,3 +85,23 @@ pub(crate) fn service(args: ServiceArgs, item: TokenStream) -> syn::Result<Token
         }
     })
 }
+
+/// The error, plus the user's function kept (renamed) and an empty entry point, so that the
+/// error stands alone instead of being followed by "`main` function not found" and unused
+/// import warnings.
+pub(crate) fn with_fallback(error: syn::Error, item: TokenStream) -> TokenStream {
+    let error = error.into_compile_error();
+    let Ok(mut func) = syn::parse2::<ItemFn>(item) else {
+        return error;
+    };
+    let ident = func.sig.ident.clone();
+    func.sig.ident = syn::Ident::new("__aiods_service_fn", Span::call_site());
+    quote! {
+        #error
+        #[allow(dead_code)]
+        #func
+        fn #ident() -> ::std::process::ExitCode {
+            ::std::process::ExitCode::FAILURE
+        }
+    }
+}

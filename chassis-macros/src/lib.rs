@@ -23,8 +23,8 @@ use proc_macro::TokenStream;
 pub fn service(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = proc_macro2::TokenStream::from(args);
     let item = proc_macro2::TokenStream::from(item);
-    match attr::ServiceArgs::parse(args).and_then(|args| expand::service(args, item)) {
+    match attr::ServiceArgs::parse(args).and_then(|args| expand::service(args, item.clone())) {
         Ok(tokens) => tokens.into(),
-        Err(e) => e.into_compile_error().into(),
+        Err(e) => expand::with_fallback(e, item).into(),
     }
 }

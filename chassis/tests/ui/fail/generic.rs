@@ -1,0 +1,6 @@
+use aiods::prelude::*;
+
+#[aiods::service]
+async fn main<T>() -> Router {
+    Router::new()
+}

@@ -1,0 +1,2 @@
+#[aiods::service]
+async fn main() {}

@@ -1,0 +1,6 @@
+use aiods::prelude::*;
+
+#[aiods::service]
+fn main() -> Router {
+    Router::new()
+}

@@ -1,0 +1,4 @@
+#[aiods::service]
+async fn main() -> String {
+    "not a router".to_owned()
+}
