@@ -74,7 +74,7 @@ pub struct ServiceSpec {
 pub enum StartError {
     /// The configuration is invalid.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] Box<ConfigError>),
     /// The service function failed.
     #[error("the service failed to start: {0}")]
     Service(#[source] BoxError),
@@ -146,7 +146,7 @@ where
     // only means one is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Configuration first: an invalid value stops us before anything is bound.
-    let settings = Arc::new(Settings::load()?);
+    let settings = Arc::new(Settings::load().map_err(Box::new)?);
     let cfg = settings.chassis().clone();
     let telemetry = crate::telemetry::init(&name, &cfg);
     let metrics = crate::metrics::install();

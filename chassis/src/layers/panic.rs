@@ -12,9 +12,12 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::{Problem, ServerErrorReport};
 
+/// Turns a panic payload into the response sent to the client.
+pub type PanicResponder = fn(Box<dyn Any + Send + 'static>) -> Response<Body>;
+
 /// The panic-catching layer of the chassis.
-pub fn panic_layer() -> CatchPanicLayer<fn(Box<dyn Any + Send + 'static>) -> Response<Body>> {
-    CatchPanicLayer::custom(panic_response as fn(_) -> _)
+pub fn panic_layer() -> CatchPanicLayer<PanicResponder> {
+    CatchPanicLayer::custom(panic_response as PanicResponder)
 }
 
 fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response<Body> {

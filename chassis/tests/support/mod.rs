@@ -177,7 +177,7 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
             continue;
         }
         let name_end = line
-            .find(|c: char| c == '{' || c == ' ')
+            .find(['{', ' '])
             .expect("sample line");
         let name = line[..name_end].to_owned();
         let mut labels = Vec::new();
