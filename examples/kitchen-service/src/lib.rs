@@ -1,0 +1,36 @@
+//! The kitchen service of the food-delivery example (seed section 13.1, figure 26): restaurants,
+//! their menus, and the tickets the order saga creates, confirms and rejects.
+//!
+//! `domain` holds the entities, the service and its ports; `adapters` the HTTP controller and
+//! the SQLite repository. Configuration: `[db] url` (`AIODS_DB__URL`), default
+//! `sqlite://kitchen.db?mode=rwc`.
+
+mod adapters;
+pub mod domain;
+
+use std::sync::Arc;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::adapters::db;
+use crate::adapters::repository::SqliteKitchenRepository;
+use crate::domain::KitchenService;
+
+/// Where the database lives when `db.url` is not set.
+pub const DEFAULT_DB_URL: &str = "sqlite://kitchen.db?mode=rwc";
+
+/// Opens the database, registers its readiness check and builds the routes.
+#[aiods::service(name = "kitchen-service")]
+// The macro nests this function, `pub` included, inside the generated `main`.
+#[allow(unreachable_pub)]
+pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
+    let config: db::DbConfig = ctx.settings().section_or_default("db")?;
+    let pool = db::open(&config, DEFAULT_DB_URL)
+        .await
+        .map_err(aiods::Error::internal)?;
+    db::register_readiness(ctx.health(), pool.clone());
+    let service = Arc::new(KitchenService::new(Arc::new(SqliteKitchenRepository::new(
+        pool,
+    ))));
+    Ok(adapters::http::router(service))
+}

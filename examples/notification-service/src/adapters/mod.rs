@@ -1,0 +1,6 @@
+//! Adapters: the HTTP controller, the SQLite repository and the database set-up.
+
+pub(crate) mod db;
+pub(crate) mod email;
+pub(crate) mod http;
+pub(crate) mod repository;

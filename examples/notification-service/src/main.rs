@@ -1,0 +1,5 @@
+//! The notification service binary: everything lives in the library so tests can run it too.
+
+fn main() -> std::process::ExitCode {
+    notification_service::main()
+}

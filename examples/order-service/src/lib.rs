@@ -1,0 +1,94 @@
+//! The order service of the food-delivery example (seed section 13.1, figure 24): it receives
+//! orders and orchestrates the saga across the consumer, kitchen, accounting and notification
+//! services, compensating failures and reconciling orders left pending.
+//!
+//! `domain` holds the order, the saga and its ports; `adapters` the HTTP controller, the SQLite
+//! repository and the HTTP clients of the other services. Configuration:
+//!
+//! | key | env | default |
+//! |---|---|---|
+//! | `db.url` | `AIODS_DB__URL` | `sqlite://order.db?mode=rwc` |
+//! | `upstreams.consumer` … | `AIODS_UPSTREAMS__CONSUMER` … | none (calls fail, naming the step) |
+//! | `orders.pending_timeout_ms` | `AIODS_ORDERS__PENDING_TIMEOUT_MS` | 30000 |
+//! | `orders.reconcile_interval_ms` | `AIODS_ORDERS__RECONCILE_INTERVAL_MS` | 5000 |
+
+mod adapters;
+pub mod domain;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::adapters::db;
+use crate::adapters::repository::SqliteOrderRepository;
+use crate::adapters::upstream::{HttpAccounting, HttpConsumer, HttpKitchen, HttpNotification};
+use crate::domain::{OrderPorts, OrderService, SystemClock};
+
+/// Where the database lives when `db.url` is not set.
+pub const DEFAULT_DB_URL: &str = "sqlite://order.db?mode=rwc";
+
+/// The `[orders]` section.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default)]
+struct OrdersConfig {
+    /// An order pending for longer than this is rejected by the reconciler.
+    pending_timeout_ms: u64,
+    /// How often the reconciler runs.
+    reconcile_interval_ms: u64,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        Self {
+            pending_timeout_ms: 30_000,
+            reconcile_interval_ms: 5_000,
+        }
+    }
+}
+
+/// Opens the database, wires the saga to the other services, starts the reconciler and builds
+/// the routes.
+#[aiods::service(name = "order-service")]
+// The macro nests this function, `pub` included, inside the generated `main`.
+#[allow(unreachable_pub)]
+pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
+    let config: db::DbConfig = ctx.settings().section_or_default("db")?;
+    let orders: OrdersConfig = ctx.settings().section_or_default("orders")?;
+    let pool = db::open(&config, DEFAULT_DB_URL)
+        .await
+        .map_err(aiods::Error::internal)?;
+    db::register_readiness(ctx.health(), pool.clone());
+    let client = ctx.client().clone();
+    let service = Arc::new(OrderService::new(OrderPorts {
+        repository: Arc::new(SqliteOrderRepository::new(pool)),
+        consumer: Arc::new(HttpConsumer(client.clone())),
+        kitchen: Arc::new(HttpKitchen(client.clone())),
+        accounting: Arc::new(HttpAccounting(client.clone())),
+        notification: Arc::new(HttpNotification(client)),
+        clock: Arc::new(SystemClock),
+    }));
+    tokio::spawn(reconcile_forever(service.clone(), orders));
+    Ok(adapters::http::router(service))
+}
+
+/// Runs the reconciler at start and then every `reconcile_interval_ms`.
+async fn reconcile_forever(service: Arc<OrderService>, config: OrdersConfig) {
+    let timeout = Duration::from_millis(config.pending_timeout_ms);
+    let mut tick =
+        tokio::time::interval(Duration::from_millis(config.reconcile_interval_ms.max(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match service.reconcile(timeout).await {
+            Ok(report) if report == Default::default() => {}
+            Ok(report) => tracing::info!(
+                expired = ?report.expired,
+                compensated = ?report.compensated,
+                still_pending = ?report.still_pending,
+                "orders reconciled"
+            ),
+            Err(e) => tracing::warn!(error = %e, "reconciliation failed"),
+        }
+    }
+}
