@@ -53,14 +53,20 @@ impl Params {
     }
 
     fn str(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|s| !s.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     fn number(&self, name: &str) -> Result<Option<u64>, Problem> {
         self.str(name)
             .map(|v| {
-                v.parse::<u64>()
-                    .map_err(|_| Problem::bad_request(format!("{name} must be a non-negative integer, got {v:?}")))
+                v.parse::<u64>().map_err(|_| {
+                    Problem::bad_request(format!(
+                        "{name} must be a non-negative integer, got {v:?}"
+                    ))
+                })
             })
             .transpose()
     }
@@ -69,7 +75,9 @@ impl Params {
         match self.number("limit")? {
             None => Ok(DEFAULT_LIMIT),
             Some(0) => Err(Problem::bad_request("limit must be at least 1")),
-            Some(n) if n > MAX_LIMIT as u64 => Err(Problem::bad_request(format!("limit must be at most {MAX_LIMIT}"))),
+            Some(n) if n > MAX_LIMIT as u64 => Err(Problem::bad_request(format!(
+                "limit must be at most {MAX_LIMIT}"
+            ))),
             Some(n) => Ok(usize::try_from(n).unwrap_or(MAX_LIMIT)),
         }
     }
@@ -93,32 +101,53 @@ fn valid_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-async fn services(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, Problem> {
+async fn services(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
     let p = Params::new(q, &["limit", "cursor"])?;
     let (limit, offset) = (p.limit()?, p.cursor()?.unwrap_or(0));
     let all = state.store.services.read().views();
-    Ok(Json(offset_page(all, usize::try_from(offset).unwrap_or(usize::MAX), limit)).into_response())
+    Ok(Json(offset_page(
+        all,
+        usize::try_from(offset).unwrap_or(usize::MAX),
+        limit,
+    ))
+    .into_response())
 }
 
-async fn traces(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, Problem> {
+async fn traces(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
     let p = Params::new(q, &["service", "limit", "cursor"])?;
     let limit = p.limit()?;
-    let items = state.store.traces.read().list(p.str("service"), p.cursor()?, limit);
-    let next_cursor = (items.len() == limit).then(|| items.last().map(|t| t.seq.to_string())).flatten();
-    Ok(Json(Page { items, next_cursor }).into_response())
-}
-
-async fn trace(State(state): State<AppState>, Path(trace_id): Path<String>) -> Result<Response, Problem> {
-    let id = trace_id.to_ascii_lowercase();
-    if !valid_hex(&id, 32) {
-        return Err(Problem::bad_request(format!("trace id {trace_id:?} must be 32 hex digits")));
-    }
-    let spans = state
+    let items = state
         .store
         .traces
         .read()
-        .spans(&id)
-        .ok_or_else(|| Problem::not_found(format!("trace {id} not found (never received, or past retention)")))?;
+        .list(p.str("service"), p.cursor()?, limit);
+    let next_cursor = (items.len() == limit)
+        .then(|| items.last().map(|t| t.seq.to_string()))
+        .flatten();
+    Ok(Json(Page { items, next_cursor }).into_response())
+}
+
+async fn trace(
+    State(state): State<AppState>,
+    Path(trace_id): Path<String>,
+) -> Result<Response, Problem> {
+    let id = trace_id.to_ascii_lowercase();
+    if !valid_hex(&id, 32) {
+        return Err(Problem::bad_request(format!(
+            "trace id {trace_id:?} must be 32 hex digits"
+        )));
+    }
+    let spans = state.store.traces.read().spans(&id).ok_or_else(|| {
+        Problem::not_found(format!(
+            "trace {id} not found (never received, or past retention)"
+        ))
+    })?;
     let mut services: Vec<String> = Vec::new();
     for s in &spans {
         if !services.contains(&s.service) {
@@ -136,14 +165,19 @@ async fn trace(State(state): State<AppState>, Path(trace_id): Path<String>) -> R
     .into_response())
 }
 
-async fn logs(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, Problem> {
+async fn logs(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
     let p = Params::new(q, &["service", "trace_id", "level", "limit", "cursor"])?;
     let limit = p.limit()?;
     let min_level = p
         .str("level")
         .map(|l| {
             Severity::parse(l).ok_or_else(|| {
-                Problem::bad_request(format!("level {l:?} is not one of trace, debug, info, warn, error, fatal"))
+                Problem::bad_request(format!(
+                    "level {l:?} is not one of trace, debug, info, warn, error, fatal"
+                ))
             })
         })
         .transpose()?;
@@ -151,7 +185,9 @@ async fn logs(State(state): State<AppState>, Query(q): Query<HashMap<String, Str
     if let Some(t) = &trace_id
         && !valid_hex(t, 32)
     {
-        return Err(Problem::bad_request(format!("trace_id {t:?} must be 32 hex digits")));
+        return Err(Problem::bad_request(format!(
+            "trace_id {t:?} must be 32 hex digits"
+        )));
     }
     let query = LogQuery {
         service: p.str("service"),
@@ -161,18 +197,31 @@ async fn logs(State(state): State<AppState>, Query(q): Query<HashMap<String, Str
         limit,
     };
     let items = state.store.logs.read().query(&query);
-    let next_cursor = (items.len() == limit).then(|| items.last().map(|l| l.seq.to_string())).flatten();
+    let next_cursor = (items.len() == limit)
+        .then(|| items.last().map(|l| l.seq.to_string()))
+        .flatten();
     Ok(Json(Page { items, next_cursor }).into_response())
 }
 
-async fn exceptions(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, Problem> {
+async fn exceptions(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
     let p = Params::new(q, &["service", "limit", "cursor"])?;
     let (limit, offset) = (p.limit()?, p.cursor()?.unwrap_or(0));
     let all = state.store.exceptions.read().list(p.str("service"));
-    Ok(Json(offset_page(all, usize::try_from(offset).unwrap_or(usize::MAX), limit)).into_response())
+    Ok(Json(offset_page(
+        all,
+        usize::try_from(offset).unwrap_or(usize::MAX),
+        limit,
+    ))
+    .into_response())
 }
 
-async fn metrics(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, Problem> {
+async fn metrics(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
     let p = Params::new(q, &["service", "name", "limit", "cursor", "points"])?;
     let limit = p.limit()?;
     let offset = usize::try_from(p.cursor()?.unwrap_or(0)).unwrap_or(usize::MAX);
@@ -221,13 +270,22 @@ pub async fn self_metrics(State(state): State<AppState>) -> Response {
     let stats = serde_json::to_value(state.store.stats.snapshot()).unwrap_or_default();
     let counts = serde_json::to_value(state.store.counts()).unwrap_or_default();
     let mut out = String::new();
-    for (prefix, kind, value) in [("aiops_", "counter", &stats), ("aiops_stored_", "gauge", &counts)] {
+    for (prefix, kind, value) in [
+        ("aiops_", "counter", &stats),
+        ("aiops_stored_", "gauge", &counts),
+    ] {
         if let Some(map) = value.as_object() {
             for (k, v) in map {
                 let suffix = if kind == "counter" { "_total" } else { "" };
-                out.push_str(&format!("# TYPE {prefix}{k}{suffix} {kind}\n{prefix}{k}{suffix} {v}\n"));
+                out.push_str(&format!(
+                    "# TYPE {prefix}{k}{suffix} {kind}\n{prefix}{k}{suffix} {v}\n"
+                ));
             }
         }
     }
-    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
 }

@@ -37,6 +37,8 @@ pub struct PlatformShared {
     pub sentry_keys: Vec<String>,
     /// Accepted Sentry project ids.
     pub sentry_projects: HashSet<u64>,
+    /// Largest body as sent.
+    pub max_body_bytes: usize,
     /// Largest body after decompression.
     pub max_decompressed_bytes: usize,
     /// Start time, nanoseconds since the epoch.
@@ -57,7 +59,8 @@ pub struct Limits {
 
 /// The full router.
 pub fn router(state: AppState, limits: Limits) -> Router {
-    let api = crate::api::router().layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let api =
+        crate::api::router().layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/v1/traces", post(otlp::traces))
         .route("/v1/logs", post(otlp::logs))
@@ -72,8 +75,17 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/metrics", get(crate::api::self_metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        // Receivers drain a little past the limit before answering 413 (see `read_body`);
+        // beyond that, the connection is refused outright.
+        .layer(RequestBodyLimitLayer::new(
+            limits
+                .max_body_bytes
+                .saturating_add(crate::ingest::body::OVERSIZE_DRAIN_BYTES),
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -83,7 +95,11 @@ async fn live() -> impl IntoResponse {
 }
 
 async fn not_found(req: Request) -> Problem {
-    Problem::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
+    Problem::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -91,7 +107,10 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     match given {
         None => Problem::new(

@@ -11,7 +11,9 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No token given.
-    #[error("no API token: pass --token or set AIOPS_API_TOKEN (printed by `aiops up` when generated)")]
+    #[error(
+        "no API token: pass --token or set AIOPS_API_TOKEN (printed by `aiops up` when generated)"
+    )]
     NoToken,
     /// The platform could not be reached.
     #[error("cannot reach the platform at {url}: {source}")]
@@ -131,9 +133,20 @@ pub struct HealthArgs {
 
 /// GETs an API path with the token and returns the JSON.
 pub async fn get_json(client: &ClientArgs, path_and_query: &str) -> Result<Value, ClientError> {
-    let token = client.token.clone().filter(|t| !t.is_empty()).ok_or(ClientError::NoToken)?;
-    let url = format!("{}/api/v1{}", client.url.trim_end_matches('/'), path_and_query);
-    let connect = |source| ClientError::Connect { url: url.clone(), source };
+    let token = client
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .ok_or(ClientError::NoToken)?;
+    let url = format!(
+        "{}/api/v1{}",
+        client.url.trim_end_matches('/'),
+        path_and_query
+    );
+    let connect = |source| ClientError::Connect {
+        url: url.clone(),
+        source,
+    };
     let response = reqwest::Client::new()
         .get(&url)
         .bearer_auth(token)
@@ -145,7 +158,11 @@ pub async fn get_json(client: &ClientArgs, path_and_query: &str) -> Result<Value
     if !status.is_success() {
         return Err(ClientError::Api {
             status: status.as_u16(),
-            detail: body.get("detail").and_then(Value::as_str).unwrap_or("error").to_string(),
+            detail: body
+                .get("detail")
+                .and_then(Value::as_str)
+                .unwrap_or("error")
+                .to_string(),
         });
     }
     Ok(body)
@@ -156,13 +173,19 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
         .collect();
-    if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
 }
 
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -204,14 +227,20 @@ fn s(v: &Value, key: &str) -> String {
 }
 
 fn items(v: &Value) -> Vec<Value> {
-    v.get("items").and_then(Value::as_array).cloned().unwrap_or_default()
+    v.get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
-        format!("{}…", s.chars().take(n.saturating_sub(1)).collect::<String>())
+        format!(
+            "{}…",
+            s.chars().take(n.saturating_sub(1)).collect::<String>()
+        )
     }
 }
 
@@ -235,7 +264,11 @@ pub async fn services(a: &ServicesArgs) -> Result<(), ClientError> {
                     .and_then(Value::as_object)
                     .map(|m| m.clone().into_iter().collect())
                     .unwrap_or_default();
-                vec![s(i, "name"), s(i, "last_seen"), by.keys().cloned().collect::<Vec<_>>().join(",")]
+                vec![
+                    s(i, "name"),
+                    s(i, "last_seen"),
+                    by.keys().cloned().collect::<Vec<_>>().join(","),
+                ]
             })
             .collect::<Vec<_>>();
         table(&["SERVICE", "LAST SEEN", "SIGNALS"], &rows)
@@ -245,7 +278,10 @@ pub async fn services(a: &ServicesArgs) -> Result<(), ClientError> {
 
 /// `aiops traces`.
 pub async fn traces(a: &TracesArgs) -> Result<(), ClientError> {
-    let q = query(&[("service", a.service.clone()), ("limit", Some(a.limit.to_string()))]);
+    let q = query(&[
+        ("service", a.service.clone()),
+        ("limit", Some(a.limit.to_string())),
+    ]);
     let v = get_json(&a.client, &format!("/traces{q}")).await?;
     print(&a.client, &v, |v| {
         let rows = items(v)
@@ -258,11 +294,17 @@ pub async fn traces(a: &TracesArgs) -> Result<(), ClientError> {
                     truncate(&s(i, "root_name"), 40),
                     s(i, "span_count"),
                     s(i, "error_count"),
-                    format!("{:.1}", i.get("duration_ms").and_then(Value::as_f64).unwrap_or(0.0)),
+                    format!(
+                        "{:.1}",
+                        i.get("duration_ms").and_then(Value::as_f64).unwrap_or(0.0)
+                    ),
                 ]
             })
             .collect::<Vec<_>>();
-        table(&["TRACE", "START", "SERVICE", "ROOT", "SPANS", "ERRORS", "MS"], &rows)
+        table(
+            &["TRACE", "START", "SERVICE", "ROOT", "SPANS", "ERRORS", "MS"],
+            &rows,
+        )
     });
     Ok(())
 }
@@ -276,15 +318,33 @@ pub async fn trace(a: &TraceArgs) -> Result<(), ClientError> {
                 format!("{}{}", "  ".repeat(depth), s(node, "name")),
                 s(node, "service"),
                 s(node, "span_id"),
-                format!("{:.2}", node.get("duration_ms").and_then(Value::as_f64).unwrap_or(0.0)),
-                node.pointer("/status/code").and_then(Value::as_str).unwrap_or("-").to_string(),
+                format!(
+                    "{:.2}",
+                    node.get("duration_ms")
+                        .and_then(Value::as_f64)
+                        .unwrap_or(0.0)
+                ),
+                node.pointer("/status/code")
+                    .and_then(Value::as_str)
+                    .unwrap_or("-")
+                    .to_string(),
             ]);
-            for c in node.get("children").and_then(Value::as_array).into_iter().flatten() {
+            for c in node
+                .get("children")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 walk(c, depth + 1, rows);
             }
         }
         let mut rows = Vec::new();
-        for root in v.get("spans").and_then(Value::as_array).into_iter().flatten() {
+        for root in v
+            .get("spans")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             walk(root, 0, &mut rows);
         }
         table(&["SPAN", "SERVICE", "ID", "MS", "STATUS"], &rows)
@@ -322,7 +382,10 @@ pub async fn logs(a: &LogsListArgs) -> Result<(), ClientError> {
 
 /// `aiops exceptions`.
 pub async fn exceptions(a: &ExceptionsArgs) -> Result<(), ClientError> {
-    let q = query(&[("service", a.service.clone()), ("limit", Some(a.limit.to_string()))]);
+    let q = query(&[
+        ("service", a.service.clone()),
+        ("limit", Some(a.limit.to_string())),
+    ]);
     let v = get_json(&a.client, &format!("/exceptions{q}")).await?;
     print(&a.client, &v, |v| {
         let rows = items(v)
@@ -338,7 +401,17 @@ pub async fn exceptions(a: &ExceptionsArgs) -> Result<(), ClientError> {
                 ]
             })
             .collect::<Vec<_>>();
-        table(&["SERVICE", "COUNT", "FIRST SEEN", "LAST SEEN", "FINGERPRINT", "TITLE"], &rows)
+        table(
+            &[
+                "SERVICE",
+                "COUNT",
+                "FIRST SEEN",
+                "LAST SEEN",
+                "FINGERPRINT",
+                "TITLE",
+            ],
+            &rows,
+        )
     });
     Ok(())
 }
@@ -376,7 +449,10 @@ pub async fn metrics(a: &MetricsArgs) -> Result<(), ClientError> {
                 ]
             })
             .collect::<Vec<_>>();
-        table(&["SERVICE", "NAME", "LABELS", "SOURCE", "VALUE", "TIME"], &rows)
+        table(
+            &["SERVICE", "NAME", "LABELS", "SOURCE", "VALUE", "TIME"],
+            &rows,
+        )
     });
     Ok(())
 }
@@ -385,9 +461,17 @@ pub async fn metrics(a: &MetricsArgs) -> Result<(), ClientError> {
 pub async fn health(a: &HealthArgs) -> Result<(), ClientError> {
     let v = get_json(&a.client, "/health").await?;
     print(&a.client, &v, |v| {
-        let mut rows = vec![vec!["status".to_string(), s(v, "status")], vec!["uptime_secs".into(), s(v, "uptime_secs")]];
+        let mut rows = vec![
+            vec!["status".to_string(), s(v, "status")],
+            vec!["uptime_secs".into(), s(v, "uptime_secs")],
+        ];
         for section in ["stored", "counters"] {
-            for (k, val) in v.get(section).and_then(Value::as_object).into_iter().flatten() {
+            for (k, val) in v
+                .get(section)
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
                 rows.push(vec![format!("{section}.{k}"), val.to_string()]);
             }
         }

@@ -86,7 +86,9 @@ impl Topology {
         let mut seen = std::collections::HashSet::new();
         for service in &self.services {
             if service.name.trim().is_empty() {
-                return Err(ConfigError::Invalid("a [[service]] has an empty name".into()));
+                return Err(ConfigError::Invalid(
+                    "a [[service]] has an empty name".into(),
+                ));
             }
             if !seen.insert(service.name.as_str()) {
                 return Err(ConfigError::Invalid(format!(
@@ -105,7 +107,9 @@ impl Topology {
         }
         let p = &self.platform;
         if p.max_body_bytes == 0 || p.max_decompressed_bytes == 0 {
-            return Err(ConfigError::Invalid("body size limits must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "body size limits must be positive".into(),
+            ));
         }
         if p.scrape_interval_ms < 100 {
             return Err(ConfigError::Invalid(
@@ -247,7 +251,11 @@ impl ServiceConfig {
             return self.scrape.clone();
         }
         match &self.url {
-            Some(url) => vec![format!("{}{}", url.trim_end_matches('/'), self.metrics_path)],
+            Some(url) => vec![format!(
+                "{}{}",
+                url.trim_end_matches('/'),
+                self.metrics_path
+            )],
             None => Vec::new(),
         }
     }
@@ -280,7 +288,10 @@ mod tests {
              [[service]]\nname = \"kitchen\"\nscrape = [\"http://h:1/m\"]\n",
         )
         .expect("valid");
-        assert_eq!(t.services[0].scrape_targets(), ["http://127.0.0.1:8081/metrics"]);
+        assert_eq!(
+            t.services[0].scrape_targets(),
+            ["http://127.0.0.1:8081/metrics"]
+        );
         assert_eq!(t.services[1].scrape_targets(), ["http://h:1/m"]);
         assert!(Topology::parse("[[service]]\nname = \"a\"\n[[service]]\nname = \"a\"\n").is_err());
     }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use tokio::sync::mpsc;
 
 use crate::store::{ExceptionGroup, Stats};
@@ -38,8 +40,7 @@ pub struct Database {
     pub pool: SqlitePool,
 }
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS exception_groups (
+const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS exception_groups (
         service TEXT NOT NULL,
         fingerprint TEXT NOT NULL,
         title TEXT NOT NULL,
@@ -51,8 +52,7 @@ const SCHEMA: &[&str] = &[
         last_trace_id TEXT,
         sample_event TEXT NOT NULL,
         PRIMARY KEY (service, fingerprint)
-    )",
-];
+    )"];
 
 impl Database {
     /// Opens (creating if needed) the database file and its tables.
@@ -117,7 +117,11 @@ impl Database {
     }
 
     /// Starts the batched writer task; the returned handle queues writes without waiting.
-    pub fn spawn_writer(&self, stats: Arc<Stats>, capacity: usize) -> (DurableWriter, tokio::task::JoinHandle<()>) {
+    pub fn spawn_writer(
+        &self,
+        stats: Arc<Stats>,
+        capacity: usize,
+    ) -> (DurableWriter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let handle = tokio::spawn(writer_loop(self.pool.clone(), rx, stats));
         (DurableWriter { tx }, handle)

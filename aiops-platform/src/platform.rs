@@ -74,7 +74,10 @@ fn generate_token() -> String {
 
 impl Platform {
     /// Opens storage and binds the listener. `env_token` is `AIOPS_API_TOKEN`, when set.
-    pub async fn build(topology: Topology, env_token: Option<String>) -> Result<Self, PlatformError> {
+    pub async fn build(
+        topology: Topology,
+        env_token: Option<String>,
+    ) -> Result<Self, PlatformError> {
         install_crypto_provider();
         topology.validate()?;
         let p = &topology.platform;
@@ -97,7 +100,10 @@ impl Platform {
         store.stats = stats;
         let store = Arc::new(store);
         let restored = db.load_exception_groups().await?;
-        tracing::info!(groups = restored.len(), "exception groups restored from SQLite");
+        tracing::info!(
+            groups = restored.len(),
+            "exception groups restored from SQLite"
+        );
         store.restore_exceptions(restored);
         {
             let mut services = store.services.write();
@@ -121,10 +127,16 @@ impl Platform {
 
         let listener = TcpListener::bind(p.listen)
             .await
-            .map_err(|source| PlatformError::Bind { addr: p.listen, source })?;
+            .map_err(|source| PlatformError::Bind {
+                addr: p.listen,
+                source,
+            })?;
         let local_addr = listener
             .local_addr()
-            .map_err(|source| PlatformError::Bind { addr: p.listen, source })?;
+            .map_err(|source| PlatformError::Bind {
+                addr: p.listen,
+                source,
+            })?;
 
         let state = Arc::new(PlatformShared {
             store,
@@ -134,6 +146,7 @@ impl Platform {
             otlp_ingest_key: p.otlp_ingest_header.clone().zip(p.otlp_ingest_key.clone()),
             sentry_keys: p.sentry_keys.clone(),
             sentry_projects: projects,
+            max_body_bytes: p.max_body_bytes,
             max_decompressed_bytes: p.max_decompressed_bytes,
             started_at: now_nanos(),
         });
@@ -157,7 +170,10 @@ impl Platform {
     }
 
     /// Serves until `shutdown` completes, with the scraper and retention pruning running.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), PlatformError> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), PlatformError> {
         let p = &self.topology.platform;
         let scraper = crate::scrape::spawn(
             self.state.scraper.clone(),

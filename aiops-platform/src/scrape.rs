@@ -107,7 +107,12 @@ impl Scraper {
     }
 
     /// Scrapes every target once, concurrently.
-    pub async fn scrape_all(self: &Arc<Self>, client: &reqwest::Client, store: &Arc<Store>, timeout: Duration) {
+    pub async fn scrape_all(
+        self: &Arc<Self>,
+        client: &reqwest::Client,
+        store: &Arc<Store>,
+        timeout: Duration,
+    ) {
         let targets = self.targets.read().clone();
         let mut set = tokio::task::JoinSet::new();
         for target in targets {
@@ -174,7 +179,11 @@ fn instance(url: &str) -> String {
         .to_string()
 }
 
-async fn scrape_one(client: &reqwest::Client, target: &ScrapeTarget, timeout: Duration) -> Result<Vec<MetricSample>, ScrapeError> {
+async fn scrape_one(
+    client: &reqwest::Client,
+    target: &ScrapeTarget,
+    timeout: Duration,
+) -> Result<Vec<MetricSample>, ScrapeError> {
     let mut response = client
         .get(&target.url)
         .header("accept", "text/plain;version=0.0.4")
@@ -196,14 +205,26 @@ async fn scrape_one(client: &reqwest::Client, target: &ScrapeTarget, timeout: Du
 }
 
 /// Samples of a Prometheus text exposition, attributed to `service` with an `instance` label.
-pub fn parse_exposition(text: &str, service: &str, instance: &str, now: u64) -> Result<Vec<MetricSample>, ScrapeError> {
+pub fn parse_exposition(
+    text: &str,
+    service: &str,
+    instance: &str,
+    now: u64,
+) -> Result<Vec<MetricSample>, ScrapeError> {
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
         .map_err(|e| ScrapeError::Parse(e.to_string()))?;
     let mut out = Vec::with_capacity(scrape.samples.len());
     for s in scrape.samples {
-        let mut labels: BTreeMap<String, String> = s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut labels: BTreeMap<String, String> = s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         labels.insert("instance".into(), instance.to_string());
-        let base = |name: String, kind: &'static str, labels: BTreeMap<String, String>, value: f64| MetricSample {
+        let base = |name: String,
+                    kind: &'static str,
+                    labels: BTreeMap<String, String>,
+                    value: f64| MetricSample {
             service: service.to_string(),
             name,
             labels,
@@ -221,7 +242,12 @@ pub fn parse_exposition(text: &str, service: &str, instance: &str, now: u64) -> 
                 for b in buckets {
                     let mut l = labels.clone();
                     l.insert("le".into(), format_bound(b.less_than));
-                    out.push(base(format!("{}_bucket", s.metric), "histogram", l, b.count));
+                    out.push(base(
+                        format!("{}_bucket", s.metric),
+                        "histogram",
+                        l,
+                        b.count,
+                    ));
                 }
             }
             prometheus_parse::Value::Summary(quantiles) => {
@@ -237,11 +263,20 @@ pub fn parse_exposition(text: &str, service: &str, instance: &str, now: u64) -> 
 }
 
 fn format_bound(v: f64) -> String {
-    if v.is_infinite() { "+Inf".into() } else { v.to_string() }
+    if v.is_infinite() {
+        "+Inf".into()
+    } else {
+        v.to_string()
+    }
 }
 
 /// Scrapes all targets every `interval` until the task is aborted.
-pub fn spawn(scraper: Arc<Scraper>, store: Arc<Store>, interval: Duration, timeout: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    scraper: Arc<Scraper>,
+    store: Arc<Store>,
+    interval: Duration,
+    timeout: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let client = match reqwest::Client::builder().build() {
             Ok(c) => c,
@@ -268,11 +303,17 @@ mod tests {
         let text = "# TYPE http_requests_total counter\nhttp_requests_total{method=\"GET\",code=\"200\"} 7\n\
                     # TYPE lat histogram\nlat_bucket{le=\"0.1\"} 1\nlat_bucket{le=\"+Inf\"} 3\nlat_sum 0.5\nlat_count 3\n";
         let samples = parse_exposition(text, "svc", "h:1", 5).expect("valid");
-        let c = samples.iter().find(|s| s.name == "http_requests_total").expect("counter");
+        let c = samples
+            .iter()
+            .find(|s| s.name == "http_requests_total")
+            .expect("counter");
         assert_eq!(c.value, 7.0);
         assert_eq!(c.labels.get("method").map(String::as_str), Some("GET"));
         assert_eq!(c.labels.get("instance").map(String::as_str), Some("h:1"));
-        assert!(samples.iter().any(|s| s.name == "lat_bucket" && s.labels.get("le").map(String::as_str) == Some("+Inf")));
+        assert!(
+            samples.iter().any(|s| s.name == "lat_bucket"
+                && s.labels.get("le").map(String::as_str) == Some("+Inf"))
+        );
         assert_eq!(instance("http://127.0.0.1:9/metrics"), "127.0.0.1:9");
     }
 }

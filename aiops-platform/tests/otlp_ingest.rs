@@ -14,7 +14,9 @@ use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 
 fn resource(service: &str) -> Resource {
-    Resource::builder().with_service_name(service.to_string()).build()
+    Resource::builder()
+        .with_service_name(service.to_string())
+        .build()
 }
 
 /// Sends a parent/child trace and a log inside it; returns the trace id.
@@ -81,10 +83,15 @@ fn check_trace(p: &Platform, trace_id: &str, service: &str) {
 
     let (_, list) = p.get(&format!("/api/v1/traces?service={service}&limit=5"));
     let list = items(&list);
-    assert!(list.iter().any(|t| t["trace_id"] == trace_id && t["root_name"] == "GET /orders/{id}"));
+    assert!(
+        list.iter()
+            .any(|t| t["trace_id"] == trace_id && t["root_name"] == "GET /orders/{id}")
+    );
 
     let logs = eventually(Duration::from_secs(10), || {
-        let (_, v) = p.get(&format!("/api/v1/logs?service={service}&trace_id={trace_id}"));
+        let (_, v) = p.get(&format!(
+            "/api/v1/logs?service={service}&trace_id={trace_id}"
+        ));
         let l = items(&v);
         (!l.is_empty()).then_some(l)
     });
@@ -120,7 +127,10 @@ fn protobuf_and_json_traces_logs_and_metrics_round_trip() {
     let meter = meter_provider.meter("test");
     let counter = meter.u64_counter("orders.created").build();
     counter.add(3, &[KeyValue::new("region", "eu")]);
-    let hist = meter.f64_histogram("http.server.request.duration").with_unit("s").build();
+    let hist = meter
+        .f64_histogram("http.server.request.duration")
+        .with_unit("s")
+        .build();
     hist.record(0.25, &[KeyValue::new("http.route", "/orders")]);
     meter_provider.force_flush().expect("flush metrics");
     let _ = meter_provider.shutdown();
@@ -139,9 +149,15 @@ fn protobuf_and_json_traces_logs_and_metrics_round_trip() {
     // Every signal shows up in services.
     let (_, services) = p.get("/api/v1/services");
     let services = items(&services);
-    let kitchen = services.iter().find(|s| s["name"] == "kitchen").expect("kitchen seen");
+    let kitchen = services
+        .iter()
+        .find(|s| s["name"] == "kitchen")
+        .expect("kitchen seen");
     assert!(kitchen["last_seen_by_signal"]["metrics"].is_string());
-    let proto = services.iter().find(|s| s["name"] == "checkout-proto").expect("seen");
+    let proto = services
+        .iter()
+        .find(|s| s["name"] == "checkout-proto")
+        .expect("seen");
     assert!(proto["last_seen_by_signal"]["traces"].is_string());
     assert!(proto["last_seen_by_signal"]["logs"].is_string());
 

@@ -25,9 +25,13 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
 use super::IngestError;
-use super::body::decode_body;
+use super::body::{decode_body, read_body};
 use crate::app::AppState;
-use crate::store::{LogRecord, MetricSample, Severity, Signal, SpanEvent, SpanRecord, SpanStatus, Stats, now_nanos, rfc3339};
+use crate::store::{
+    LogRecord, MetricSample, Severity, Signal, SpanEvent, SpanRecord, SpanStatus, Stats, now_nanos,
+    rfc3339,
+};
+use axum::body::Body;
 
 /// The wire encoding of an OTLP request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +49,12 @@ impl Encoding {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match media.as_str() {
             "application/x-protobuf" | "application/protobuf" => Ok(Self::Protobuf),
             "application/json" => Ok(Self::Json),
@@ -82,12 +91,26 @@ fn error_response(err: IngestError, encoding: Option<Encoding>) -> Response {
     match encoding {
         Some(Encoding::Protobuf) => {
             let body = RpcStatus { code, message }.encode_to_vec();
-            (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"))], body)
+            (
+                status,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-protobuf"),
+                )],
+                body,
+            )
                 .into_response()
         }
         _ => {
             let body = serde_json::json!({ "code": code, "message": message }).to_string();
-            (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
+            (
+                status,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
                 .into_response()
         }
     }
@@ -106,7 +129,11 @@ pub struct Converted<T> {
 
 impl<T> Default for Converted<T> {
     fn default() -> Self {
-        Self { items: Vec::new(), rejected: 0, reason: None }
+        Self {
+            items: Vec::new(),
+            rejected: 0,
+            reason: None,
+        }
     }
 }
 
@@ -121,12 +148,19 @@ impl<T> Converted<T> {
 
 fn check_ingest_key(state: &AppState, headers: &HeaderMap) -> Result<(), IngestError> {
     if let Some((name, key)) = &state.otlp_ingest_key {
-        let given = headers.get(name.as_str()).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let given = headers
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if given.is_empty() {
-            return Err(IngestError::Unauthorized(format!("missing ingest key header {name}")));
+            return Err(IngestError::Unauthorized(format!(
+                "missing ingest key header {name}"
+            )));
         }
         if !super::secret_eq(given, key) {
-            return Err(IngestError::Unauthorized(format!("wrong ingest key in header {name}")));
+            return Err(IngestError::Unauthorized(format!(
+                "wrong ingest key in header {name}"
+            )));
         }
     }
     Ok(())
@@ -139,39 +173,73 @@ fn decode<M: Message + Default + serde::de::DeserializeOwned>(
 ) -> Result<(M, Encoding), (IngestError, Option<Encoding>)> {
     check_ingest_key(state, headers).map_err(|e| (e, None))?;
     let encoding = Encoding::from_headers(headers).map_err(|e| (e, None))?;
-    let body = decode_body(headers, body, state.max_decompressed_bytes).map_err(|e| (e, Some(encoding)))?;
+    let body = decode_body(headers, body, state.max_decompressed_bytes)
+        .map_err(|e| (e, Some(encoding)))?;
     let message = match encoding {
         Encoding::Protobuf => M::decode(body).map_err(|e| format!("invalid OTLP protobuf: {e}")),
-        Encoding::Json => serde_json::from_slice(&body).map_err(|e| format!("invalid OTLP JSON: {e}")),
+        Encoding::Json => {
+            serde_json::from_slice(&body).map_err(|e| format!("invalid OTLP JSON: {e}"))
+        }
     }
     .map_err(|m| (IngestError::BadRequest(m), Some(encoding)))?;
     Ok((message, encoding))
 }
 
-fn ok_response(encoding: Encoding, proto: Vec<u8>, rejected_field: &str, rejected: u64, reason: Option<String>) -> Response {
+fn ok_response(
+    encoding: Encoding,
+    proto: Vec<u8>,
+    rejected_field: &str,
+    rejected: u64,
+    reason: Option<String>,
+) -> Response {
     match encoding {
-        Encoding::Protobuf => {
-            (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"))], proto)
-                .into_response()
-        }
+        Encoding::Protobuf => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-protobuf"),
+            )],
+            proto,
+        )
+            .into_response(),
         Encoding::Json => {
             let body = if rejected == 0 {
                 "{}".to_string()
             } else {
                 let mut partial = serde_json::Map::new();
                 // proto3 JSON renders int64 as a decimal string.
-                partial.insert(rejected_field.into(), serde_json::Value::String(rejected.to_string()));
-                partial.insert("errorMessage".into(), serde_json::Value::String(reason.unwrap_or_default()));
+                partial.insert(
+                    rejected_field.into(),
+                    serde_json::Value::String(rejected.to_string()),
+                );
+                partial.insert(
+                    "errorMessage".into(),
+                    serde_json::Value::String(reason.unwrap_or_default()),
+                );
                 serde_json::json!({ "partialSuccess": partial }).to_string()
             };
-            (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
+            (
+                StatusCode::OK,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
                 .into_response()
         }
     }
 }
 
 /// `POST /v1/traces`.
-pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(body, state.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => {
+            Stats::add(&state.store.stats.requests_refused, 1);
+            return error_response(e, Encoding::from_headers(&headers).ok());
+        }
+    };
     let (request, encoding) = match decode::<ExportTraceServiceRequest>(&state, &headers, body) {
         Ok(r) => r,
         Err((e, enc)) => {
@@ -186,12 +254,28 @@ pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Byt
         rejected_spans: i64::try_from(converted.rejected).unwrap_or(i64::MAX),
         error_message: converted.reason.clone().unwrap_or_default(),
     });
-    let proto = ExportTraceServiceResponse { partial_success: partial }.encode_to_vec();
-    ok_response(encoding, proto, "rejectedSpans", converted.rejected, converted.reason)
+    let proto = ExportTraceServiceResponse {
+        partial_success: partial,
+    }
+    .encode_to_vec();
+    ok_response(
+        encoding,
+        proto,
+        "rejectedSpans",
+        converted.rejected,
+        converted.reason,
+    )
 }
 
 /// `POST /v1/logs`.
-pub async fn logs(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn logs(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(body, state.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => {
+            Stats::add(&state.store.stats.requests_refused, 1);
+            return error_response(e, Encoding::from_headers(&headers).ok());
+        }
+    };
     let (request, encoding) = match decode::<ExportLogsServiceRequest>(&state, &headers, body) {
         Ok(r) => r,
         Err((e, enc)) => {
@@ -206,12 +290,28 @@ pub async fn logs(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         rejected_log_records: i64::try_from(converted.rejected).unwrap_or(i64::MAX),
         error_message: converted.reason.clone().unwrap_or_default(),
     });
-    let proto = ExportLogsServiceResponse { partial_success: partial }.encode_to_vec();
-    ok_response(encoding, proto, "rejectedLogRecords", converted.rejected, converted.reason)
+    let proto = ExportLogsServiceResponse {
+        partial_success: partial,
+    }
+    .encode_to_vec();
+    ok_response(
+        encoding,
+        proto,
+        "rejectedLogRecords",
+        converted.rejected,
+        converted.reason,
+    )
 }
 
 /// `POST /v1/metrics`.
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(body, state.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => {
+            Stats::add(&state.store.stats.requests_refused, 1);
+            return error_response(e, Encoding::from_headers(&headers).ok());
+        }
+    };
     let (request, encoding) = match decode::<ExportMetricsServiceRequest>(&state, &headers, body) {
         Ok(r) => r,
         Err((e, enc)) => {
@@ -226,8 +326,17 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: By
         rejected_data_points: i64::try_from(converted.rejected).unwrap_or(i64::MAX),
         error_message: converted.reason.clone().unwrap_or_default(),
     });
-    let proto = ExportMetricsServiceResponse { partial_success: partial }.encode_to_vec();
-    ok_response(encoding, proto, "rejectedDataPoints", converted.rejected, converted.reason)
+    let proto = ExportMetricsServiceResponse {
+        partial_success: partial,
+    }
+    .encode_to_vec();
+    ok_response(
+        encoding,
+        proto,
+        "rejectedDataPoints",
+        converted.rejected,
+        converted.reason,
+    )
 }
 
 /// Lowercase hex of bytes.
@@ -253,8 +362,12 @@ pub fn any_value_json(v: &AnyValue) -> serde_json::Value {
         Some(any_value::Value::StringValue(s)) => J::String(s.clone()),
         Some(any_value::Value::BoolValue(b)) => J::Bool(*b),
         Some(any_value::Value::IntValue(i)) => J::from(*i),
-        Some(any_value::Value::DoubleValue(d)) => serde_json::Number::from_f64(*d).map_or(J::Null, J::Number),
-        Some(any_value::Value::ArrayValue(a)) => J::Array(a.values.iter().map(any_value_json).collect()),
+        Some(any_value::Value::DoubleValue(d)) => {
+            serde_json::Number::from_f64(*d).map_or(J::Null, J::Number)
+        }
+        Some(any_value::Value::ArrayValue(a)) => {
+            J::Array(a.values.iter().map(any_value_json).collect())
+        }
         Some(any_value::Value::KvlistValue(kv)) => J::Object(attributes_json(&kv.values)),
         Some(any_value::Value::BytesValue(b)) => J::String(hex(b)),
         Some(any_value::Value::StringValueStrindex(i)) => J::from(*i),
@@ -264,7 +377,14 @@ pub fn any_value_json(v: &AnyValue) -> serde_json::Value {
 /// OTLP attributes as a JSON object.
 pub fn attributes_json(kvs: &[KeyValue]) -> serde_json::Map<String, serde_json::Value> {
     kvs.iter()
-        .map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(serde_json::Value::Null, any_value_json)))
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                kv.value
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, any_value_json),
+            )
+        })
         .collect()
 }
 
@@ -304,18 +424,23 @@ pub fn convert_spans(request: ExportTraceServiceRequest) -> Converted<SpanRecord
         for ss in rs.scope_spans {
             for span in ss.spans {
                 if !valid_id(&span.trace_id, 16) {
-                    out.reject(|| format!("span {:?}: trace_id must be 16 non-zero bytes", span.name));
+                    out.reject(|| {
+                        format!("span {:?}: trace_id must be 16 non-zero bytes", span.name)
+                    });
                     continue;
                 }
                 if !valid_id(&span.span_id, 8) {
-                    out.reject(|| format!("span {:?}: span_id must be 8 non-zero bytes", span.name));
+                    out.reject(|| {
+                        format!("span {:?}: span_id must be 8 non-zero bytes", span.name)
+                    });
                     continue;
                 }
                 let status = span.status.as_ref();
                 out.items.push(SpanRecord {
                     trace_id: hex(&span.trace_id),
                     span_id: hex(&span.span_id),
-                    parent_span_id: valid_id(&span.parent_span_id, 8).then(|| hex(&span.parent_span_id)),
+                    parent_span_id: valid_id(&span.parent_span_id, 8)
+                        .then(|| hex(&span.parent_span_id)),
                     service: service.clone(),
                     name: span.name,
                     kind: span_kind(span.kind),
@@ -354,7 +479,11 @@ pub fn convert_logs(request: ExportLogsServiceRequest) -> Converted<LogRecord> {
     for rl in request.resource_logs {
         let service = service_name(rl.resource.as_ref());
         for sl in rl.scope_logs {
-            let target = sl.scope.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+            let target = sl
+                .scope
+                .as_ref()
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
             for rec in sl.log_records {
                 // Some SDKs send only the observed time.
                 let t = [rec.time_unix_nano, rec.observed_time_unix_nano, now]
@@ -382,7 +511,12 @@ pub fn convert_logs(request: ExportLogsServiceRequest) -> Converted<LogRecord> {
 
 fn labels(kvs: &[KeyValue]) -> BTreeMap<String, String> {
     kvs.iter()
-        .map(|kv| (kv.key.clone(), kv.value.as_ref().map(any_value_text).unwrap_or_default()))
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                kv.value.as_ref().map(any_value_text).unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
@@ -395,7 +529,11 @@ pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<Metric
         let service = service_name(rm.resource.as_ref());
         for sm in rm.scope_metrics {
             for m in sm.metrics {
-                let sample = |name: String, kind: &'static str, labels: BTreeMap<String, String>, t: u64, value: f64| MetricSample {
+                let sample = |name: String,
+                              kind: &'static str,
+                              labels: BTreeMap<String, String>,
+                              t: u64,
+                              value: f64| MetricSample {
                     service: service.clone(),
                     name,
                     labels,
@@ -405,33 +543,60 @@ pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<Metric
                     time_unix_nano: if t == 0 { now } else { t },
                     value,
                 };
-                let number_points = |points: &[opentelemetry_proto::tonic::metrics::v1::NumberDataPoint], kind: &'static str, out: &mut Converted<MetricSample>| {
-                    for p in points {
-                        let value = match p.value {
-                            Some(number_data_point::Value::AsDouble(d)) => d,
-                            #[allow(clippy::cast_precision_loss)]
-                            Some(number_data_point::Value::AsInt(i)) => i as f64,
-                            None => {
-                                out.reject(|| format!("metric {:?}: data point without a value", m.name));
-                                continue;
-                            }
-                        };
-                        out.items.push(sample(m.name.clone(), kind, labels(&p.attributes), p.time_unix_nano, value));
-                    }
-                };
+                let number_points =
+                    |points: &[opentelemetry_proto::tonic::metrics::v1::NumberDataPoint],
+                     kind: &'static str,
+                     out: &mut Converted<MetricSample>| {
+                        for p in points {
+                            let value = match p.value {
+                                Some(number_data_point::Value::AsDouble(d)) => d,
+                                #[allow(clippy::cast_precision_loss)]
+                                Some(number_data_point::Value::AsInt(i)) => i as f64,
+                                None => {
+                                    out.reject(|| {
+                                        format!("metric {:?}: data point without a value", m.name)
+                                    });
+                                    continue;
+                                }
+                            };
+                            out.items.push(sample(
+                                m.name.clone(),
+                                kind,
+                                labels(&p.attributes),
+                                p.time_unix_nano,
+                                value,
+                            ));
+                        }
+                    };
                 match &m.data {
                     None => out.reject(|| format!("metric {:?} has no data", m.name)),
-                    Some(metric::Data::Gauge(g)) => number_points(&g.data_points, "gauge", &mut out),
-                    Some(metric::Data::Sum(s)) => {
-                        number_points(&s.data_points, if s.is_monotonic { "counter" } else { "gauge" }, &mut out)
+                    Some(metric::Data::Gauge(g)) => {
+                        number_points(&g.data_points, "gauge", &mut out)
                     }
+                    Some(metric::Data::Sum(s)) => number_points(
+                        &s.data_points,
+                        if s.is_monotonic { "counter" } else { "gauge" },
+                        &mut out,
+                    ),
                     Some(metric::Data::Histogram(h)) => {
                         for p in &h.data_points {
                             let l = labels(&p.attributes);
                             #[allow(clippy::cast_precision_loss)]
-                            out.items.push(sample(format!("{}_count", m.name), "histogram", l.clone(), p.time_unix_nano, p.count as f64));
+                            out.items.push(sample(
+                                format!("{}_count", m.name),
+                                "histogram",
+                                l.clone(),
+                                p.time_unix_nano,
+                                p.count as f64,
+                            ));
                             if let Some(sum) = p.sum {
-                                out.items.push(sample(format!("{}_sum", m.name), "histogram", l, p.time_unix_nano, sum));
+                                out.items.push(sample(
+                                    format!("{}_sum", m.name),
+                                    "histogram",
+                                    l,
+                                    p.time_unix_nano,
+                                    sum,
+                                ));
                             }
                         }
                     }
@@ -439,9 +604,21 @@ pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<Metric
                         for p in &h.data_points {
                             let l = labels(&p.attributes);
                             #[allow(clippy::cast_precision_loss)]
-                            out.items.push(sample(format!("{}_count", m.name), "histogram", l.clone(), p.time_unix_nano, p.count as f64));
+                            out.items.push(sample(
+                                format!("{}_count", m.name),
+                                "histogram",
+                                l.clone(),
+                                p.time_unix_nano,
+                                p.count as f64,
+                            ));
                             if let Some(sum) = p.sum {
-                                out.items.push(sample(format!("{}_sum", m.name), "histogram", l, p.time_unix_nano, sum));
+                                out.items.push(sample(
+                                    format!("{}_sum", m.name),
+                                    "histogram",
+                                    l,
+                                    p.time_unix_nano,
+                                    sum,
+                                ));
                             }
                         }
                     }
@@ -449,12 +626,30 @@ pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<Metric
                         for p in &s.data_points {
                             let l = labels(&p.attributes);
                             #[allow(clippy::cast_precision_loss)]
-                            out.items.push(sample(format!("{}_count", m.name), "summary", l.clone(), p.time_unix_nano, p.count as f64));
-                            out.items.push(sample(format!("{}_sum", m.name), "summary", l.clone(), p.time_unix_nano, p.sum));
+                            out.items.push(sample(
+                                format!("{}_count", m.name),
+                                "summary",
+                                l.clone(),
+                                p.time_unix_nano,
+                                p.count as f64,
+                            ));
+                            out.items.push(sample(
+                                format!("{}_sum", m.name),
+                                "summary",
+                                l.clone(),
+                                p.time_unix_nano,
+                                p.sum,
+                            ));
                             for q in &p.quantile_values {
                                 let mut lq = l.clone();
                                 lq.insert("quantile".into(), q.quantile.to_string());
-                                out.items.push(sample(m.name.clone(), "summary", lq, p.time_unix_nano, q.value));
+                                out.items.push(sample(
+                                    m.name.clone(),
+                                    "summary",
+                                    lq,
+                                    p.time_unix_nano,
+                                    q.value,
+                                ));
                             }
                         }
                     }
@@ -472,11 +667,24 @@ mod tests {
 
     #[test]
     fn invalid_ids_are_rejected_with_a_reason() {
-        let good = Span { trace_id: vec![1; 16], span_id: vec![2; 8], name: "ok".into(), ..Default::default() };
-        let bad = Span { trace_id: vec![1; 3], span_id: vec![2; 8], name: "bad".into(), ..Default::default() };
+        let good = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            name: "ok".into(),
+            ..Default::default()
+        };
+        let bad = Span {
+            trace_id: vec![1; 3],
+            span_id: vec![2; 8],
+            name: "bad".into(),
+            ..Default::default()
+        };
         let req = ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans { spans: vec![good, bad], ..Default::default() }],
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![good, bad],
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
         };

@@ -13,9 +13,10 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::IngestError;
-use super::body::decode_body;
+use super::body::{decode_body, read_body};
 use crate::app::AppState;
 use crate::store::{ExceptionEvent, SpanRecord, SpanStatus, Stats, now_nanos};
+use axum::body::Body;
 
 /// A parsed envelope: its header and items.
 #[derive(Debug)]
@@ -38,12 +39,18 @@ pub struct EnvelopeItem {
 impl EnvelopeItem {
     /// The item type (`event`, `transaction`, `session`...).
     pub fn kind(&self) -> &str {
-        self.header.get("type").and_then(Value::as_str).unwrap_or("")
+        self.header
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 }
 
 fn line_end(data: &[u8], from: usize) -> usize {
-    data[from..].iter().position(|b| *b == b'\n').map_or(data.len(), |p| from + p)
+    data[from..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(data.len(), |p| from + p)
 }
 
 /// Parses the envelope format: a header line, then items of a header line and a payload
@@ -70,15 +77,24 @@ pub fn parse_envelope(data: &Bytes) -> Result<Envelope, String> {
         let item_header: Value = serde_json::from_slice(line)
             .map_err(|e| format!("invalid envelope item header {}: {e}", items.len() + 1))?;
         if !item_header.is_object() {
-            return Err(format!("envelope item header {} must be a JSON object", items.len() + 1));
+            return Err(format!(
+                "envelope item header {} must be a JSON object",
+                items.len() + 1
+            ));
         }
         pos = end + 1;
         let payload = match item_header.get("length").and_then(Value::as_u64) {
             Some(len) => {
                 let len = usize::try_from(len).map_err(|_| "item length too large".to_string())?;
-                let stop = pos.checked_add(len).filter(|s| *s <= data.len()).ok_or_else(|| {
-                    format!("envelope item {} is shorter than its length {len}", items.len() + 1)
-                })?;
+                let stop = pos
+                    .checked_add(len)
+                    .filter(|s| *s <= data.len())
+                    .ok_or_else(|| {
+                        format!(
+                            "envelope item {} is shorter than its length {len}",
+                            items.len() + 1
+                        )
+                    })?;
                 let p = data.slice(pos..stop);
                 pos = stop;
                 if data.get(pos) == Some(&b'\n') {
@@ -94,7 +110,10 @@ pub fn parse_envelope(data: &Bytes) -> Result<Envelope, String> {
                 p
             }
         };
-        items.push(EnvelopeItem { header: item_header, payload });
+        items.push(EnvelopeItem {
+            header: item_header,
+            payload,
+        });
     }
     Ok(Envelope { header, items })
 }
@@ -103,7 +122,10 @@ pub fn parse_envelope(data: &Bytes) -> Result<Envelope, String> {
 pub fn sentry_key(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
     let from_header = ["x-sentry-auth", "authorization"].iter().find_map(|name| {
         let v = headers.get(*name)?.to_str().ok()?;
-        let v = v.trim().strip_prefix("Sentry").or_else(|| v.trim().strip_prefix("sentry"))?;
+        let v = v
+            .trim()
+            .strip_prefix("Sentry")
+            .or_else(|| v.trim().strip_prefix("sentry"))?;
         v.split(',').find_map(|kv| {
             let (k, val) = kv.trim().split_once('=')?;
             (k.trim() == "sentry_key").then(|| val.trim().trim_matches('"').to_string())
@@ -124,7 +146,9 @@ fn check_project(state: &AppState, project: &str) -> Result<(), IngestError> {
         .parse()
         .map_err(|_| IngestError::BadRequest(format!("project id {project:?} is not a number")))?;
     if !state.sentry_projects.contains(&id) {
-        return Err(IngestError::NotFound(format!("unknown Sentry project {id}")));
+        return Err(IngestError::NotFound(format!(
+            "unknown Sentry project {id}"
+        )));
     }
     Ok(())
 }
@@ -154,8 +178,12 @@ pub async fn envelope(
     Path(project): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_body(body, state.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return refused(&state, e),
+    };
     if let Err(e) = check_project(&state, &project) {
         return refused(&state, e);
     }
@@ -168,7 +196,13 @@ pub async fn envelope(
         Ok(e) => e,
         Err(m) => return refused(&state, IngestError::BadRequest(m)),
     };
-    let key = header_key.or_else(|| envelope.header.get("dsn").and_then(Value::as_str).and_then(dsn_key));
+    let key = header_key.or_else(|| {
+        envelope
+            .header
+            .get("dsn")
+            .and_then(Value::as_str)
+            .and_then(dsn_key)
+    });
     if let Err(e) = check_key(&state, key.as_deref()) {
         return refused(&state, e);
     }
@@ -176,18 +210,43 @@ pub async fn envelope(
     let mut events = Vec::new();
     for (i, item) in envelope.items.iter().enumerate() {
         match item.kind() {
-            kind @ ("event" | "transaction") => match serde_json::from_slice::<Value>(&item.payload) {
-                Ok(v) if v.is_object() => events.push((kind == "transaction", v)),
-                Ok(_) => return refused(&state, IngestError::BadRequest(format!("item {}: event must be a JSON object", i + 1))),
-                Err(e) => return refused(&state, IngestError::BadRequest(format!("item {}: invalid event JSON: {e}", i + 1))),
-            },
+            kind @ ("event" | "transaction") => {
+                match serde_json::from_slice::<Value>(&item.payload) {
+                    Ok(v) if v.is_object() => events.push((kind == "transaction", v)),
+                    Ok(_) => {
+                        return refused(
+                            &state,
+                            IngestError::BadRequest(format!(
+                                "item {}: event must be a JSON object",
+                                i + 1
+                            )),
+                        );
+                    }
+                    Err(e) => {
+                        return refused(
+                            &state,
+                            IngestError::BadRequest(format!(
+                                "item {}: invalid event JSON: {e}",
+                                i + 1
+                            )),
+                        );
+                    }
+                }
+            }
             _ => Stats::add(&state.store.stats.sentry_items_ignored, 1),
         }
     }
-    let mut id = envelope.header.get("event_id").and_then(Value::as_str).map(str::to_string);
+    let mut id = envelope
+        .header
+        .get("event_id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     for (is_transaction, event) in events {
         if id.is_none() {
-            id = event.get("event_id").and_then(Value::as_str).map(str::to_string);
+            id = event
+                .get("event_id")
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
         ingest_event(&state, event, is_transaction);
     }
@@ -200,8 +259,12 @@ pub async fn store(
     Path(project): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_body(body, state.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return refused(&state, e),
+    };
     if let Err(e) = check_project(&state, &project) {
         return refused(&state, e);
     }
@@ -214,10 +277,23 @@ pub async fn store(
     };
     let event: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
-        Ok(_) => return refused(&state, IngestError::BadRequest("event must be a JSON object".into())),
-        Err(e) => return refused(&state, IngestError::BadRequest(format!("invalid event JSON: {e}"))),
+        Ok(_) => {
+            return refused(
+                &state,
+                IngestError::BadRequest("event must be a JSON object".into()),
+            );
+        }
+        Err(e) => {
+            return refused(
+                &state,
+                IngestError::BadRequest(format!("invalid event JSON: {e}")),
+            );
+        }
     };
-    let id = event.get("event_id").and_then(Value::as_str).map(str::to_string);
+    let id = event
+        .get("event_id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let is_transaction = event.get("type").and_then(Value::as_str) == Some("transaction");
     ingest_event(&state, event, is_transaction);
     Json(serde_json::json!({ "id": id })).into_response()
@@ -248,7 +324,12 @@ fn tag(event: &Value, name: &str) -> Option<String> {
 /// The service an event belongs to: its `service` tag, else `server_name`.
 pub fn event_service(event: &Value) -> String {
     tag(event, "service")
-        .or_else(|| event.get("server_name").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| {
+            event
+                .get("server_name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown_service".into())
 }
@@ -258,11 +339,16 @@ fn timestamp_nanos(v: Option<&Value>) -> Option<u64> {
         Value::Number(n) => {
             let secs = n.as_f64()?;
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            (secs.is_finite() && secs >= 0.0).then(|| (secs * 1e9) as u64)
+            (secs.is_finite() && secs >= 0.0).then_some((secs * 1e9) as u64)
         }
         Value::String(s) => {
-            let s = if s.ends_with('Z') || s.contains('+') { s.clone() } else { format!("{s}Z") };
-            let t = time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).ok()?;
+            let s = if s.ends_with('Z') || s.contains('+') {
+                s.clone()
+            } else {
+                format!("{s}Z")
+            };
+            let t = time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+                .ok()?;
             u64::try_from(t.unix_timestamp_nanos()).ok()
         }
         _ => None,
@@ -283,7 +369,11 @@ fn fnv1a(parts: &[String]) -> String {
 
 fn exception_values(event: &Value) -> Vec<&Value> {
     match event.get("exception") {
-        Some(Value::Object(o)) => o.get("values").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default(),
+        Some(Value::Object(o)) => o
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().collect())
+            .unwrap_or_default(),
         Some(Value::Array(a)) => a.iter().collect(),
         _ => Vec::new(),
     }
@@ -312,15 +402,26 @@ fn message_text(event: &Value) -> Option<String> {
 /// of the top in-app frames (never line numbers), else the message.
 pub fn default_grouping(event: &Value) -> Vec<String> {
     if let Some(exc) = exception_values(event).last() {
-        let ty = exc.get("type").and_then(Value::as_str).unwrap_or("Error").to_string();
+        let ty = exc
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("Error")
+            .to_string();
         let frames: Vec<&Value> = exc
             .get("stacktrace")
             .and_then(|s| s.get("frames"))
             .and_then(Value::as_array)
             .map(|f| f.iter().collect())
             .unwrap_or_default();
-        let in_app: Vec<&&Value> = frames.iter().filter(|f| f.get("in_app").and_then(Value::as_bool) == Some(true)).collect();
-        let chosen: Vec<&&Value> = if in_app.is_empty() { frames.iter().collect() } else { in_app };
+        let in_app: Vec<&&Value> = frames
+            .iter()
+            .filter(|f| f.get("in_app").and_then(Value::as_bool) == Some(true))
+            .collect();
+        let chosen: Vec<&&Value> = if in_app.is_empty() {
+            frames.iter().collect()
+        } else {
+            in_app
+        };
         let mut parts = vec![ty];
         // Frames are oldest first: the top of the stack is at the end.
         for f in chosen.iter().rev().take(5) {
@@ -346,7 +447,11 @@ pub fn fingerprint(event: &Value) -> String {
     let own: Vec<String> = event
         .get("fingerprint")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let is_default = |s: &String| s.trim() == "{{ default }}" || s.trim() == "{{default}}";
     if own.is_empty() || own.iter().all(is_default) {
@@ -367,21 +472,37 @@ pub fn fingerprint(event: &Value) -> String {
 /// An error event as an [`ExceptionEvent`].
 pub fn exception_event(event: Value) -> ExceptionEvent {
     let exc = exception_values(&event).last().map(|v| (*v).clone());
-    let exception_type = exc.as_ref().and_then(|e| e.get("type")).and_then(Value::as_str).map(str::to_string);
-    let title = match (&exception_type, exc.as_ref().and_then(|e| e.get("value")).and_then(Value::as_str)) {
+    let exception_type = exc
+        .as_ref()
+        .and_then(|e| e.get("type"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let title = match (
+        &exception_type,
+        exc.as_ref()
+            .and_then(|e| e.get("value"))
+            .and_then(Value::as_str),
+    ) {
         (Some(t), Some(v)) => format!("{t}: {v}"),
         (Some(t), None) => t.clone(),
         _ => message_text(&event).unwrap_or_else(|| "<no message>".into()),
     };
     let trace_id = tag(&event, "trace_id").or_else(|| {
-        event.pointer("/contexts/trace/trace_id").and_then(Value::as_str).map(str::to_string)
+        event
+            .pointer("/contexts/trace/trace_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
     });
     ExceptionEvent {
         service: event_service(&event),
         fingerprint: fingerprint(&event),
         title,
         exception_type,
-        level: event.get("level").and_then(Value::as_str).unwrap_or("error").to_string(),
+        level: event
+            .get("level")
+            .and_then(Value::as_str)
+            .unwrap_or("error")
+            .to_string(),
         time_unix_nano: timestamp_nanos(event.get("timestamp")).unwrap_or_else(now_nanos),
         trace_id,
         event,
@@ -390,14 +511,24 @@ pub fn exception_event(event: Value) -> ExceptionEvent {
 
 fn hex_id(v: Option<&Value>, len: usize) -> Option<String> {
     let s = v?.as_str()?.to_ascii_lowercase().replace('-', "");
-    (s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0')).then_some(s)
+    (s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0'))
+        .then_some(s)
 }
 
 fn sentry_status(v: Option<&Value>) -> SpanStatus {
     match v.and_then(Value::as_str) {
-        None => SpanStatus { code: "unset", message: String::new() },
-        Some("ok") => SpanStatus { code: "ok", message: String::new() },
-        Some(other) => SpanStatus { code: "error", message: other.to_string() },
+        None => SpanStatus {
+            code: "unset",
+            message: String::new(),
+        },
+        Some("ok") => SpanStatus {
+            code: "ok",
+            message: String::new(),
+        },
+        Some(other) => SpanStatus {
+            code: "error",
+            message: other.to_string(),
+        },
     }
 }
 
@@ -411,10 +542,18 @@ pub fn transaction_spans(event: &Value) -> (Vec<SpanRecord>, u64) {
     let trace_id = hex_id(trace.and_then(|t| t.get("trace_id")), 32);
     let root_id = hex_id(trace.and_then(|t| t.get("span_id")), 16);
     let (Some(trace_id), Some(root_id)) = (trace_id, root_id) else {
-        return (out, 1 + event.get("spans").and_then(Value::as_array).map_or(0, |a| a.len() as u64));
+        return (
+            out,
+            1 + event
+                .get("spans")
+                .and_then(Value::as_array)
+                .map_or(0, |a| a.len() as u64),
+        );
     };
     let start = timestamp_nanos(event.get("start_timestamp")).unwrap_or_else(now_nanos);
-    let end = timestamp_nanos(event.get("timestamp")).unwrap_or(start).max(start);
+    let end = timestamp_nanos(event.get("timestamp"))
+        .unwrap_or(start)
+        .max(start);
     let mut attributes = serde_json::Map::new();
     if let Some(op) = trace.and_then(|t| t.get("op")) {
         attributes.insert("sentry.op".into(), op.clone());
@@ -424,7 +563,11 @@ pub fn transaction_spans(event: &Value) -> (Vec<SpanRecord>, u64) {
         span_id: root_id,
         parent_span_id: hex_id(trace.and_then(|t| t.get("parent_span_id")), 16),
         service: service.clone(),
-        name: event.get("transaction").and_then(Value::as_str).unwrap_or("transaction").to_string(),
+        name: event
+            .get("transaction")
+            .and_then(Value::as_str)
+            .unwrap_or("transaction")
+            .to_string(),
         kind: "server",
         start_unix_nano: start,
         end_unix_nano: end,
@@ -433,7 +576,12 @@ pub fn transaction_spans(event: &Value) -> (Vec<SpanRecord>, u64) {
         events: Vec::new(),
         source: "sentry",
     });
-    for span in event.get("spans").and_then(Value::as_array).into_iter().flatten() {
+    for span in event
+        .get("spans")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let Some(span_id) = hex_id(span.get("span_id"), 16) else {
             rejected += 1;
             continue;
@@ -481,7 +629,12 @@ mod tests {
         assert_eq!(env.items.len(), 2);
         assert_eq!(&env.items[0].payload[..], b"hello\nwor\n");
         assert_eq!(env.items[1].kind(), "event");
-        assert!(parse_envelope(&Bytes::from_static(b"{}\n{\"type\":\"event\",\"length\":99}\n{}")).is_err());
+        assert!(
+            parse_envelope(&Bytes::from_static(
+                b"{}\n{\"type\":\"event\",\"length\":99}\n{}"
+            ))
+            .is_err()
+        );
         assert!(parse_envelope(&Bytes::from_static(b"not json\n")).is_err());
     }
 
@@ -492,27 +645,50 @@ mod tests {
                 {"function":"std::rt::lang_start","in_app":false,"lineno":1},
                 {"function":func,"in_app":true,"lineno":line}]}}]}})
         };
-        assert_eq!(fingerprint(&ev(10, "order::create")), fingerprint(&ev(99, "order::create")));
-        assert_ne!(fingerprint(&ev(10, "order::create")), fingerprint(&ev(10, "order::cancel")));
+        assert_eq!(
+            fingerprint(&ev(10, "order::create")),
+            fingerprint(&ev(99, "order::create"))
+        );
+        assert_ne!(
+            fingerprint(&ev(10, "order::create")),
+            fingerprint(&ev(10, "order::cancel"))
+        );
         let custom = json!({"fingerprint":["db-down"],"message":"x"});
         let custom2 = json!({"fingerprint":["db-down"],"message":"y"});
         assert_eq!(fingerprint(&custom), fingerprint(&custom2));
         let default_fp = json!({"fingerprint":["{{ default }}"],"message":"x"});
-        assert_eq!(fingerprint(&default_fp), fingerprint(&json!({"message":"x"})));
+        assert_eq!(
+            fingerprint(&default_fp),
+            fingerprint(&json!({"message":"x"}))
+        );
     }
 
     #[test]
     fn service_from_tag_then_server_name() {
-        assert_eq!(event_service(&json!({"tags":{"service":"order"},"server_name":"h"})), "order");
-        assert_eq!(event_service(&json!({"tags":[["service","kitchen"]]})), "kitchen");
+        assert_eq!(
+            event_service(&json!({"tags":{"service":"order"},"server_name":"h"})),
+            "order"
+        );
+        assert_eq!(
+            event_service(&json!({"tags":[["service","kitchen"]]})),
+            "kitchen"
+        );
         assert_eq!(event_service(&json!({"server_name":"host1"})), "host1");
     }
 
     #[test]
     fn auth_header_key() {
         let mut h = HeaderMap::new();
-        h.insert("x-sentry-auth", "Sentry sentry_version=7, sentry_key=abc, sentry_client=x".parse().expect("valid"));
+        h.insert(
+            "x-sentry-auth",
+            "Sentry sentry_version=7, sentry_key=abc, sentry_client=x"
+                .parse()
+                .expect("valid"),
+        );
         assert_eq!(sentry_key(&h, &HashMap::new()).as_deref(), Some("abc"));
-        assert_eq!(dsn_key("http://pub@127.0.0.1:4318/1").as_deref(), Some("pub"));
+        assert_eq!(
+            dsn_key("http://pub@127.0.0.1:4318/1").as_deref(),
+            Some("pub")
+        );
     }
 }

@@ -187,11 +187,26 @@ mod tests {
     #[test]
     fn bounded_and_filtered() {
         let mut s = LogStore::new(2);
-        let dropped = s.insert(vec![log("a", Severity::Info), log("a", Severity::Error), log("b", Severity::Warn)], 5);
+        let dropped = s.insert(
+            vec![
+                log("a", Severity::Info),
+                log("a", Severity::Error),
+                log("b", Severity::Warn),
+            ],
+            5,
+        );
         assert_eq!(dropped, 1);
-        let q = LogQuery { min_level: Some(Severity::Warn), limit: 10, ..Default::default() };
+        let q = LogQuery {
+            min_level: Some(Severity::Warn),
+            limit: 10,
+            ..Default::default()
+        };
         assert_eq!(s.query(&q).len(), 2);
-        let q = LogQuery { service: Some("b"), limit: 10, ..Default::default() };
+        let q = LogQuery {
+            service: Some("b"),
+            limit: 10,
+            ..Default::default()
+        };
         assert_eq!(s.query(&q).len(), 1);
         assert_eq!(s.prune_before(6), 2);
         assert_eq!(Severity::from_otlp(0, "WARNING"), Severity::Warn);

@@ -207,7 +207,8 @@ impl MetricStore {
             .collect();
         let total = matching.len();
         matching.sort_by(|a, b| {
-            (&a.service, &a.name, &a.labels, a.source).cmp(&(&b.service, &b.name, &b.labels, b.source))
+            (&a.service, &a.name, &a.labels, a.source)
+                .cmp(&(&b.service, &b.name, &b.labels, b.source))
         });
         let views = matching
             .into_iter()
@@ -215,8 +216,12 @@ impl MetricStore {
             .take(q.limit)
             .map(|s| {
                 let skip = s.points.len().saturating_sub(q.points);
-                let points: Vec<MetricPoint> = s.points.iter().skip(skip).map(|(_, p)| *p).collect();
-                let last = points.last().copied().unwrap_or(MetricPoint { time_unix_nano: 0, value: f64::NAN });
+                let points: Vec<MetricPoint> =
+                    s.points.iter().skip(skip).map(|(_, p)| *p).collect();
+                let last = points.last().copied().unwrap_or(MetricPoint {
+                    time_unix_nano: 0,
+                    value: f64::NAN,
+                });
                 SeriesView {
                     service: s.service.clone(),
                     name: s.name.clone(),
@@ -254,10 +259,22 @@ mod tests {
     #[test]
     fn points_and_series_are_bounded() {
         let mut m = MetricStore::new(1, 2);
-        let out = m.insert(vec![sample("x", 1.0), sample("x", 2.0), sample("x", 3.0), sample("y", 1.0)], 10);
+        let out = m.insert(
+            vec![
+                sample("x", 1.0),
+                sample("x", 2.0),
+                sample("x", 3.0),
+                sample("y", 1.0),
+            ],
+            10,
+        );
         assert_eq!(out.dropped_points, 1);
         assert_eq!(out.refused, 1);
-        let (views, total) = m.query(&MetricQuery { limit: 10, points: 10, ..Default::default() });
+        let (views, total) = m.query(&MetricQuery {
+            limit: 10,
+            points: 10,
+            ..Default::default()
+        });
         assert_eq!(total, 1);
         assert_eq!(views[0].points.len(), 2);
         assert_eq!(views[0].last_value, 3.0);

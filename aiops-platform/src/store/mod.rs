@@ -22,7 +22,8 @@ pub use logs::{LogQuery, LogRecord, LogStore, Severity};
 pub use metrics::{MetricPoint, MetricQuery, MetricSample, MetricStore, SeriesView};
 pub use services::{ServiceRegistry, ServiceSeen, ServiceView, Signal};
 pub use traces::{
-    SpanEvent, SpanRecord, SpanStatus, TraceStore, TraceSummary, TraceTreeNode, build_tree as traces_tree,
+    SpanEvent, SpanRecord, SpanStatus, TraceStore, TraceSummary, TraceTreeNode,
+    build_tree as traces_tree,
 };
 
 use crate::config::RetentionConfig;

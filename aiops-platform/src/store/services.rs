@@ -72,10 +72,13 @@ impl ServiceRegistry {
     pub fn touch(&mut self, name: &str, signal: Signal, at: u64) {
         let seen = match self.services.get_mut(name) {
             Some(s) => s,
-            None => self.services.entry(name.to_string()).or_insert(ServiceSeen {
-                first_seen: at,
-                ..Default::default()
-            }),
+            None => self
+                .services
+                .entry(name.to_string())
+                .or_insert(ServiceSeen {
+                    first_seen: at,
+                    ..Default::default()
+                }),
         };
         let slot = match signal {
             Signal::Traces => &mut seen.traces,
@@ -90,10 +93,12 @@ impl ServiceRegistry {
 
     /// Marks a configured service as known even before any telemetry.
     pub fn declare(&mut self, name: &str, at: u64) {
-        self.services.entry(name.to_string()).or_insert(ServiceSeen {
-            first_seen: at,
-            ..Default::default()
-        });
+        self.services
+            .entry(name.to_string())
+            .or_insert(ServiceSeen {
+                first_seen: at,
+                ..Default::default()
+            });
     }
 
     /// All services by name.

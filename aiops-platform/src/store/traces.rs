@@ -183,14 +183,19 @@ impl TraceStore {
 
     /// Trace summaries, newest first, optionally only those touching `service`, only those
     /// older than `before` (a cursor), at most `limit`.
-    pub fn list(&self, service: Option<&str>, before: Option<u64>, limit: usize) -> Vec<TraceSummary> {
+    pub fn list(
+        &self,
+        service: Option<&str>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Vec<TraceSummary> {
         let mut entries: Vec<(&String, &TraceEntry)> = self
             .traces
             .iter()
             .filter(|(_, e)| before.is_none_or(|b| e.last_seq < b))
             .filter(|(_, e)| service.is_none_or(|s| e.spans.iter().any(|sp| sp.service == s)))
             .collect();
-        entries.sort_unstable_by(|a, b| b.1.last_seq.cmp(&a.1.last_seq));
+        entries.sort_unstable_by_key(|e| std::cmp::Reverse(e.1.last_seq));
         entries
             .into_iter()
             .take(limit)
@@ -216,7 +221,12 @@ fn summarize(id: &str, e: &TraceEntry) -> TraceSummary {
         .min_by_key(|s| (s.parent_span_id.is_some(), s.start_unix_nano))
         .or_else(|| e.spans.front());
     let start = e.spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0);
-    let end = e.spans.iter().map(|s| s.end_unix_nano).max().unwrap_or(start);
+    let end = e
+        .spans
+        .iter()
+        .map(|s| s.end_unix_nano)
+        .max()
+        .unwrap_or(start);
     let mut services: Vec<String> = Vec::new();
     for s in &e.spans {
         if !services.contains(&s.service) {
@@ -251,7 +261,11 @@ pub fn build_tree(mut spans: Vec<SpanRecord>) -> Vec<TraceTreeNode> {
             _ => roots.push(span),
         }
     }
-    fn attach(span: SpanRecord, children: &mut HashMap<String, Vec<SpanRecord>>, depth: usize) -> TraceTreeNode {
+    fn attach(
+        span: SpanRecord,
+        children: &mut HashMap<String, Vec<SpanRecord>>,
+        depth: usize,
+    ) -> TraceTreeNode {
         let kids = if depth < 256 {
             children.remove(&span.span_id).unwrap_or_default()
         } else {
@@ -260,11 +274,17 @@ pub fn build_tree(mut spans: Vec<SpanRecord>) -> Vec<TraceTreeNode> {
         TraceTreeNode {
             start_time: rfc3339(span.start_unix_nano),
             duration_ms: span.duration_ms(),
-            children: kids.into_iter().map(|k| attach(k, children, depth + 1)).collect(),
+            children: kids
+                .into_iter()
+                .map(|k| attach(k, children, depth + 1))
+                .collect(),
             span,
         }
     }
-    let mut tree: Vec<TraceTreeNode> = roots.into_iter().map(|r| attach(r, &mut children, 0)).collect();
+    let mut tree: Vec<TraceTreeNode> = roots
+        .into_iter()
+        .map(|r| attach(r, &mut children, 0))
+        .collect();
     // Cycles (a -> b -> a) leave spans unattached: show them as roots rather than lose them.
     let leftovers: Vec<SpanRecord> = children.into_values().flatten().collect();
     for span in leftovers {
@@ -292,7 +312,10 @@ mod tests {
             kind: "server",
             start_unix_nano: start,
             end_unix_nano: start + 10,
-            status: SpanStatus { code: "unset", message: String::new() },
+            status: SpanStatus {
+                code: "unset",
+                message: String::new(),
+            },
             attributes: Default::default(),
             events: vec![],
             source: "otlp",
@@ -303,7 +326,12 @@ mod tests {
     fn retention_drops_oldest_span_first() {
         let mut store = TraceStore::new(3);
         let dropped = store.insert(
-            vec![span("t1", "a", None, 1), span("t1", "b", Some("a"), 2), span("t2", "c", None, 3), span("t2", "d", Some("c"), 4)],
+            vec![
+                span("t1", "a", None, 1),
+                span("t1", "b", Some("a"), 2),
+                span("t2", "c", None, 3),
+                span("t2", "d", Some("c"), 4),
+            ],
             0,
         );
         assert_eq!(dropped, 1);
@@ -316,10 +344,17 @@ mod tests {
 
     #[test]
     fn tree_nests_children_and_survives_cycles() {
-        let tree = build_tree(vec![span("t", "b", Some("a"), 2), span("t", "a", None, 1), span("t", "c", Some("b"), 3)]);
+        let tree = build_tree(vec![
+            span("t", "b", Some("a"), 2),
+            span("t", "a", None, 1),
+            span("t", "c", Some("b"), 3),
+        ]);
         assert_eq!(tree.len(), 1);
         assert_eq!(tree[0].children[0].children[0].span.span_id, "c");
-        let tree = build_tree(vec![span("t", "x", Some("y"), 1), span("t", "y", Some("x"), 2)]);
+        let tree = build_tree(vec![
+            span("t", "x", Some("y"), 1),
+            span("t", "y", Some("x"), 2),
+        ]);
         assert_eq!(tree.len(), 2);
     }
 }

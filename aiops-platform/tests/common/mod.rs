@@ -32,7 +32,10 @@ impl Platform {
         let data = dir.join("data");
         std::fs::write(
             &config,
-            format!("[platform]\ndata_dir = {:?}\nscrape_interval_ms = 200\n{platform_keys}\n{rest}\n", data.display().to_string()),
+            format!(
+                "[platform]\ndata_dir = {:?}\nscrape_interval_ms = 200\n{platform_keys}\n{rest}\n",
+                data.display().to_string()
+            ),
         )
         .expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_aiops"))
@@ -57,7 +60,9 @@ impl Platform {
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("aiops printed its listening address");
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("aiops printed its listening address");
         Self {
             child,
             url: format!("http://{addr}"),
@@ -84,11 +89,19 @@ impl Platform {
         let resp = req.send().expect("GET");
         let status = resp.status().as_u16();
         let text = resp.text().expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// POST raw bytes with headers; returns status, content type and body.
-    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, String, Vec<u8>) {
+    pub fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, String, Vec<u8>) {
         let mut req = self.http.post(format!("{}{path}", self.url)).body(body);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -130,7 +143,10 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < timeout, "condition not met within {timeout:?}");
+        assert!(
+            start.elapsed() < timeout,
+            "condition not met within {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
