@@ -1,0 +1,552 @@
+//! End-to-end: the five food-delivery services as real processes on real sockets, with their
+//! own SQLite files. Placing orders that are approved, rejected at each step, retried with an
+//! idempotency key, and placed while a downstream service is killed with SIGKILL.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use aiods_e2e::{Binaries, FoodDelivery, eventually, http_client};
+use serde_json::{Value, json};
+use sqlx::SqlitePool;
+
+fn bins() -> Binaries {
+    let order = Path::new(env!("CARGO_BIN_EXE_order-service"));
+    // Cargo builds every bin of this package before the tests, into the same directory.
+    let _ = (
+        env!("CARGO_BIN_EXE_consumer-service"),
+        env!("CARGO_BIN_EXE_kitchen-service"),
+        env!("CARGO_BIN_EXE_accounting-service"),
+        env!("CARGO_BIN_EXE_notification-service"),
+    );
+    Binaries::in_dir(order.parent().unwrap())
+}
+
+fn start(extra: &[(&str, &str)]) -> FoodDelivery {
+    let mut env = vec![("AIODS_ORDERS__RECONCILE_INTERVAL_MS", "200")];
+    env.extend_from_slice(extra);
+    FoodDelivery::start(&bins(), &env).unwrap()
+}
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+async fn post_order(fd: &FoodDelivery, body: &Value, key: Option<&str>) -> Answer {
+    let mut req = http_client()
+        .post(format!("{}/orders", fd.order_url()))
+        .json(body);
+    if let Some(key) = key {
+        req = req.header("Idempotency-Key", key);
+    }
+    answer(req.send().await.unwrap()).await
+}
+
+async fn answer(res: reqwest::Response) -> Answer {
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = res.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Answer {
+        status,
+        content_type,
+        headers,
+        body,
+    }
+}
+
+async fn get(url: String) -> Answer {
+    answer(http_client().get(url).send().await.unwrap()).await
+}
+
+fn order(consumer_id: i64, lines: &[(i64, i64)]) -> Value {
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|(item, qty)| json!({"menu_item_id": item, "quantity": qty}))
+        .collect();
+    json!({"consumer_id": consumer_id, "restaurant_id": 1, "lines": lines})
+}
+
+async fn db(fd: &FoodDelivery, service: &str) -> SqlitePool {
+    SqlitePool::connect(&fd.db_url(service)).await.unwrap()
+}
+
+async fn one_str(pool: &SqlitePool, sql: &'static str, id: i64) -> Option<String> {
+    sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+async fn count(pool: &SqlitePool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+fn assert_problem(a: &Answer, status: u16, step: &str) {
+    assert_eq!(a.status, status, "{:#}", a.body);
+    assert_eq!(a.content_type, "application/problem+json", "{:#}", a.body);
+    assert_eq!(a.body["status"], status);
+    assert_eq!(a.body["step"], step, "{:#}", a.body);
+}
+
+#[tokio::test]
+async fn an_approved_order_goes_through_all_five_services() {
+    let fd = start(&[]);
+    let a = post_order(&fd, &order(1, &[(11, 2), (12, 1)]), None).await;
+    assert_eq!(a.status, 201, "{:#}", a.body);
+    let id = a.body["id"].as_i64().unwrap();
+    assert_eq!(a.body["state"], "APPROVED");
+    assert_eq!(a.body["total_cents"], 2 * 1250 + 350);
+    assert_eq!(a.headers["location"], format!("/orders/{id}").as_str());
+
+    let got = get(format!("{}/orders/{id}", fd.order_url())).await;
+    assert_eq!(got.status, 200);
+    let states: Vec<&str> = got.body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "APPROVAL_PENDING",
+            "CREATE_PENDING",
+            "PAYMENT_CONFIRMED",
+            "APPROVED",
+            "APPROVED"
+        ]
+    );
+    assert!(
+        got.body["history"][0]["at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+
+    // Every service stored its part.
+    let orders = db(&fd, "order").await;
+    assert_eq!(
+        one_str(&orders, "SELECT state FROM orders WHERE id = ?", id)
+            .await
+            .as_deref(),
+        Some("APPROVED")
+    );
+    let kitchen = db(&fd, "kitchen").await;
+    assert_eq!(
+        one_str(&kitchen, "SELECT state FROM tickets WHERE order_id = ?", id)
+            .await
+            .as_deref(),
+        Some("ACCEPTED")
+    );
+    let accounting = db(&fd, "accounting").await;
+    assert_eq!(
+        one_str(
+            &accounting,
+            "SELECT state FROM authorizations WHERE order_id = ?",
+            id
+        )
+        .await
+        .as_deref(),
+        Some("AUTHORIZED")
+    );
+    let notification = db(&fd, "notification").await;
+    assert_eq!(
+        one_str(
+            &notification,
+            "SELECT status FROM outbox WHERE order_id = ?",
+            id
+        )
+        .await
+        .as_deref(),
+        Some("SENT")
+    );
+    let consumer = db(&fd, "consumer").await;
+    assert_eq!(
+        count(&consumer, "SELECT count(*) FROM validations WHERE approved").await,
+        1
+    );
+
+    // Every service documents its API and is ready (its database check passes).
+    for (svc, path) in [
+        (&fd.order, "/orders"),
+        (&fd.consumer, "/consumers/{id}/validate"),
+        (&fd.kitchen, "/tickets/{id}/cancel"),
+        (&fd.accounting, "/authorizations"),
+        (&fd.notification, "/notifications"),
+    ] {
+        let api = get(format!("{}/openapi.json", svc.url())).await;
+        assert!(
+            api.body["paths"].get(path).is_some(),
+            "{} lacks {path}",
+            svc.name
+        );
+        let ready = get(format!("{}/health/ready", svc.url())).await;
+        assert_eq!(ready.status, 200, "{}: {:#}", svc.name, ready.body);
+        assert!(
+            ready.body.to_string().contains("database"),
+            "{:#}",
+            ready.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rejection_at_each_step_names_the_step_and_compensates() {
+    let fd = start(&[]);
+    let orders = db(&fd, "order").await;
+    let kitchen = db(&fd, "kitchen").await;
+    let accounting = db(&fd, "accounting").await;
+
+    // Consumer step: blocked, unknown, over the limit.
+    let a = post_order(&fd, &order(3, &[(11, 1)]), None).await;
+    assert_problem(&a, 422, "consumer");
+    assert_eq!(a.body["code"], "consumer-blocked");
+    assert_eq!(a.body["state"], "REJECTED");
+    let blocked = a.body["order_id"].as_i64().unwrap();
+    assert_eq!(
+        one_str(&orders, "SELECT state FROM orders WHERE id = ?", blocked)
+            .await
+            .as_deref(),
+        Some("REJECTED")
+    );
+    assert_eq!(
+        one_str(
+            &orders,
+            "SELECT rejection_step FROM orders WHERE id = ?",
+            blocked
+        )
+        .await
+        .as_deref(),
+        Some("consumer")
+    );
+    assert_eq!(
+        one_str(
+            &kitchen,
+            "SELECT state FROM tickets WHERE order_id = ?",
+            blocked
+        )
+        .await,
+        None
+    );
+
+    let a = post_order(&fd, &order(99, &[(11, 1)]), None).await;
+    assert_problem(&a, 422, "consumer");
+    assert_eq!(a.body["failure"], "not_found");
+    assert_eq!(a.body["code"], "unknown-consumer");
+
+    let a = post_order(&fd, &order(4, &[(11, 2)]), None).await;
+    assert_problem(&a, 422, "consumer");
+    assert_eq!(a.body["code"], "order-limit-exceeded");
+
+    // Kitchen step: a sold-out item.
+    let a = post_order(&fd, &order(1, &[(11, 1), (13, 1)]), None).await;
+    assert_problem(&a, 422, "kitchen");
+    assert_eq!(a.body["code"], "item-unavailable");
+    let sold_out = a.body["order_id"].as_i64().unwrap();
+    assert_eq!(
+        one_str(
+            &kitchen,
+            "SELECT state FROM tickets WHERE order_id = ?",
+            sold_out
+        )
+        .await,
+        None
+    );
+
+    // Accounting step: a declined card; the ticket is cancelled (compensation).
+    let a = post_order(&fd, &order(5, &[(11, 1)]), None).await;
+    assert_problem(&a, 422, "accounting");
+    assert_eq!(a.body["code"], "payment-declined");
+    let declined = a.body["order_id"].as_i64().unwrap();
+    assert_eq!(
+        one_str(
+            &kitchen,
+            "SELECT state FROM tickets WHERE order_id = ?",
+            declined
+        )
+        .await
+        .as_deref(),
+        Some("CANCELLED")
+    );
+    assert_eq!(
+        one_str(
+            &accounting,
+            "SELECT state FROM authorizations WHERE order_id = ?",
+            declined
+        )
+        .await
+        .as_deref(),
+        Some("DECLINED")
+    );
+    let got = get(format!("{}/orders/{declined}", fd.order_url())).await;
+    assert_eq!(got.body["state"], "REJECTED");
+    assert_eq!(got.body["rejection"]["step"], "accounting");
+    assert_eq!(got.body["compensation_pending"], false);
+    let last_note = got.body["history"].as_array().unwrap().last().unwrap()["note"].to_string();
+    assert!(last_note.contains("cancelled"), "{last_note}");
+
+    // No account at all: the accounting step again, not found.
+    let a = post_order(&fd, &order(6, &[(11, 1)]), None).await;
+    assert_problem(&a, 422, "accounting");
+    assert_eq!(a.body["code"], "unknown-account");
+
+    assert_eq!(
+        count(
+            &orders,
+            "SELECT count(*) FROM orders WHERE state <> 'REJECTED'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn invalid_requests_get_problem_json_and_store_nothing() {
+    let fd = start(&[]);
+    let cases = [
+        (
+            json!({"consumer_id": 1, "restaurant_id": 1, "lines": []}),
+            "invalid-order",
+        ),
+        (order(1, &[(11, 0)]), "invalid-order"),
+        (order(1, &[(11, -3)]), "invalid-order"),
+        (order(1, &[(99, 1)]), "unknown-menu-item"),
+        (
+            json!({"consumer_id": 1, "restaurant_id": 42, "lines": [{"menu_item_id": 11, "quantity": 1}]}),
+            "unknown-restaurant",
+        ),
+    ];
+    for (body, code) in cases {
+        let a = post_order(&fd, &body, None).await;
+        assert_problem(&a, 422, "validation");
+        assert_eq!(a.body["code"], code, "{body}");
+    }
+    let malformed = answer(
+        http_client()
+            .post(format!("{}/orders", fd.order_url()))
+            .header("content-type", "application/json")
+            .body("{\"consumer_id\": 1, \"lines\": [")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        (400..500).contains(&malformed.status),
+        "{}",
+        malformed.status
+    );
+    assert_eq!(malformed.content_type, "application/problem+json");
+
+    let missing = get(format!("{}/orders/424242", fd.order_url())).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.content_type, "application/problem+json");
+
+    let orders = db(&fd, "order").await;
+    assert_eq!(count(&orders, "SELECT count(*) FROM orders").await, 0);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_makes_retries_return_the_same_order() {
+    let fd = start(&[]);
+    let body = order(2, &[(12, 1)]);
+    let first = post_order(&fd, &body, Some("retry-me")).await;
+    assert_eq!(first.status, 201, "{:#}", first.body);
+    let again = post_order(&fd, &body, Some("retry-me")).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body["id"], first.body["id"]);
+
+    // Concurrent retries of a new key still make one order.
+    let fd_url = fd.order_url();
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let url = fd_url.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let res = http_client()
+                    .post(format!("{url}/orders"))
+                    .header("Idempotency-Key", "burst")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let v: Value = res.json().await.unwrap();
+                v["id"].as_i64()
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+
+    // A different request under a used key is refused.
+    let other = post_order(&fd, &order(2, &[(12, 5)]), Some("retry-me")).await;
+    assert_eq!(other.status, 422);
+    assert_eq!(other.body["code"], "idempotency-key-reused");
+
+    // A rejected order replays as the same rejection.
+    let r1 = post_order(&fd, &order(3, &[(11, 1)]), Some("blocked")).await;
+    let r2 = post_order(&fd, &order(3, &[(11, 1)]), Some("blocked")).await;
+    assert_problem(&r2, 422, "consumer");
+    assert_eq!(r1.body["order_id"], r2.body["order_id"]);
+
+    let orders = db(&fd, "order").await;
+    assert_eq!(count(&orders, "SELECT count(*) FROM orders").await, 3);
+}
+
+#[tokio::test]
+async fn killing_a_downstream_service_fails_orders_cleanly_and_nothing_stays_pending() {
+    let mut fd = start(&[]);
+    let ok = post_order(&fd, &order(1, &[(11, 1)]), None).await;
+    assert_eq!(ok.status, 201);
+
+    fd.accounting.kill();
+    let a = post_order(&fd, &order(1, &[(12, 1)]), None).await;
+    assert_problem(&a, 502, "accounting");
+    assert_eq!(a.body["failure"], "unavailable");
+    let failed_at_accounting = a.body["order_id"].as_i64().unwrap();
+    let kitchen = db(&fd, "kitchen").await;
+    assert_eq!(
+        one_str(
+            &kitchen,
+            "SELECT state FROM tickets WHERE order_id = ?",
+            failed_at_accounting
+        )
+        .await
+        .as_deref(),
+        Some("CANCELLED")
+    );
+    // The payment could not be voided while accounting is down: retried later.
+    let got = get(format!("{}/orders/{failed_at_accounting}", fd.order_url())).await;
+    assert_eq!(got.body["compensation_pending"], true);
+
+    fd.consumer.kill();
+    let a = post_order(&fd, &order(1, &[(11, 1)]), None).await;
+    assert_problem(&a, 502, "consumer");
+
+    fd.kitchen.kill();
+    let a = post_order(&fd, &order(1, &[(11, 1)]), None).await;
+    assert_problem(&a, 502, "kitchen");
+
+    fd.consumer.restart(&[]).unwrap();
+    fd.kitchen.restart(&[]).unwrap();
+    fd.accounting.restart(&[]).unwrap();
+    let again = post_order(&fd, &order(1, &[(11, 1)]), None).await;
+    assert_eq!(again.status, 201, "{:#}", again.body);
+
+    let orders = db(&fd, "order").await;
+    let settled = eventually(Duration::from_secs(10), || {
+        let orders = orders.clone();
+        async move {
+            let open: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM orders WHERE compensation_pending \
+                 OR state NOT IN ('APPROVED', 'REJECTED')",
+            )
+            .fetch_one(&orders)
+            .await
+            .ok()?;
+            (open == 0).then_some(())
+        }
+    })
+    .await;
+    assert!(
+        settled.is_some(),
+        "orders left pending:\n{}",
+        fd.order.output()
+    );
+    let history = get(format!("{}/orders/{failed_at_accounting}", fd.order_url())).await;
+    assert!(
+        history.body["history"]
+            .to_string()
+            .contains("compensation retried")
+    );
+}
+
+#[tokio::test]
+async fn an_order_left_pending_by_a_crashed_order_service_is_reconciled_after_restart() {
+    let mut fd = start(&[("AIODS_ORDERS__PENDING_TIMEOUT_MS", "1000")]);
+    // Accounting hangs, so the saga waits there with the kitchen ticket already created.
+    fd.accounting.signal("STOP").unwrap();
+    let url = fd.order_url();
+    let placing = tokio::spawn(async move {
+        let _ = http_client()
+            .post(format!("{url}/orders"))
+            .json(&order(1, &[(11, 1)]))
+            .send()
+            .await;
+    });
+    let orders = db(&fd, "order").await;
+    let id = eventually(Duration::from_secs(10), || {
+        let orders = orders.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT id FROM orders WHERE state = 'CREATE_PENDING'")
+                .fetch_optional(&orders)
+                .await
+                .ok()
+                .flatten()
+        }
+    })
+    .await
+    .expect("the saga reached CREATE_PENDING");
+
+    fd.order.kill();
+    placing.abort();
+    fd.accounting.signal("CONT").unwrap();
+    fd.order.restart(&[]).unwrap();
+
+    let rejected = eventually(Duration::from_secs(10), || {
+        let orders = orders.clone();
+        async move {
+            let state: String = sqlx::query_scalar("SELECT state FROM orders WHERE id = ?")
+                .bind(id)
+                .fetch_one(&orders)
+                .await
+                .ok()?;
+            (state == "REJECTED").then_some(())
+        }
+    })
+    .await;
+    assert!(rejected.is_some(), "not reconciled:\n{}", fd.order.output());
+    let got = get(format!("{}/orders/{id}", fd.order_url())).await;
+    assert_eq!(got.body["rejection"]["step"], "reconciler");
+    assert_eq!(got.body["rejection"]["failure"], "expired");
+    let kitchen = db(&fd, "kitchen").await;
+    assert_eq!(
+        one_str(&kitchen, "SELECT state FROM tickets WHERE order_id = ?", id)
+            .await
+            .as_deref(),
+        Some("CANCELLED")
+    );
+    let accounting = db(&fd, "accounting").await;
+    let payment = one_str(
+        &accounting,
+        "SELECT state FROM authorizations WHERE order_id = ?",
+        id,
+    )
+    .await;
+    assert!(
+        payment.is_none() || payment.as_deref() == Some("VOIDED"),
+        "{payment:?}"
+    );
+}
+
+/// One approved order should be one trace whose spans cover all five services, received by a
+/// real OTLP receiver started by the test. It needs the chassis to export OTLP traces
+/// (`OTEL_EXPORTER_OTLP_ENDPOINT`) and to propagate `traceparent` through `aiods::Client`.
+#[tokio::test]
+#[ignore = "waits for OTLP trace export in the chassis"]
+async fn one_order_is_one_trace_across_five_services() {}
