@@ -108,7 +108,7 @@ fn main() -> ExitCode {
                     while Instant::now() < deadline {
                         n += 1;
                         // Customers 1 and 2, both restaurants' available items.
-                        let (restaurant, item) = if (w as u64 + n) % 2 == 0 {
+                        let (restaurant, item) = if (w as u64 + n).is_multiple_of(2) {
                             (1, 11)
                         } else {
                             (2, 21)
