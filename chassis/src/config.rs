@@ -162,6 +162,10 @@ pub struct ChassisConfig {
     pub client_timeout: Duration,
     /// Largest request body accepted, in bytes (`AIODS_BODY_LIMIT`).
     pub body_limit: usize,
+    /// Fault injection (`AIODS_FAULTS__ENABLED`, `AIODS_FAULTS__TOKEN`).
+    pub faults: crate::faults::FaultConfig,
+    /// The chassis client's retries and circuit breaker (`[client]`).
+    pub client: crate::client::ClientConfig,
 }
 
 /// The format of log lines on stdout.
@@ -190,6 +194,8 @@ impl Default for ChassisConfig {
             upstreams: Default::default(),
             client_timeout: Duration::from_secs(5),
             body_limit: 2 * 1024 * 1024,
+            faults: Default::default(),
+            client: Default::default(),
         }
     }
 }
@@ -206,6 +212,12 @@ impl ChassisConfig {
             return Err(ConfigError::OutOfRange {
                 key: "shutdown_grace",
                 reason: "must be at most 1h".into(),
+            });
+        }
+        if self.faults.enabled && self.faults.token.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::OutOfRange {
+                key: "faults.token",
+                reason: "is required when faults.enabled is true".into(),
             });
         }
         for (name, url) in &self.upstreams {

@@ -113,10 +113,14 @@ impl IntoResponse for Problem {
 /// the error's message: the exception tracking layer reports it.
 #[derive(Debug, Clone)]
 pub struct ServerErrorReport {
-    /// The error type, for grouping (for example `aiods::Error::Internal`).
+    /// The error type, for grouping (for example `aiods::Error::Internal`, or `panic`).
     pub kind: &'static str,
     /// The error with its source chain, `: `-separated.
     pub message: String,
+    /// Where it happened, when known (a panic's `file:line:column`).
+    pub location: Option<String>,
+    /// The stack trace (`std::backtrace` format), when exception tracking is on.
+    pub stacktrace: Option<String>,
 }
 
 /// The error type of aiods services. Every variant maps to a problem+json response.
@@ -291,9 +295,14 @@ impl IntoResponse for Error {
             let message = error_chain(&self);
             tracing::error!(error.kind = self.kind(), error = %message, "request failed");
             crate::metrics::count_exception(self.kind());
+            // A stack trace is only worth its cost when someone receives it.
+            let stacktrace = (crate::exceptions::enabled() && matches!(self, Self::Internal(_)))
+                .then(|| std::backtrace::Backtrace::force_capture().to_string());
             response.extensions_mut().insert(ServerErrorReport {
                 kind: self.kind(),
                 message,
+                location: None,
+                stacktrace,
             });
         }
         response

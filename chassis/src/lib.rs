@@ -93,11 +93,14 @@ pub mod client;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod exceptions;
+pub mod faults;
 pub mod health;
 pub mod info;
 pub mod layers;
 pub mod logging;
 pub mod metrics;
+pub mod otel;
 mod routes;
 pub mod service;
 pub mod telemetry;
@@ -113,6 +116,7 @@ pub use service::IntoServiceRouter;
 
 // The exact versions we build against, so users never fight version skew.
 pub use axum;
+pub use opentelemetry;
 pub use tokio;
 pub use tracing;
 pub use utoipa;

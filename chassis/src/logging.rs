@@ -17,14 +17,26 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-/// The W3C ids of the span an event belongs to, stored in the span's extensions by the tracing
-/// layer so that log lines can name them.
+/// The W3C ids of the span an event belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceIds {
     /// The 16-byte trace id.
     pub trace_id: [u8; 16],
     /// The 8-byte span id.
     pub span_id: [u8; 8],
+}
+
+/// The ids of the OpenTelemetry span current on this thread (the request's server span, or a
+/// span opened inside it), if any.
+pub fn current_trace_ids() -> Option<TraceIds> {
+    use opentelemetry::trace::TraceContextExt;
+    opentelemetry::Context::map_current(|cx| {
+        let sc = cx.span().span_context().clone();
+        sc.is_valid().then(|| TraceIds {
+            trace_id: sc.trace_id().to_bytes(),
+            span_id: sc.span_id().to_bytes(),
+        })
+    })
 }
 
 static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
@@ -72,12 +84,8 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
 {
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let ids = ctx.event_scope(event).and_then(|scope| {
-            scope
-                .into_iter()
-                .find_map(|span| span.extensions().get::<TraceIds>().copied())
-        });
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let ids = current_trace_ids();
         LINE.with(|cell| {
             let Ok(mut cell) = cell.try_borrow_mut() else {
                 return;
@@ -224,7 +232,18 @@ impl Visit for JsonFields<'_> {
     }
 }
 
-/// Routes panics to the log as an `ERROR` event (with location), instead of text on stderr.
+thread_local! {
+    static LAST_PANIC: std::cell::RefCell<(Option<String>, Option<String>)> =
+        const { std::cell::RefCell::new((None, None)) };
+}
+
+/// The location and stack trace of the last panic on this thread, taken once.
+pub(crate) fn take_last_panic() -> (Option<String>, Option<String>) {
+    LAST_PANIC.with(|p| std::mem::take(&mut *p.borrow_mut()))
+}
+
+/// Routes panics to the log as an `ERROR` event (with location), instead of text on stderr,
+/// and keeps the location and stack trace for the exception report.
 pub(crate) fn install_panic_log_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -233,6 +252,9 @@ pub(crate) fn install_panic_log_hook() {
             .location()
             .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
             .unwrap_or_default();
+        let stacktrace = crate::exceptions::enabled()
+            .then(|| std::backtrace::Backtrace::force_capture().to_string());
+        LAST_PANIC.with(|p| *p.borrow_mut() = (Some(location.clone()), stacktrace));
         if tracing::dispatcher::has_been_set() {
             tracing::error!(target: "aiods::panic", panic_message = %message, panic_location = %location, "panic");
         } else {

@@ -84,6 +84,12 @@ pub fn render(handle: &PrometheusHandle) -> String {
     process::collect();
     metrics::counter!(TELEMETRY_DROPPED, "signal" => "logs")
         .absolute(crate::logging::dropped_lines() as u64);
+    metrics::counter!(TELEMETRY_DROPPED, "signal" => "spans")
+        .absolute(crate::otel::dropped_spans());
+    metrics::counter!(TELEMETRY_DROPPED, "signal" => "otlp_logs")
+        .absolute(crate::otel::dropped_log_records());
+    metrics::counter!(TELEMETRY_DROPPED, "signal" => "exceptions")
+        .absolute(crate::exceptions::dropped_events());
     handle.render()
 }
 

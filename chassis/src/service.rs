@@ -16,9 +16,13 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::client::Client;
 use crate::config::{ConfigError, Settings};
 use crate::context::ServiceContext;
+use crate::faults::FaultState;
 use crate::health::HealthRegistry;
 use crate::info::ServiceInfo;
-use crate::layers::{AccessLogLayer, HttpMetricsLayer, ProblemJsonLayer, panic_layer};
+use crate::layers::{
+    AccessLogLayer, ExceptionLayer, FaultLayer, HttpMetricsLayer, ProblemJsonLayer,
+    ServerSpanLayer, panic_layer,
+};
 use crate::routes::{ChassisState, chassis_routes};
 
 /// A boxed error, as returned by a failing service function.
@@ -87,6 +91,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// Telemetry could not be set up (an invalid `SENTRY_DSN`, say).
+    #[error("invalid telemetry configuration: {0}")]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// The service's routes clash with the chassis's.
     #[error("the service's routes clash with the chassis endpoints: {0}")]
     Routes(String),
@@ -98,7 +105,7 @@ pub enum StartError {
 impl StartError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            Self::Config(_) => ExitCode::from(EXIT_CONFIG),
+            Self::Config(_) | Self::Telemetry(_) => ExitCode::from(EXIT_CONFIG),
             _ => ExitCode::FAILURE,
         }
     }
@@ -148,9 +155,6 @@ where
     // Configuration first: an invalid value stops us before anything is bound.
     let settings = Arc::new(Settings::load().map_err(Box::new)?);
     let cfg = settings.chassis().clone();
-    let telemetry = crate::telemetry::init(&name, &cfg);
-    let metrics = crate::metrics::install();
-
     let info = Arc::new(ServiceInfo {
         name: name.clone(),
         version: spec.version.to_owned(),
@@ -161,8 +165,10 @@ where
         start_time: now_rfc3339(),
         env: cfg.env.clone(),
     });
+    let telemetry = crate::telemetry::init(&info, &cfg)?;
+    let metrics = crate::metrics::install();
     let health = HealthRegistry::new(cfg.health_cache, cfg.health_timeout);
-    let client = Client::new(&cfg.upstreams, cfg.client_timeout)
+    let client = Client::new(&cfg.upstreams, cfg.client_timeout, &cfg.client)
         .map_err(|e| StartError::Service(Box::new(e)))?;
     let ctx = ServiceContext {
         settings: settings.clone(),
@@ -238,7 +244,13 @@ fn assemble(
     state: ChassisState,
     cfg: &crate::config::ChassisConfig,
 ) -> Result<Router, StartError> {
-    let (chassis, chassis_api) = chassis_routes(state.clone());
+    let (mut chassis, chassis_api) = chassis_routes(state.clone());
+    let faults = Arc::new(FaultState::default());
+    if cfg.faults.enabled {
+        let token = cfg.faults.token.as_deref().unwrap_or_default();
+        chassis = chassis.merge(crate::faults::admin_routes(faults.clone(), token));
+        tracing::warn!(target: "aiods::faults", "fault injection is enabled at /admin/faults");
+    }
     let mut api = utoipa::openapi::OpenApiBuilder::new()
         .info(
             utoipa::openapi::InfoBuilder::new()
@@ -261,16 +273,21 @@ fn assemble(
         user_router.merge(chassis).merge(docs)
     }))
     .map_err(|p| StartError::Routes(crate::logging::panic_message(p.as_ref())))?;
+    // Innermost first. The server span is outermost so that everything else, the access log
+    // line included, happens inside it.
     let layered = merged
         .layer(ProblemJsonLayer)
+        .layer(FaultLayer::new(faults))
         .layer(panic_layer())
+        .layer(ExceptionLayer)
         .layer(HttpMetricsLayer)
         .layer(DefaultBodyLimit::max(cfg.body_limit));
-    Ok(if cfg.access_log {
+    let layered = if cfg.access_log {
         layered.layer(AccessLogLayer)
     } else {
         layered
-    })
+    };
+    Ok(layered.layer(ServerSpanLayer))
 }
 
 async fn wait_for_shutdown(health: HealthRegistry, delay: Duration, stop: watch::Sender<bool>) {

@@ -1,44 +1,112 @@
-//! Telemetry set-up: the log subscriber (and, with OTLP configured, the exporters).
+//! Telemetry set-up: the log subscriber, OpenTelemetry (traces, logs, metrics over OTLP) and
+//! exception tracking, each from its standard configuration.
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{ChassisConfig, LogFormat};
+use crate::info::ServiceInfo;
 use crate::logging::{JsonLogLayer, stdout_writer};
+
+/// Why telemetry could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// OpenTelemetry could not be set up.
+    #[error(transparent)]
+    Otel(#[from] crate::otel::OtelError),
+    /// Exception tracking could not be set up.
+    #[error(transparent)]
+    Exceptions(#[from] crate::exceptions::ExceptionsError),
+}
 
 /// Flushes buffered telemetry when shut down (or dropped).
 #[must_use = "dropping the guard flushes and stops telemetry"]
-#[derive(Debug)]
 pub struct TelemetryGuard {
+    otel: crate::otel::OtelProviders,
+    sentry: Option<sentry::ClientInitGuard>,
     log: Option<WorkerGuard>,
 }
 
+impl std::fmt::Debug for TelemetryGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryGuard")
+            .field("otel", &self.otel)
+            .field("sentry", &self.sentry.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl TelemetryGuard {
-    /// Flushes everything buffered.
+    /// Flushes everything buffered: spans, OTLP logs, exceptions, then stdout.
     pub fn shutdown(mut self) {
+        self.otel.shutdown();
+        if let Some(sentry) = self.sentry.take() {
+            sentry.flush(Some(std::time::Duration::from_secs(2)));
+        }
         self.log.take();
     }
 }
 
-/// Installs the global subscriber: `RUST_LOG` filter (default `info`) and JSON lines on stdout.
-/// Does nothing (but still returns a guard) if a global subscriber is already set.
-pub fn init(service: &str, cfg: &ChassisConfig) -> TelemetryGuard {
+/// Targets whose events are never exported over OTLP: the exporters' own machinery, which
+/// would otherwise feed back into itself.
+fn is_exporter_target(target: &str) -> bool {
+    ["opentelemetry", "hyper", "reqwest", "h2", "tower", "sentry"]
+        .iter()
+        .any(|p| target.starts_with(p))
+}
+
+/// Installs the global subscriber — `RUST_LOG` filter (default `info`), JSON lines on stdout,
+/// and when configured the OTLP trace and log bridges — and starts exception tracking.
+/// Leaves an already installed global subscriber in place.
+pub fn init(info: &ServiceInfo, cfg: &ChassisConfig) -> Result<TelemetryGuard, TelemetryError> {
+    let otel = crate::otel::init(&crate::otel::ResourceInfo {
+        name: info.name.clone(),
+        version: info.version.clone(),
+        instance_id: info.instance_id.clone(),
+        environment: info.env.clone(),
+    })?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = stdout_writer();
-    let result = match cfg.log_format {
-        LogFormat::Json => tracing_subscriber::registry()
-            .with(filter)
-            .with(JsonLogLayer::new(service, writer))
-            .try_init(),
-        LogFormat::Text => tracing_subscriber::registry()
-            .with(filter)
-            .with(tracing_subscriber::fmt::layer().with_writer(writer))
-            .try_init(),
+    let spans = otel.traces.as_ref().map(|provider| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("aiods"))
+            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+                m.is_span() && !is_exporter_target(m.target())
+            }))
+    });
+    let otlp_logs = otel.logs.as_ref().map(|provider| {
+        opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(provider)
+            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+                !is_exporter_target(m.target())
+            }))
+    });
+    let stdout = match cfg.log_format {
+        LogFormat::Json => JsonLogLayer::new(info.name.clone(), writer).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
     };
-    if result.is_ok() {
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(stdout)
+        .with(spans)
+        .with(otlp_logs)
+        .try_init()
+        .is_ok();
+    if installed {
         crate::logging::install_panic_log_hook();
     }
-    TelemetryGuard { log: Some(guard) }
+    let sentry = crate::exceptions::init(&crate::exceptions::ExceptionSource {
+        service: info.name.clone(),
+        instance: info.instance_id.clone(),
+        version: info.version.clone(),
+        environment: info.env.clone(),
+    })?;
+    Ok(TelemetryGuard {
+        otel,
+        sentry,
+        log: Some(guard),
+    })
 }

@@ -95,6 +95,19 @@ where
             Err(_) => 500,
         };
         let elapsed = this.started.elapsed().as_secs_f64();
+        if let Some(otlp) = crate::otel::http_server_duration() {
+            let mut attrs = vec![
+                opentelemetry::KeyValue::new("http.request.method", this.method.to_string()),
+                opentelemetry::KeyValue::new("http.response.status_code", i64::from(status)),
+            ];
+            if let Some(route) = this.route.as_ref() {
+                attrs.push(opentelemetry::KeyValue::new(
+                    "http.route",
+                    route.as_str().to_owned(),
+                ));
+            }
+            otlp.record(elapsed, &attrs);
+        }
         let status = SharedString::from(status_label(status));
         match this.route {
             Some(route) => metrics::histogram!(

@@ -1,14 +1,20 @@
 //! The chassis's tower middleware, one concept per module.
 
 pub mod access_log;
+pub mod exceptions;
+pub mod faults;
 pub mod http_metrics;
 pub mod panic;
 pub mod problem;
+pub mod server_span;
 
 pub use access_log::{AccessLog, AccessLogLayer};
+pub use exceptions::{ExceptionLayer, Exceptions};
+pub use faults::{FaultLayer, Faults};
 pub use http_metrics::{HttpMetrics, HttpMetricsLayer};
 pub use panic::panic_layer;
 pub use problem::{ProblemJson, ProblemJsonLayer};
+pub use server_span::{ServerSpan, ServerSpanLayer};
 
 use axum::extract::MatchedPath;
 use http::Request;

@@ -23,12 +23,16 @@ pub fn panic_layer() -> CatchPanicLayer<PanicResponder> {
 fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
     let message = crate::logging::panic_message(payload.as_ref());
     crate::metrics::count_exception("panic");
+    // The panic hook ran on this thread a moment ago and kept the location and stack.
+    let (location, stacktrace) = crate::logging::take_last_panic();
     let mut response = Problem::new(StatusCode::INTERNAL_SERVER_ERROR)
         .with_detail("the service failed to handle the request; it has been reported")
         .into_response();
     response.extensions_mut().insert(ServerErrorReport {
         kind: "panic",
         message,
+        location,
+        stacktrace,
     });
     response
 }

@@ -176,9 +176,7 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let name_end = line
-            .find(['{', ' '])
-            .expect("sample line");
+        let name_end = line.find(['{', ' ']).expect("sample line");
         let name = line[..name_end].to_owned();
         let mut labels = Vec::new();
         let mut rest = &line[name_end..];

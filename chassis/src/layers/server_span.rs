@@ -1,0 +1,178 @@
+//! [`ServerSpanLayer`]: one OpenTelemetry server span per request, continuing the caller's
+//! W3C trace context.
+//!
+//! The span is made with the OpenTelemetry SDK directly rather than through a `tracing` span:
+//! it is named `METHOD /route/template`, carries the HTTP semantic-convention attributes, and
+//! its context is made current while the request's future runs, so log lines, exceptions,
+//! the chassis client and any `tracing` span a handler opens all attach to it. The response
+//! carries the trace id (`traceresponse` and `x-trace-id` headers). Without a configured
+//! OTLP endpoint the layer passes requests straight through.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, HeaderValue, Request, Response};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{KeyValue, StringValue};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tower::{Layer, Service};
+
+/// Makes the server span of each request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerSpanLayer;
+
+impl<S> Layer<S> for ServerSpanLayer {
+    type Service = ServerSpan<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        ServerSpan { inner }
+    }
+}
+
+/// The service made by [`ServerSpanLayer`].
+#[derive(Debug, Clone)]
+pub struct ServerSpan<S> {
+    inner: S,
+}
+
+/// Reads W3C trace-context headers from an HTTP header map.
+pub(crate) struct HeaderExtractor<'a>(pub(crate) &'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for ServerSpan<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let Some(tracer) = crate::otel::tracer() else {
+            return ResponseFuture {
+                inner: self.inner.call(req),
+                cx: None,
+            };
+        };
+        let parent = if req.headers().contains_key("traceparent") {
+            TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()))
+        } else {
+            opentelemetry::Context::new()
+        };
+        let method = super::http_metrics::method_label(req.method());
+        let route = super::route_of(&req);
+        let name: Cow<'static, str> = match &route {
+            Some(r) => Cow::Owned(format!("{} {}", method.as_ref(), r.as_str())),
+            None => Cow::Owned(method.as_ref().to_owned()),
+        };
+        let mut attributes = Vec::with_capacity(6);
+        attributes.push(KeyValue::new(
+            "http.request.method",
+            StringValue::from(method.as_ref().to_owned()),
+        ));
+        if let Some(r) = &route {
+            attributes.push(KeyValue::new("http.route", r.as_str().to_owned()));
+        }
+        attributes.push(KeyValue::new("url.path", req.uri().path().to_owned()));
+        attributes.push(KeyValue::new("url.scheme", "http"));
+        attributes.push(KeyValue::new(
+            "network.protocol.version",
+            match req.version() {
+                http::Version::HTTP_10 => "1.0",
+                http::Version::HTTP_2 => "2",
+                http::Version::HTTP_3 => "3",
+                _ => "1.1",
+            },
+        ));
+        let span = tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Server)
+            .with_attributes(attributes)
+            .start_with_context(tracer, &parent);
+        let cx = parent.with_span(span);
+        let inner = {
+            let _entered = cx.clone().attach();
+            self.inner.call(req)
+        };
+        ResponseFuture {
+            inner,
+            cx: Some(cx),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`ServerSpan`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        cx: Option<opentelemetry::Context>,
+    }
+}
+
+impl<F, RB, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(cx) = this.cx.as_ref() else {
+            return this.inner.poll(task);
+        };
+        let result = {
+            let _entered = cx.clone().attach();
+            std::task::ready!(this.inner.poll(task))
+        };
+        if let Some(cx) = this.cx.take() {
+            let span = cx.span();
+            let mut result = result;
+            match &mut result {
+                Ok(response) => {
+                    let status = response.status();
+                    span.set_attribute(KeyValue::new(
+                        "http.response.status_code",
+                        i64::from(status.as_u16()),
+                    ));
+                    if status.is_server_error() {
+                        span.set_status(Status::error(status.as_str().to_owned()));
+                    }
+                    let sc = span.span_context();
+                    let header = format!(
+                        "00-{}-{}-{:02x}",
+                        sc.trace_id(),
+                        sc.span_id(),
+                        sc.trace_flags().to_u8()
+                    );
+                    if let Ok(v) = HeaderValue::from_str(&header) {
+                        response.headers_mut().insert("traceresponse", v);
+                    }
+                    if let Ok(v) = HeaderValue::from_str(&sc.trace_id().to_string()) {
+                        response.headers_mut().insert("x-trace-id", v);
+                    }
+                }
+                Err(_) => {
+                    span.set_status(Status::error("the service failed"));
+                }
+            }
+            span.end();
+            return Poll::Ready(result);
+        }
+        Poll::Ready(result)
+    }
+}
