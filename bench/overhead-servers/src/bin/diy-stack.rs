@@ -17,8 +17,7 @@ async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -29,10 +28,7 @@ async fn main() -> std::io::Result<()> {
         .route("/hello/{name}", get(hello))
         .route("/metrics", get(move || std::future::ready(handle.render())))
         .layer(middleware::from_fn(track_metrics))
-        .layer(
-            TraceLayer::new_for_http()
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        );
+        .layer(TraceLayer::new_for_http().on_response(DefaultOnResponse::new().level(Level::INFO)));
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     println!("listening on {}", listener.local_addr()?);
     axum::serve(listener, app).await
