@@ -36,7 +36,33 @@ async fn main(ctx: ServiceContext) -> aiods::Result<OpenApiRouter> {
         .route("/slow", get(slow))
         .route("/panic", get(panics))
         .route("/fail", get(fails))
-        .route("/users/{id}", get(user)))
+        .route("/users/{id}", get(user))
+        .route("/log", get(log_inside))
+        .route("/call/{upstream}", get(call_upstream))
+        .with_state(ctx.client().clone()))
+}
+
+async fn log_inside() -> &'static str {
+    tracing::info!(marker = "inside", "a log line inside the request");
+    "logged"
+}
+
+/// Calls `GET /hello/from-probe` on `upstream` through the chassis client.
+async fn call_upstream(
+    State(client): State<aiods::Client>,
+    Path(upstream): Path<String>,
+) -> aiods::Result<String> {
+    let res = client
+        .call(
+            aiods::axum::http::Method::GET,
+            &upstream,
+            "/hello/from-probe",
+            None::<&()>,
+        )
+        .await?;
+    res.text()
+        .await
+        .map_err(|e| aiods::Error::internal(format!("unreadable: {e}")))
 }
 
 /// Greets someone.

@@ -157,7 +157,7 @@ pub(crate) fn admin_routes(faults: Arc<FaultState>, token: &str) -> Router {
         })
 }
 
-fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Box<Problem>> {
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -165,9 +165,10 @@ fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Response> {
     if given.is_some_and(|g| constant_time_eq(g.as_bytes(), state.token.as_bytes())) {
         Ok(())
     } else {
-        Err(Problem::new(StatusCode::UNAUTHORIZED)
-            .with_detail("fault injection needs `Authorization: Bearer <faults.token>`")
-            .into_response())
+        Err(Box::new(
+            Problem::new(StatusCode::UNAUTHORIZED)
+                .with_detail("fault injection needs `Authorization: Bearer <faults.token>`"),
+        ))
     }
 }
 
@@ -176,8 +177,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn show(State(state): State<AdminState>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
+    if let Err(problem) = authorize(&state, &headers) {
+        return problem.into_response();
     }
     Json(state.faults.status()).into_response()
 }
@@ -187,8 +188,8 @@ async fn set(
     headers: HeaderMap,
     body: Result<Json<FaultRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
+    if let Err(problem) = authorize(&state, &headers) {
+        return problem.into_response();
     }
     let Json(req) = match body {
         Ok(b) => b,
@@ -224,8 +225,8 @@ async fn set(
 }
 
 async fn clear(State(state): State<AdminState>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
+    if let Err(problem) = authorize(&state, &headers) {
+        return problem.into_response();
     }
     state.faults.clear();
     tracing::warn!(target: "aiods::faults", "fault injection cleared");
