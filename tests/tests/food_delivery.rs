@@ -556,9 +556,98 @@ async fn an_order_left_pending_by_a_crashed_order_service_is_reconciled_after_re
     );
 }
 
-/// One approved order should be one trace whose spans cover all five services, received by a
-/// real OTLP receiver started by the test. It needs the chassis to export OTLP traces
-/// (`OTEL_EXPORTER_OTLP_ENDPOINT`) and to propagate `traceparent` through `aiods::Client`.
-#[tokio::test]
-#[ignore = "waits for OTLP trace export in the chassis"]
-async fn one_order_is_one_trace_across_five_services() {}
+/// An OTLP/HTTP JSON receiver on a free port, keeping every `resourceSpans` it is sent.
+async fn otlp_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use axum::routing::post;
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body)
+                    && let Some(resources) = v["resourceSpans"].as_array()
+                {
+                    sink.lock().unwrap().extend(resources.iter().cloned());
+                }
+                axum::Json(json!({}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+/// `(trace id, service name, span name)` of every span received.
+fn spans(received: &[Value]) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for resource in received {
+        let service = resource["resource"]["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["key"] == "service.name")
+            .and_then(|a| a["value"]["stringValue"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+            for span in scope["spans"].as_array().into_iter().flatten() {
+                out.push((
+                    span["traceId"].as_str().unwrap_or_default().to_owned(),
+                    service.clone(),
+                    span["name"].as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// One approved order is one trace whose spans cover all five services, as received by a
+/// real OTLP receiver: the chassis exports spans and propagates `traceparent` through
+/// `aiods::Client`.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_order_is_one_trace_across_five_services() {
+    let (endpoint, received) = otlp_receiver().await;
+    let fd = start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+    ]);
+    let a = post_order(&fd, &order(1, &[(11, 1)]), None).await;
+    assert_eq!(a.status, 201, "{:#}", a.body);
+
+    let all_five = [
+        "order-service",
+        "consumer-service",
+        "kitchen-service",
+        "accounting-service",
+        "notification-service",
+    ];
+    let trace = eventually(Duration::from_secs(20), || {
+        let received = received.clone();
+        async move {
+            let spans = spans(&received.lock().unwrap());
+            let root = spans
+                .iter()
+                .find(|(_, svc, name)| svc == "order-service" && name == "POST /orders")?;
+            let services: std::collections::BTreeSet<&str> = spans
+                .iter()
+                .filter(|(trace, _, _)| *trace == root.0)
+                .map(|(_, svc, _)| svc.as_str())
+                .collect();
+            all_five
+                .iter()
+                .all(|s| services.contains(s))
+                .then(|| root.0.clone())
+        }
+    })
+    .await;
+    assert!(
+        trace.is_some(),
+        "no trace covers the five services; spans received: {:#?}",
+        spans(&received.lock().unwrap())
+    );
+}
