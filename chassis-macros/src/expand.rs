@@ -64,7 +64,8 @@ pub(crate) fn service(args: ServiceArgs, item: TokenStream) -> syn::Result<Token
     };
 
     let attrs = std::mem::take(&mut func.attrs);
-    let vis = func.vis.clone();
+    // The visibility belongs to the generated entry point; the nested function is private.
+    let vis = std::mem::replace(&mut func.vis, syn::Visibility::Inherited);
     let outer_ident = func.sig.ident.clone();
     func.sig.ident = syn::Ident::new("__aiods_service_fn", Span::call_site());
 

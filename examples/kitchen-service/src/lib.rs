@@ -21,8 +21,6 @@ pub const DEFAULT_DB_URL: &str = "sqlite://kitchen.db?mode=rwc";
 
 /// Opens the database, registers its readiness check and builds the routes.
 #[aiods::service(name = "kitchen-service")]
-// The macro nests this function, `pub` included, inside the generated `main`.
-#[allow(unreachable_pub)]
 pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
     let config: db::DbConfig = ctx.settings().section_or_default("db")?;
     let pool = db::open(&config, DEFAULT_DB_URL)

@@ -50,8 +50,6 @@ impl Default for OrdersConfig {
 /// Opens the database, wires the saga to the other services, starts the reconciler and builds
 /// the routes.
 #[aiods::service(name = "order-service")]
-// The macro nests this function, `pub` included, inside the generated `main`.
-#[allow(unreachable_pub)]
 pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
     let config: db::DbConfig = ctx.settings().section_or_default("db")?;
     let orders: OrdersConfig = ctx.settings().section_or_default("orders")?;

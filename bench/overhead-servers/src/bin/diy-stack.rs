@@ -1,6 +1,8 @@
 //! The hello route with the stack a Rust user would wire by hand: tower-http `TraceLayer`, a
 //! `metrics` histogram middleware with a Prometheus exporter, and a JSON `tracing-subscriber`
-//! access log on stdout.
+//! access log on stdout. With `OTEL_EXPORTER_OTLP_ENDPOINT` set it also exports every request's
+//! span through `tracing-opentelemetry` and the SDK's batch exporter, and with `SENTRY_DSN` it
+//! adds `sentry-tower` — the hand-wired equivalent of the chassis with everything on.
 
 use std::time::Instant;
 
