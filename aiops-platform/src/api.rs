@@ -283,6 +283,9 @@ pub async fn self_metrics(State(state): State<AppState>) -> Response {
             }
         }
     }
+    if let Some(s) = &state.supervision {
+        s.stats.render(&mut out);
+    }
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         out,

@@ -43,6 +43,8 @@ pub struct PlatformShared {
     pub max_decompressed_bytes: usize,
     /// Start time, nanoseconds since the epoch.
     pub started_at: u64,
+    /// The supervisor (instances, gateway, incidents), when the topology has services.
+    pub supervision: Option<Arc<crate::supervisor::Supervision>>,
 }
 
 /// Handler state.
@@ -59,8 +61,9 @@ pub struct Limits {
 
 /// The full router.
 pub fn router(state: AppState, limits: Limits) -> Router {
-    let api =
-        crate::api::router().layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let api = crate::api::router()
+        .merge(crate::api_incidents::router())
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/v1/traces", post(otlp::traces))
         .route("/v1/logs", post(otlp::logs))

@@ -17,7 +17,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
+
+pub use crate::topology::{
+    Balance, DetectionConfig, ErrorBurnAction, GatewayConfig, HealthConfig, IncidentsConfig,
+    RecoveryConfig, RecoveryMode,
+};
 
 /// Errors while reading or checking the topology file.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +60,12 @@ pub struct Topology {
     /// `[[service]]`: the services the platform watches.
     #[serde(default, rename = "service")]
     pub services: Vec<ServiceConfig>,
+    /// `[gateway]`: the reverse proxy in front of supervised services.
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    /// `[incidents]`: default recovery mode and webhook.
+    #[serde(default)]
+    pub incidents: IncidentsConfig,
 }
 
 impl Topology {
@@ -103,6 +116,45 @@ impl Topology {
                         service.name
                     )));
                 }
+            }
+        }
+        let names: std::collections::HashSet<&str> =
+            self.services.iter().map(|s| s.name.as_str()).collect();
+        for service in &self.services {
+            for dep in &service.depends_on {
+                if !names.contains(dep.as_str()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "service {:?} depends on unknown service {dep:?}",
+                        service.name
+                    )));
+                }
+            }
+            for route in &service.routes {
+                if !route.starts_with('/') {
+                    return Err(ConfigError::Invalid(format!(
+                        "service {:?}: route {route:?} must start with '/'",
+                        service.name
+                    )));
+                }
+            }
+            if service.command.is_empty() && !service.routes.is_empty() && service.url.is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "service {:?} has routes but neither a command nor a url",
+                    service.name
+                )));
+            }
+            if service.replicas == 0 && !service.command.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "service {:?}: replicas must be at least 1",
+                    service.name
+                )));
+            }
+            if service.health.failure_threshold == 0 || service.health.ready_failure_threshold == 0
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "service {:?}: failure thresholds must be at least 1",
+                    service.name
+                )));
             }
         }
         let p = &self.platform;
@@ -238,6 +290,52 @@ pub struct ServiceConfig {
     /// A Sentry project id for this service's DSN.
     #[serde(default)]
     pub sentry_project: Option<u64>,
+    /// The program and its arguments; absent: not started by the platform (probed at `url`).
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Instances to run (default 1).
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// Extra environment. Values may use `{service}`, `{index}`, `{port}`, `{data_dir}`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The variable that tells an instance its port (default `AIODS_PORT`).
+    #[serde(default = "default_port_env")]
+    pub port_env: String,
+    /// The variable naming each dependency's URL (default `AIODS_UPSTREAMS__{NAME}`; `{NAME}`
+    /// is the dependency's name upper-cased with `-` as `_`, `{name}` as written).
+    #[serde(default = "default_upstream_env")]
+    pub upstream_env: String,
+    /// Working directory (default: the platform's).
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// Services this one calls (for upstream URLs and root-cause correlation).
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Gateway path prefixes routed to this service (`["/orders"]`).
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// Health probing.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// Recovery policy.
+    #[serde(default)]
+    pub recovery: RecoveryConfig,
+    /// Request-level detectors.
+    #[serde(default)]
+    pub detection: DetectionConfig,
+}
+
+fn default_replicas() -> u32 {
+    1
+}
+
+fn default_port_env() -> String {
+    "AIODS_PORT".into()
+}
+
+fn default_upstream_env() -> String {
+    "AIODS_UPSTREAMS__{NAME}".into()
 }
 
 fn default_metrics_path() -> String {

@@ -6,15 +6,22 @@
 
 pub mod anomaly;
 pub mod api;
+pub mod api_incidents;
 pub mod app;
+pub mod cli;
 pub mod cli_client;
 pub mod cli_detect;
 pub mod cli_logs;
 pub mod config;
 pub mod db;
+pub mod detect;
+pub mod gateway;
+pub mod incident;
 pub mod ingest;
 pub mod logmine;
 pub mod platform;
 pub mod problem;
 pub mod scrape;
 pub mod store;
+pub mod supervisor;
+pub mod topology;

@@ -13,6 +13,7 @@ use crate::config::{ConfigError, Topology};
 use crate::db::{Database, DbError};
 use crate::scrape::{ScrapeTarget, Scraper};
 use crate::store::{Store, now_nanos};
+use crate::supervisor::{Supervision, SupervisorError};
 
 /// Errors while starting or running the platform.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,9 @@ pub enum PlatformError {
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// The supervisor could not start.
+    #[error("supervisor: {0}")]
+    Supervisor(#[from] SupervisorError),
 }
 
 /// Where the API token came from.
@@ -138,6 +142,14 @@ impl Platform {
                 source,
             })?;
 
+        let supervision = if topology.services.is_empty() {
+            None
+        } else {
+            Some(
+                Supervision::new(&topology, store.clone(), Some(db.pool.clone()), local_addr)
+                    .await?,
+            )
+        };
         let state = Arc::new(PlatformShared {
             store,
             db: Some(db),
@@ -149,6 +161,7 @@ impl Platform {
             max_body_bytes: p.max_body_bytes,
             max_decompressed_bytes: p.max_decompressed_bytes,
             started_at: now_nanos(),
+            supervision,
         });
         let limits = Limits {
             max_body_bytes: p.max_body_bytes,
@@ -189,11 +202,27 @@ impl Platform {
                 store.prune();
             }
         });
+        if let Some(s) = &self.state.supervision {
+            s.start(self.state.store.clone(), &self.topology).await?;
+            for i in s.instances().into_iter().filter(|i| i.managed) {
+                self.state.scraper.add_target(ScrapeTarget {
+                    service: i.service.clone(),
+                    url: format!("{}/metrics", i.url),
+                });
+            }
+            if let Some(url) = s.gateway_url() {
+                // Machine-readable, like the `listening` line.
+                println!("{}", serde_json::json!({ "event": "gateway", "url": url }));
+            }
+        }
         let app = crate::app::router(self.state.clone(), self.limits);
         let result = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(PlatformError::Serve);
+        if let Some(s) = &self.state.supervision {
+            s.shutdown().await;
+        }
         scraper.abort();
         pruner.abort();
         // Let the durable writer drain what is queued.

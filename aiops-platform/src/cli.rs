@@ -1,0 +1,213 @@
+//! The `aiops` command line, as a library function so other binaries (the end-to-end tests
+//! package, a demo) can run the very same program: [`run`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::cli_client::{
+    self, ExceptionsArgs, HealthArgs, LogsListArgs, MetricsArgs, ServicesArgs, TraceArgs,
+    TracesArgs,
+};
+use crate::config::Topology;
+use crate::platform::{Platform, TokenSource};
+use clap::{Args, Parser, Subcommand};
+
+/// The aiods AIOps platform.
+#[derive(Debug, Parser)]
+#[command(name = "aiops", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Score a `timestamp,value` CSV for anomalies.
+    Detect(crate::cli_detect::DetectArgs),
+    /// Run the platform: OTLP and Sentry receivers, Prometheus scraping, management API.
+    Up(UpArgs),
+    /// Services seen from any signal.
+    Services(ServicesArgs),
+    /// Recent traces.
+    Traces(TracesArgs),
+    /// One trace as a span tree.
+    Trace(TraceArgs),
+    /// Log records (`aiops logs --service X` or `aiops logs list ...`).
+    Logs(LogsArgs),
+    /// Exception groups.
+    Exceptions(ExceptionsArgs),
+    /// Metric series (OTLP-pushed and scraped).
+    Metrics(MetricsArgs),
+    /// The platform's health and counters.
+    Health(HealthArgs),
+}
+
+/// `aiops up`.
+#[derive(Debug, Args)]
+struct UpArgs {
+    /// Topology file (TOML); defaults apply without one.
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Listener address, overriding `[platform] listen` (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+/// `aiops logs`: a group, so other log verbs can sit beside the listing.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct LogsArgs {
+    #[command(subcommand)]
+    command: Option<LogsCommand>,
+    #[command(flatten)]
+    list: LogsListArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum LogsCommand {
+    /// Log records, newest first (the default).
+    List(LogsListArgs),
+    /// Mine templates from a log file: `template_id<TAB>template` per input line, in order.
+    Templates(crate::cli_logs::TemplatesArgs),
+}
+
+/// Parses the command line and runs `aiops`.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    // reqwest and sentry are built without a default TLS provider.
+    crate::platform::install_crypto_provider();
+    match cli.command {
+        Command::Detect(a) => local(crate::cli_detect::run(&a)),
+        Command::Up(args) => up(args),
+        Command::Services(a) => read(cli_client::services(&a)),
+        Command::Traces(a) => read(cli_client::traces(&a)),
+        Command::Trace(a) => read(cli_client::trace(&a)),
+        Command::Logs(LogsArgs { command, list }) => match command {
+            None => read(cli_client::logs(&list)),
+            Some(LogsCommand::List(a)) => read(cli_client::logs(&a)),
+            Some(LogsCommand::Templates(a)) => local(crate::cli_logs::templates(&a)),
+        },
+        Command::Exceptions(a) => read(cli_client::exceptions(&a)),
+        Command::Metrics(a) => read(cli_client::metrics(&a)),
+        Command::Health(a) => read(cli_client::health(&a)),
+    }
+}
+
+/// Reports the result of a local (offline) command.
+fn local<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aiops: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime(multi: bool) -> Option<tokio::runtime::Runtime> {
+    let built = if multi {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    built
+        .map_err(|e| eprintln!("aiops: cannot start the async runtime: {e}"))
+        .ok()
+}
+
+fn read(fut: impl Future<Output = Result<(), cli_client::ClientError>>) -> ExitCode {
+    let Some(rt) = runtime(false) else {
+        return ExitCode::FAILURE;
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aiops: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn up(args: UpArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut topology = match &args.config {
+        Some(path) => match Topology::load(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("aiops: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Topology::default(),
+    };
+    if let Some(listen) = args.listen {
+        topology.platform.listen = listen;
+    }
+    let Some(rt) = runtime(true) else {
+        return ExitCode::FAILURE;
+    };
+    rt.block_on(async move {
+        let env_token = std::env::var("AIOPS_API_TOKEN").ok();
+        let platform = match Platform::build(topology, env_token).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("aiops: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let addr = platform.local_addr;
+        if platform.token_source == TokenSource::Generated {
+            // Printed once, so a user can copy it; never logged.
+            println!("{}", serde_json::json!({ "event": "api_token", "token": platform.api_token() }));
+        }
+        println!(
+            "{}",
+            serde_json::json!({ "event": "listening", "addr": addr.to_string(), "url": format!("http://{addr}") })
+        );
+        tracing::info!(%addr, "aiops platform listening");
+        match platform.serve(shutdown_signal()).await {
+            Ok(()) => {
+                tracing::info!("aiops platform stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("aiops: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

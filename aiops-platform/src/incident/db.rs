@@ -1,0 +1,248 @@
+//! Incidents, audited actions and instance ports in SQLite, written in order by one task.
+
+use sqlx::Row;
+use sqlx::sqlite::SqlitePool;
+use tokio::sync::mpsc;
+
+use super::{Action, Incident, IncidentStatus};
+
+/// Errors of the incident tables.
+#[derive(Debug, thiserror::Error)]
+pub enum IncidentDbError {
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] sqlx::Error),
+    /// A stored incident does not decode.
+    #[error("stored incident {id} does not decode: {source}")]
+    Decode {
+        /// The incident.
+        id: String,
+        /// The cause.
+        source: serde_json::Error,
+    },
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS incidents (
+        id TEXT PRIMARY KEY,
+        service TEXT NOT NULL,
+        status TEXT NOT NULL,
+        detected_unix_nano INTEGER NOT NULL,
+        body TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS incidents_detected ON incidents (detected_unix_nano)",
+    "CREATE TABLE IF NOT EXISTS actions (
+        id TEXT PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        service TEXT NOT NULL,
+        instance TEXT,
+        what TEXT NOT NULL,
+        why TEXT NOT NULL,
+        who TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_unix_nano INTEGER NOT NULL,
+        result TEXT
+    )",
+    "CREATE TABLE IF NOT EXISTS instances (
+        service TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        port INTEGER NOT NULL,
+        pid INTEGER,
+        PRIMARY KEY (service, idx)
+    )",
+];
+
+enum Write {
+    Incident(Box<Incident>),
+    Action(Box<Action>),
+    Instance {
+        service: String,
+        index: u32,
+        port: u16,
+        pid: Option<u32>,
+    },
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The incident tables; writes are queued and applied in order by one task.
+#[derive(Debug, Clone)]
+pub struct IncidentDb {
+    pool: SqlitePool,
+    tx: mpsc::UnboundedSender<Write>,
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Write")
+    }
+}
+
+impl IncidentDb {
+    /// Creates the tables and starts the writer.
+    pub async fn open(pool: SqlitePool) -> Result<Self, IncidentDbError> {
+        for s in SCHEMA {
+            sqlx::query(*s).execute(&pool).await?;
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
+        let writer_pool = pool.clone();
+        tokio::spawn(async move {
+            while let Some(w) = rx.recv().await {
+                if let Err(error) = apply(&writer_pool, w).await {
+                    tracing::error!(%error, "incident write failed");
+                }
+            }
+        });
+        Ok(Self { pool, tx })
+    }
+
+    /// Queues the current state of an incident.
+    pub fn save_incident(&self, incident: &Incident) {
+        let _ = self.tx.send(Write::Incident(Box::new(incident.clone())));
+    }
+
+    /// Queues an audit record (inserted or updated).
+    pub fn save_action(&self, action: &Action) {
+        let _ = self.tx.send(Write::Action(Box::new(action.clone())));
+    }
+
+    /// Queues an instance's port and pid (so a restarted platform reuses the port).
+    pub fn save_instance(&self, service: &str, index: u32, port: u16, pid: Option<u32>) {
+        let _ = self.tx.send(Write::Instance {
+            service: service.to_owned(),
+            index,
+            port,
+            pid,
+        });
+    }
+
+    /// Waits until everything queued so far is written.
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Write::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Incidents still open.
+    pub async fn open_incidents(&self) -> Result<Vec<Incident>, IncidentDbError> {
+        self.query("SELECT id, body FROM incidents WHERE status = 'open'")
+            .await
+    }
+
+    /// The most recent incidents (newest first).
+    pub async fn recent(&self, limit: u32) -> Result<Vec<Incident>, IncidentDbError> {
+        let rows =
+            sqlx::query("SELECT id, body FROM incidents ORDER BY detected_unix_nano DESC LIMIT ?")
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        decode(rows)
+    }
+
+    async fn query(&self, sql: &'static str) -> Result<Vec<Incident>, IncidentDbError> {
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        decode(rows)
+    }
+
+    /// Stored instances: (service, index) → (port, pid).
+    pub async fn instances(&self) -> Result<Vec<(String, u32, u16, Option<u32>)>, IncidentDbError> {
+        let rows = sqlx::query("SELECT service, idx, port, pid FROM instances")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let idx: i64 = r.try_get("idx")?;
+            let port: i64 = r.try_get("port")?;
+            let pid: Option<i64> = r.try_get("pid")?;
+            out.push((
+                r.try_get("service")?,
+                u32::try_from(idx).unwrap_or(0),
+                u16::try_from(port).unwrap_or(0),
+                pid.and_then(|p| u32::try_from(p).ok()),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+fn decode(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<Incident>, IncidentDbError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: String = r.try_get("id")?;
+        let body: String = r.try_get("body")?;
+        out.push(
+            serde_json::from_str(&body).map_err(|source| IncidentDbError::Decode { id, source })?,
+        );
+    }
+    Ok(out)
+}
+
+async fn apply(pool: &SqlitePool, w: Write) -> Result<(), sqlx::Error> {
+    match w {
+        Write::Incident(inc) => {
+            let status = match inc.status {
+                IncidentStatus::Open => "open",
+                IncidentStatus::Resolved => "resolved",
+            };
+            let body = serde_json::to_string(&*inc).unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO incidents (id, service, status, detected_unix_nano, body)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body",
+            )
+            .bind(&inc.id)
+            .bind(&inc.service)
+            .bind(status)
+            .bind(i64::try_from(inc.detected_unix_nano).unwrap_or(i64::MAX))
+            .bind(body)
+            .execute(pool)
+            .await?;
+        }
+        Write::Action(a) => {
+            let status = serde_json::to_value(a.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO actions (id, incident_id, service, instance, what, why, who, status,
+                    created_unix_nano, result)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status,
+                    result = excluded.result, who = excluded.who",
+            )
+            .bind(&a.id)
+            .bind(&a.incident_id)
+            .bind(&a.service)
+            .bind(&a.instance)
+            .bind(&a.what)
+            .bind(&a.why)
+            .bind(&a.who)
+            .bind(status)
+            .bind(i64::try_from(a.created_unix_nano).unwrap_or(i64::MAX))
+            .bind(&a.result)
+            .execute(pool)
+            .await?;
+        }
+        Write::Instance {
+            service,
+            index,
+            port,
+            pid,
+        } => {
+            sqlx::query(
+                "INSERT INTO instances (service, idx, port, pid) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (service, idx) DO UPDATE SET port = excluded.port, pid = excluded.pid",
+            )
+            .bind(service)
+            .bind(i64::from(index))
+            .bind(i64::from(port))
+            .bind(pid.map(i64::from))
+            .execute(pool)
+            .await?;
+        }
+        Write::Flush(done) => {
+            let _ = done.send(());
+        }
+    }
+    Ok(())
+}
