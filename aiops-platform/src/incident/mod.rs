@@ -315,6 +315,16 @@ impl Incident {
         self.mttr_ms = Some(ms_between(self.detected_unix_nano, at).max(0.0));
         self.downtime_ms = Some(ms_between(self.failure_start_unix_nano, at));
         self.needs_attention = false;
+        for a in self.actions.iter_mut().filter(|a| {
+            matches!(
+                a.status,
+                ActionStatus::PendingApproval | ActionStatus::Scheduled
+            )
+        }) {
+            a.status = ActionStatus::Skipped;
+            a.result = Some("superseded: the service recovered first".into());
+            a.executed_at = Some(rfc3339(at));
+        }
         self.note_at(
             at,
             "recovered",

@@ -310,6 +310,7 @@ impl Controller {
 
     /// Starts every managed instance and probes every external one.
     pub(super) async fn start_all(&mut self) {
+        self.publish_all();
         let ids: Vec<InstanceId> = self.instances.keys().cloned().collect();
         for id in ids {
             let managed = self.instances.get(&id).is_some_and(|i| i.managed);
@@ -1154,6 +1155,9 @@ impl Controller {
         let mut v = self.view.write();
         for (id, i) in &self.instances {
             v.instances.insert(id.clone(), view_of(i));
+        }
+        for (id, i) in &self.incidents {
+            v.incidents.insert(id.clone(), i.clone());
         }
     }
 }

@@ -71,7 +71,7 @@ pub struct PlatformProcess {
     child: Option<Child>,
     pub url: String,
     pub gateway: String,
-    pub dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     output: Arc<Mutex<Vec<String>>>,
     client: reqwest::Client,
 }
@@ -79,15 +79,19 @@ pub struct PlatformProcess {
 impl PlatformProcess {
     /// Starts `aiops up` with `services` (TOML) after a `[platform]` section.
     pub fn start(services: &str) -> Self {
-        Self::start_in(tempfile::tempdir().unwrap(), services)
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Self::start_at(dir.path(), services);
+        p._dir = Some(dir);
+        p
     }
 
-    pub fn start_in(dir: tempfile::TempDir, services: &str) -> Self {
+    /// Starts with its data in `dir` (kept by the caller, e.g. across a platform restart).
+    pub fn start_at(dir: &Path, services: &str) -> Self {
         let toml = format!(
             "[platform]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\napi_token = \"{TOKEN}\"\nscrape_interval_ms = 1000\n{services}",
-            dir.path().display()
+            dir.display()
         );
-        let config = dir.path().join("aiods.toml");
+        let config = dir.join("aiods.toml");
         std::fs::write(&config, toml).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_aiops"))
             .args(["up", "-c"])
@@ -123,7 +127,8 @@ impl PlatformProcess {
         });
         let (mut url, mut gateway) = (String::new(), String::new());
         let deadline = Instant::now() + Duration::from_secs(60);
-        while url.is_empty() || gateway.is_empty() {
+        let want_gateway = services.contains("routes");
+        while url.is_empty() || (want_gateway && gateway.is_empty()) {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(v) if v["event"] == "listening" => url = v["url"].as_str().unwrap().into(),
@@ -142,7 +147,7 @@ impl PlatformProcess {
             child: Some(child),
             url,
             gateway,
-            dir,
+            _dir: None,
             output,
             client,
         }

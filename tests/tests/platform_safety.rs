@@ -1,0 +1,236 @@
+//! End-to-end safety of automatic recovery under `aiops up`: crash-loop back-off and the
+//! restart budget, approval mode, incidents surviving a platform restart, and a program not
+//! written with the chassis (Python's `http.server`) watched and restarted just the same.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod platform_support;
+
+use std::time::Duration;
+
+use platform_support::*;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loop_backs_off_and_the_budget_stops_restarts() {
+    let p = PlatformProcess::start(
+        r#"
+[[service]]
+name = "flaky"
+command = ["sh", "-c", "echo '{\"level\":\"ERROR\",\"message\":\"cannot open config\"}'; exit 3"]
+[service.recovery]
+backoff_initial_ms = 50
+backoff_max_ms = 400
+restart_budget = 5
+budget_window_secs = 60
+"#,
+    );
+    let inc = p
+        .wait_for("the budget to run out", Duration::from_secs(20), || async {
+            p.incidents("flaky")
+                .await
+                .into_iter()
+                .find(|i| i["needs_attention"] == true)
+        })
+        .await;
+    assert_eq!(inc["status"], "open", "{inc:#}");
+    assert!(
+        inc["attention_reason"]
+            .as_str()
+            .unwrap()
+            .contains("restart budget exhausted"),
+        "{inc:#}"
+    );
+    let actions = inc["actions"].as_array().unwrap();
+    let executed: Vec<u64> = actions
+        .iter()
+        .filter(|a| a["status"] == "executed")
+        .map(|a| a["delay_ms"].as_u64().unwrap())
+        .collect();
+    // Immediate first restart, then doubling back-off up to the cap.
+    assert_eq!(executed, [0, 50, 100, 200, 400], "{inc:#}");
+    let last = actions.last().unwrap();
+    assert_eq!(last["status"], "skipped");
+    assert!(last["result"].as_str().unwrap().contains("budget"));
+    assert_eq!(inc["restarts"], 5);
+    assert!(
+        inc["evidence"][0]["detail"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("exit code 3")
+    );
+    // No more restarts after that.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let inst = p.instance("flaky#0").await;
+    assert_eq!(inst["status"], "given_up", "{inst:#}");
+    assert_eq!(inst["restarts"], 5);
+    // Its output was captured as log records.
+    let logs = p.api("logs?service=flaky&level=error").await;
+    assert_eq!(logs["items"][0]["message"], "cannot open config");
+}
+
+async fn kill_and_wait_pending(p: &PlatformProcess, instance: &str) -> Value {
+    let pid = p.instance(instance).await["pid"].as_u64().unwrap();
+    signal(pid, "KILL");
+    let service = instance.split('#').next().unwrap();
+    p.wait_for("a pending action", Duration::from_secs(10), || async {
+        p.incidents(service)
+            .await
+            .into_iter()
+            .find(|i| i["actions"][0]["status"] == "pending_approval")
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_mode_waits_for_approve() {
+    let p = PlatformProcess::start(&format!(
+        "[incidents]\nmode = \"approval\"\n{}",
+        food_service("kitchen", "")
+    ));
+    p.wait_all_ready(Duration::from_secs(30)).await;
+    let inc = kill_and_wait_pending(&p, "kitchen#0").await;
+    let id = inc["id"].as_str().unwrap().to_owned();
+    // Nothing happens without approval.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let inst = p.instance("kitchen#0").await;
+    assert_eq!(inst["status"], "waiting_approval", "{inst:#}");
+    assert_eq!(inst["pid"], Value::Null);
+    assert_eq!(p.api(&format!("incidents/{id}")).await["status"], "open");
+
+    let r = p
+        .client()
+        .post(format!("{}/api/v1/incidents/{id}/approve", p.url))
+        .bearer_auth(TOKEN)
+        .header("x-aiops-user", "alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let inc = p
+        .wait_for(
+            "the approved restart to recover",
+            Duration::from_secs(10),
+            || async {
+                let i = p.api(&format!("incidents/{id}")).await;
+                (i["status"] == "resolved").then_some(i)
+            },
+        )
+        .await;
+    let action = &inc["actions"][0];
+    assert_eq!(action["approved_by"], "api:alice");
+    assert_eq!(action["status"], "executed");
+    assert!(inc["mttr_ms"].as_f64().unwrap() >= 1500.0, "{inc:#}");
+    // Nothing left to approve; unknown incidents are 404; no token is 401.
+    assert_eq!(p.post_api(&format!("incidents/{id}/approve")).await.0, 409);
+    assert_eq!(p.post_api("incidents/nope/approve").await.0, 404);
+    let r = p
+        .client()
+        .post(format!("{}/api/v1/incidents/{id}/approve", p.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_incidents_survive_a_platform_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = format!(
+        "[incidents]\nmode = \"approval\"\n{}",
+        food_service("kitchen", "")
+    );
+    let mut p = PlatformProcess::start_at(dir.path(), &topology);
+    p.wait_all_ready(Duration::from_secs(30)).await;
+    let inc = kill_and_wait_pending(&p, "kitchen#0").await;
+    let id = inc["id"].as_str().unwrap().to_owned();
+    let port = p.instance("kitchen#0").await["addr"].clone();
+    p.stop();
+
+    let p = PlatformProcess::start_at(dir.path(), &topology);
+    // Reloaded; the platform starts the service again, on the same port, which recovers it.
+    let inc = p
+        .wait_for(
+            "the reloaded incident to resolve",
+            Duration::from_secs(20),
+            || async {
+                let i = p.api(&format!("incidents/{id}")).await;
+                (i["status"] == "resolved").then_some(i)
+            },
+        )
+        .await;
+    let timeline = inc["timeline"].to_string();
+    assert!(timeline.contains("platform restarted"), "{inc:#}");
+    assert_eq!(inc["actions"][0]["status"], "skipped", "{inc:#}");
+    assert_eq!(p.instance("kitchen#0").await["addr"], port);
+}
+
+const PY_SERVER: &str = r#"
+import http.server, os, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"status":"UP"}' if self.path == "/health/live" else b'{}'
+        self.send_response(200 if self.path == "/health/live" else 404)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer.allow_reuse_address = True
+s = http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H)
+print("python server listening", flush=True)
+s.serve_forever()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_program_is_watched_and_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("server.py");
+    std::fs::write(&script, PY_SERVER).unwrap();
+    let p = PlatformProcess::start(&format!(
+        r#"
+[[service]]
+name = "py"
+command = ["python3", "{}"]
+port_env = "PORT"
+routes = ["/py"]
+[service.health]
+live = "/health/live"
+ready = ""
+"#,
+        script.display()
+    ));
+    p.wait_all_ready(Duration::from_secs(20)).await;
+    let before = p.instance("py#0").await;
+    signal(before["pid"].as_u64().unwrap(), "KILL");
+    let inc = p
+        .wait_for(
+            "the python incident to resolve",
+            Duration::from_secs(20),
+            || async {
+                p.incidents("py")
+                    .await
+                    .into_iter()
+                    .find(|i| i["status"] == "resolved")
+            },
+        )
+        .await;
+    assert_eq!(inc["restarts"], 1, "{inc:#}");
+    assert!(inc["mttd_ms"].as_f64().unwrap() < 500.0);
+    let after = p.instance("py#0").await;
+    assert_eq!(after["addr"], before["addr"]);
+    assert_ne!(after["pid"], before["pid"]);
+    let r = p
+        .client()
+        .get(format!("{}/py/health/live", p.gateway))
+        .send()
+        .await
+        .unwrap();
+    // The gateway forwards the path as is: the program answers 404 for /py/health/live.
+    assert_eq!(r.status().as_u16(), 404);
+    let logs = p.api("logs?service=py").await;
+    assert!(
+        logs.to_string().contains("python server listening"),
+        "{logs:#}"
+    );
+}
