@@ -63,6 +63,7 @@ pub struct Limits {
 pub fn router(state: AppState, limits: Limits) -> Router {
     let api = crate::api::router()
         .merge(crate::api_incidents::router())
+        .merge(crate::dashboard::api_router())
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/v1/traces", post(otlp::traces))
@@ -76,6 +77,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/health/live", get(live))
         .route("/health/ready", get(live))
         .route("/metrics", get(crate::api::self_metrics))
+        .merge(crate::dashboard::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         // Receivers drain a little past the limit before answering 413 (see `read_body`);

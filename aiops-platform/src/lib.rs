@@ -13,6 +13,7 @@ pub mod cli_client;
 pub mod cli_detect;
 pub mod cli_logs;
 pub mod config;
+pub mod dashboard;
 pub mod db;
 pub mod detect;
 pub mod gateway;
