@@ -73,6 +73,10 @@ env = { TOY_UPSTREAM_PATH = "/back/stock" }
 name = "back"
 command = ["python3", ${JSON.stringify(toy)}]
 routes = ["/back"]
+
+# Approval mode: the restart waits for a human, so the open incident is seen in the page.
+[service.recovery]
+mode = "approval"
 `;
   const file = join(work, 'aiods.toml');
   writeFileSync(file, topology);
@@ -261,20 +265,19 @@ async function main() {
   log(`killing back#0 (pid ${back.pid})`);
   process.kill(back.pid, 'SIGKILL');
   const card = page.locator('.incident-card', { hasText: 'back' });
-  // The incident may open and resolve within one refresh on a fast machine; either the card
-  // shows it open, or the resolved incident is listed below.
-  const seen = await until('the incident in the overview', async () => {
-    if (await card.count()) return 'open';
-    if (await page.locator('tr[data-status="resolved"]', { hasText: 'back' }).count()) return 'resolved';
-    return null;
-  }, 20000, 100);
-  log(`incident seen ${seen} in the overview`);
-  if (seen === 'open') await shot('05-overview-incident-open');
-  const incidentLink = seen === 'open'
-    ? card.locator('h3 a')
-    : page.locator('tr[data-status="resolved"]', { hasText: 'back' }).locator('th a');
-  await incidentLink.first().click();
-  await page.locator('.crumbs code').waitFor();
+  await card.waitFor({ timeout: 20000 });
+  await card.locator('.badge', { hasText: 'awaiting approval' }).waitFor();
+  await row('back').locator('.chip-bad').waitFor();
+  assert.equal((await row('back').locator('td[data-label="Live"]').innerText()).trim(), 'no');
+  await shot('05-overview-incident-open');
+
+  step = 'incident awaits approval';
+  await card.getByRole('link', { name: /waiting for approval/ }).click();
+  await page.getByRole('heading', { level: 2, name: 'Waiting for approval' }).waitFor();
+  await page.locator('.lead .badge', { hasText: 'awaiting approval' }).waitFor();
+  assert.match(await page.locator('dl.kpis').innerText(), /not recovered/);
+  await shot('06-incident-awaiting-approval');
+  await page.getByRole('button', { name: 'Approve and act' }).click();
 
   step = 'incident resolves';
   await page.locator('.lead .badge', { hasText: 'resolved' }).waitFor({ timeout: 30000 });
@@ -286,8 +289,9 @@ async function main() {
   for (const k of ['failure start', 'detected', 'recovered']) assert.ok(kinds.includes(k), `timeline has ${k}: ${kinds}`);
   await page.locator('section', { has: page.getByRole('heading', { name: 'Evidence' }) }).locator('tbody tr').first().waitFor();
   const actions = await page.locator('section', { has: page.getByRole('heading', { name: 'Actions' }) }).locator('tbody tr').allInnerTexts();
-  assert.ok(actions.some((a) => /restart/i.test(a)), `a restart action is listed: ${actions}`);
-  await shot('06-incident-resolved');
+  assert.ok(actions.some((a) => /restart/i.test(a) && /approved by/i.test(a)), `an approved restart is listed: ${actions}`);
+  assert.equal(await page.getByRole('button', { name: 'Approve and act' }).count(), 0, 'nothing left to approve');
+  await shot('07-incident-resolved');
 
   step = 'overview after recovery';
   await page.getByRole('link', { name: 'Overview' }).click();
@@ -300,7 +304,7 @@ async function main() {
   await sleep(300);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 1, `no horizontal scrolling at 420 px (${overflow} px too wide)`);
-  await shot('07-overview-narrow');
+  await shot('08-overview-narrow');
 
   step = 'accessibility basics';
   const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, button')]

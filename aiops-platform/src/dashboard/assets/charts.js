@@ -39,6 +39,7 @@ export function sparkline(values, { label, format = String, width = 112, height 
     else run.push([i * step, y(v)]);
   });
   flush();
+  svg.appendChild(s('line', { class: 'spark-base', x1: 0, x2: width, y1: height - 0.5, y2: height - 0.5 }));
   if (area) svg.appendChild(s('path', { class: 'spark-area', d: area }));
   svg.appendChild(s('path', { class: 'spark-line', d }));
   const lastIndex = values.length - 1 - [...values].reverse().findIndex((v) => v !== null && Number.isFinite(v));
