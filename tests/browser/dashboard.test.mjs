@@ -289,7 +289,7 @@ async function main() {
   for (const k of ['failure start', 'detected', 'recovered']) assert.ok(kinds.includes(k), `timeline has ${k}: ${kinds}`);
   await page.locator('section', { has: page.getByRole('heading', { name: 'Evidence' }) }).locator('tbody tr').first().waitFor();
   const actions = await page.locator('section', { has: page.getByRole('heading', { name: 'Actions' }) }).locator('tbody tr').allInnerTexts();
-  assert.ok(actions.some((a) => /restart/i.test(a) && /approved by/i.test(a)), `an approved restart is listed: ${actions}`);
+  assert.ok(actions.some((a) => /restart/i.test(a) && /approved by api:dashboard/i.test(a)), `a restart approved by the dashboard is listed: ${actions}`);
   assert.equal(await page.getByRole('button', { name: 'Approve and act' }).count(), 0, 'nothing left to approve');
   await shot('07-incident-resolved');
 
@@ -305,6 +305,10 @@ async function main() {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 1, `no horizontal scrolling at 420 px (${overflow} px too wide)`);
   await shot('08-overview-narrow');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await sleep(300);
+  await shot('09-overview-dark');
 
   step = 'accessibility basics';
   const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, button')]

@@ -32,8 +32,8 @@ export function query(params) {
 }
 
 /** Calls `/api/v1/<path>` and answers the parsed JSON. */
-export async function api(path, { method = 'GET', body } = {}) {
-  const headers = { Accept: 'application/json', Authorization: `Bearer ${token() || ''}` };
+export async function api(path, { method = 'GET', body, headers: extra = {} } = {}) {
+  const headers = { Accept: 'application/json', Authorization: `Bearer ${token() || ''}`, ...extra };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let res;
   try {

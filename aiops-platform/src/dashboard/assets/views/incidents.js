@@ -138,7 +138,8 @@ export function detail(root, { args }) {
     approving = true;
     approveMsg.textContent = 'Approving…';
     try {
-      await api(`incidents/${encodeURIComponent(id)}/approve`, { method: 'POST', body: {} });
+      // The audit record names the dashboard as the approver (`api:dashboard`).
+      await api(`incidents/${encodeURIComponent(id)}/approve`, { method: 'POST', body: {}, headers: { 'X-Aiops-User': 'dashboard' } });
       approveMsg.textContent = 'Approved: the platform is acting now.';
       last = '';
       await refresh();
