@@ -293,6 +293,13 @@ async function main() {
   assert.equal(await page.getByRole('button', { name: 'Approve and act' }).count(), 0, 'nothing left to approve');
   await shot('07-incident-resolved');
 
+  step = 'incident list';
+  await page.getByRole('navigation').getByRole('link', { name: 'Incidents' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Incidents' }).waitFor();
+  const listed = page.locator('tr[data-status="resolved"]', { hasText: 'back' });
+  await listed.waitFor();
+  assert.match(await listed.locator('td[data-label="MTTR"]').innerText(), /\d/);
+
   step = 'overview after recovery';
   await page.getByRole('link', { name: 'Overview' }).click();
   await page.locator('.allclear').waitFor({ timeout: 20000 });
