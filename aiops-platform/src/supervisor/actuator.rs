@@ -212,20 +212,18 @@ impl Actuator for LocalProcessActuator {
         let Some((pid, generation, kill)) = found else {
             return Ok(());
         };
-        if !grace.is_zero() {
-            if send_signal(pid, "TERM").await.is_ok() {
-                let deadline = tokio::time::Instant::now() + grace;
-                while tokio::time::Instant::now() < deadline {
-                    let still = self
-                        .running
-                        .lock()
-                        .get(id)
-                        .is_some_and(|r| r.generation == generation);
-                    if !still {
-                        return Ok(());
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+        if !grace.is_zero() && send_signal(pid, "TERM").await.is_ok() {
+            let deadline = tokio::time::Instant::now() + grace;
+            while tokio::time::Instant::now() < deadline {
+                let still = self
+                    .running
+                    .lock()
+                    .get(id)
+                    .is_some_and(|r| r.generation == generation);
+                if !still {
+                    return Ok(());
                 }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
         // notify_one keeps a permit, so a kill asked before the waiter polls is not lost.

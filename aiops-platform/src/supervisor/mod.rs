@@ -407,7 +407,7 @@ impl Supervision {
     /// Incidents, newest first.
     pub fn incidents(&self) -> Vec<Incident> {
         let mut v: Vec<Incident> = self.view.read().incidents.values().cloned().collect();
-        v.sort_by(|a, b| b.detected_unix_nano.cmp(&a.detected_unix_nano));
+        v.sort_by_key(|i| std::cmp::Reverse(i.detected_unix_nano));
         v
     }
 
