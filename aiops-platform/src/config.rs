@@ -394,3 +394,14 @@ mod tests {
         assert!(Topology::parse("[[service]]\nname = \"a\"\n[[service]]\nname = \"a\"\n").is_err());
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn the_commented_example_parses() {
+        let text = include_str!("../examples/aiods.toml");
+        let t = super::Topology::parse(text).expect("examples/aiods.toml is valid");
+        assert_eq!(t.services.len(), 5);
+        assert_eq!(t.services[0].depends_on.len(), 4);
+    }
+}
