@@ -3,7 +3,10 @@
 
 Variants: bare axum; the do-it-yourself stack (axum + tower-http TraceLayer + a `metrics`
 histogram middleware + a JSON tracing-subscriber access log); the aiods chassis
-(examples/hello-service: access log, metrics, health, problem+json all on).
+(examples/hello-service: access log, metrics, health, problem+json all on). Then both again
+with everything on: every request's span exported over OTLP/HTTP protobuf to a live local
+receiver (bench/overhead-servers telemetry-sink) and Sentry enabled (tracing-opentelemetry +
+the SDK batch exporter + sentry-tower for the hand-wired stack).
 
 Rounds alternate the variants so that machine noise hits all of them alike. Reported per
 variant (median over rounds): requests/s and its ratio to bare axum, p50/p99 latency, CPU time
@@ -71,6 +74,17 @@ def get_ok(port, path):
         return False
 
 
+def get_ok_post(port):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        c.request("POST", "/v1/traces", body=b"")
+        ok = c.getresponse().status == 200
+        c.close()
+        return ok
+    except OSError:
+        return False
+
+
 def parse_wrk(text):
     rps = p50 = p99 = None
     requests = None
@@ -94,11 +108,12 @@ def to_ms(v):
     return float(v)
 
 
-def run_variant(name, exe, ready_path, env_port, args):
+def run_variant(name, exe, ready_path, env_port, extra_env, args):
     port = free_port()
     env = dict(os.environ, **{env_port: str(port)}, RUST_LOG="info")
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     env.pop("SENTRY_DSN", None)
+    env.update(extra_env)
     t0 = time.perf_counter()
     # Logs go into a pipe drained by another process, as under a container runtime or a
     # supervisor: writing them costs what it costs in production, not a write to /dev/null.
@@ -134,22 +149,39 @@ def main():
     p.add_argument("--duration", type=int, default=5)
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--no-build", action="store_true")
+    p.add_argument("--only-basic", action="store_true", help="skip the full-telemetry variants")
     args = p.parse_args()
     ensure_wrk()
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-p", "overhead-servers", "-p", "hello-service"],
                        cwd=ROOT, check=True)
     rel = os.path.join(target_dir(), "release")
+    sink_port = free_port()
+    sink = subprocess.Popen([os.path.join(rel, "telemetry-sink")], env=dict(os.environ, PORT=str(sink_port)),
+                            stdout=subprocess.DEVNULL)
+    while not get_ok_post(sink_port):
+        time.sleep(0.01)
+    full = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+        "SENTRY_DSN": f"http://key@127.0.0.1:{sink_port}/1",
+    }
+    # Traces only, as for the hand-wired stack (the chassis would also export its logs).
+    chassis_full = dict(full, OTEL_LOGS_EXPORTER="none")
     variants = [
-        ("bare axum", os.path.join(rel, "bare-axum"), "/hello/x", "PORT"),
-        ("do-it-yourself stack", os.path.join(rel, "diy-stack"), "/hello/x", "PORT"),
-        ("aiods chassis", os.path.join(rel, "hello-service"), "/health/ready", "AIODS_PORT"),
+        ("bare axum", os.path.join(rel, "bare-axum"), "/hello/x", "PORT", {}),
+        ("do-it-yourself stack", os.path.join(rel, "diy-stack"), "/hello/x", "PORT", {}),
+        ("aiods chassis", os.path.join(rel, "hello-service"), "/health/ready", "AIODS_PORT", {}),
+        ("do-it-yourself + OTLP traces + Sentry", os.path.join(rel, "diy-stack"), "/hello/x", "PORT", full),
+        ("aiods chassis + OTLP traces + Sentry", os.path.join(rel, "hello-service"), "/health/ready",
+         "AIODS_PORT", chassis_full),
     ]
+    if args.only_basic:
+        variants = variants[:3]
     results = {v[0]: [] for v in variants}
     for r in range(args.rounds):
         order = variants[r % len(variants):] + variants[: r % len(variants)]
-        for name, exe, ready, env_port in order:
-            res = run_variant(name, exe, ready, env_port, args)
+        for name, exe, ready, env_port, extra in order:
+            res = run_variant(name, exe, ready, env_port, extra, args)
             results[name].append(res)
             print(f"round {r + 1} {name}: {res['rps']:.0f} req/s", file=sys.stderr)
 
@@ -162,6 +194,7 @@ def main():
     print()
     print("| variant | req/s | × bare axum | p50 ms | p99 ms | CPU µs/req | idle RSS MiB | exec→ready ms |")
     print("|---|---|---|---|---|---|---|---|")
+    sink.terminate()
     for name, *_ in variants:
         print(f"| {name} | {med(name, 'rps'):.0f} | {med(name, 'rps') / base:.2f} | {med(name, 'p50'):.3f} | "
               f"{med(name, 'p99'):.3f} | {med(name, 'cpu_us'):.1f} | {med(name, 'rss'):.1f} | {med(name, 'ready'):.1f} |")

@@ -12,10 +12,11 @@ use std::sync::OnceLock;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, WorkerGuard};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
+
+use crate::log_writer::{LogWriter, LogWriterGuard};
 
 /// The W3C ids of the span an event belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,23 +40,30 @@ pub fn current_trace_ids() -> Option<TraceIds> {
     })
 }
 
-static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+static STDOUT: OnceLock<LogWriter> = OnceLock::new();
 
-/// Log lines dropped because the output queue was full.
-pub fn dropped_lines() -> usize {
-    DROPPED.get().map(ErrorCounter::dropped_lines).unwrap_or(0)
+/// Log lines dropped because the output buffer was full.
+pub fn dropped_lines() -> u64 {
+    STDOUT.get().map(LogWriter::dropped).unwrap_or(0)
 }
 
-/// The non-blocking stdout writer, and the guard that flushes it when dropped.
-pub(crate) fn stdout_writer() -> (NonBlocking, WorkerGuard) {
-    let out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(64 * 1024)
-        .thread_name("aiods-log-writer")
-        .finish(out);
-    let _ = DROPPED.set(writer.error_counter());
-    (writer, guard)
+/// The buffered stdout writer, and the guard that flushes it when dropped.
+pub(crate) fn stdout_writer() -> std::io::Result<(LogWriter, LogWriterGuard)> {
+    let (writer, guard) = LogWriter::start(std::io::stdout())?;
+    let _ = STDOUT.set(writer.clone());
+    Ok((writer, guard))
+}
+
+/// Where [`JsonLogLayer`] puts each finished line.
+pub trait LineSink: Send + Sync + 'static {
+    /// Takes one complete line, newline included.
+    fn write_line(&self, line: &[u8]);
+}
+
+impl LineSink for LogWriter {
+    fn write_line(&self, line: &[u8]) {
+        LogWriter::write_line(self, line);
+    }
 }
 
 /// A [`Layer`] that writes each event as one JSON line.
@@ -82,7 +90,7 @@ thread_local! {
 impl<S, W> Layer<S> for JsonLogLayer<W>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
-    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
+    W: LineSink,
 {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let ids = current_trace_ids();
@@ -93,7 +101,7 @@ where
             let (buf, scratch) = &mut *cell;
             buf.clear();
             format_line(buf, scratch, &self.service, event, ids.as_ref());
-            let _ = self.writer.make_writer().write_all(buf);
+            self.writer.write_line(buf);
         });
     }
 }
@@ -296,10 +304,11 @@ mod tests {
         }
     }
 
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-        type Writer = Capture;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
+    impl LineSink for Capture {
+        fn write_line(&self, line: &[u8]) {
+            if let Ok(mut b) = self.0.lock() {
+                b.extend_from_slice(line);
+            }
         }
     }
 

@@ -83,7 +83,7 @@ fn describe() {
 pub fn render(handle: &PrometheusHandle) -> String {
     process::collect();
     metrics::counter!(TELEMETRY_DROPPED, "signal" => "logs")
-        .absolute(crate::logging::dropped_lines() as u64);
+        .absolute(crate::logging::dropped_lines());
     metrics::counter!(TELEMETRY_DROPPED, "signal" => "spans")
         .absolute(crate::otel::dropped_spans());
     metrics::counter!(TELEMETRY_DROPPED, "signal" => "otlp_logs")

@@ -273,21 +273,19 @@ fn assemble(
         user_router.merge(chassis).merge(docs)
     }))
     .map_err(|p| StartError::Routes(crate::logging::panic_message(p.as_ref())))?;
-    // Innermost first. The server span is outermost so that everything else, the access log
-    // line included, happens inside it.
-    let layered = merged
-        .layer(ProblemJsonLayer)
-        .layer(FaultLayer::new(faults))
-        .layer(panic_layer())
-        .layer(ExceptionLayer)
+    // One stack applied once: `Router::layer` boxes every route once per call, so seven
+    // separate calls cost seven boxed clones per request. Outermost first: the server span
+    // wraps everything else, the access log line included.
+    let stack = tower::ServiceBuilder::new()
+        .layer(ServerSpanLayer)
+        .option_layer(cfg.access_log.then_some(AccessLogLayer))
         .layer(HttpMetricsLayer)
+        .layer(ExceptionLayer)
+        .layer(panic_layer())
+        .layer(FaultLayer::new(faults))
+        .layer(ProblemJsonLayer)
         .layer(DefaultBodyLimit::max(cfg.body_limit));
-    let layered = if cfg.access_log {
-        layered.layer(AccessLogLayer)
-    } else {
-        layered
-    };
-    Ok(layered.layer(ServerSpanLayer))
+    Ok(merged.layer(stack))
 }
 
 async fn wait_for_shutdown(health: HealthRegistry, delay: Duration, stop: watch::Sender<bool>) {

@@ -1,7 +1,6 @@
 //! Telemetry set-up: the log subscriber, OpenTelemetry (traces, logs, metrics over OTLP) and
 //! exception tracking, each from its standard configuration.
 
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt;
@@ -17,6 +16,9 @@ pub enum TelemetryError {
     /// OpenTelemetry could not be set up.
     #[error(transparent)]
     Otel(#[from] crate::otel::OtelError),
+    /// The log writer thread could not start.
+    #[error("cannot start the log writer: {0}")]
+    LogWriter(#[source] std::io::Error),
     /// Exception tracking could not be set up.
     #[error(transparent)]
     Exceptions(#[from] crate::exceptions::ExceptionsError),
@@ -27,7 +29,7 @@ pub enum TelemetryError {
 pub struct TelemetryGuard {
     otel: crate::otel::OtelProviders,
     sentry: Option<sentry::ClientInitGuard>,
-    log: Option<WorkerGuard>,
+    log: Option<crate::log_writer::LogWriterGuard>,
 }
 
 impl std::fmt::Debug for TelemetryGuard {
@@ -69,7 +71,7 @@ pub fn init(info: &ServiceInfo, cfg: &ChassisConfig) -> Result<TelemetryGuard, T
         environment: info.env.clone(),
     })?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = stdout_writer();
+    let (writer, guard) = stdout_writer().map_err(TelemetryError::LogWriter)?;
     let spans = otel.traces.as_ref().map(|provider| {
         use opentelemetry::trace::TracerProvider as _;
         tracing_opentelemetry::layer()

@@ -45,7 +45,7 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let method = method_label(req.method());
         let route = super::route_of(&req);
-        let active = metrics::gauge!(HTTP_SERVER_ACTIVE, "http_request_method" => method.clone());
+        let active = active_gauge(&method);
         active.increment(1.0);
         ResponseFuture {
             inner: self.inner.call(req),
@@ -108,24 +108,84 @@ where
             }
             otlp.record(elapsed, &attrs);
         }
-        let status = SharedString::from(status_label(status));
-        match this.route {
-            Some(route) => metrics::histogram!(
-                HTTP_SERVER_DURATION,
-                "http_request_method" => this.method.clone(),
-                "http_route" => route.as_str().to_owned(),
-                "http_response_status_code" => status,
-            )
-            .record(elapsed),
-            None => metrics::histogram!(
-                HTTP_SERVER_DURATION,
-                "http_request_method" => this.method.clone(),
-                "http_response_status_code" => status,
-            )
-            .record(elapsed),
-        }
+        duration_histogram(
+            this.method,
+            this.route.as_ref().map(MatchedPath::as_str),
+            status,
+        )
+        .record(elapsed);
         Poll::Ready(result)
     }
+}
+
+/// The in-flight gauge of `method`.
+fn active_gauge(method: &SharedString) -> metrics::Gauge {
+    metrics::gauge!(HTTP_SERVER_ACTIVE, "http_request_method" => method.clone())
+}
+
+type SeriesKey = (SharedString, Option<Box<str>>, u16);
+
+thread_local! {
+    /// Histogram handles by (method, route, status), so that a request costs one hash of
+    /// three short values instead of building a labelled key and looking it up in the registry.
+    static HISTOGRAMS: std::cell::RefCell<
+        std::collections::HashMap<u64, Vec<(SeriesKey, metrics::Histogram)>>,
+    > = std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Bounds the per-thread cache; routes are templates, so real services stay far below.
+const MAX_CACHED_SERIES: usize = 4096;
+
+fn series_hash(method: &str, route: Option<&str>, status: u16) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    method.hash(&mut h);
+    route.hash(&mut h);
+    status.hash(&mut h);
+    h.finish()
+}
+
+fn duration_histogram(
+    method: &SharedString,
+    route: Option<&str>,
+    status: u16,
+) -> metrics::Histogram {
+    let hash = series_hash(method, route, status);
+    let cached = HISTOGRAMS.with(|cache| {
+        cache.borrow().get(&hash).and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|((m, r, s), _)| *s == status && m == method && r.as_deref() == route)
+                .map(|(_, h)| h.clone())
+        })
+    });
+    if let Some(h) = cached {
+        return h;
+    }
+    let status_str = SharedString::from(status_label(status));
+    let histogram = match route {
+        Some(route) => metrics::histogram!(
+            HTTP_SERVER_DURATION,
+            "http_request_method" => method.clone(),
+            "http_route" => route.to_owned(),
+            "http_response_status_code" => status_str,
+        ),
+        None => metrics::histogram!(
+            HTTP_SERVER_DURATION,
+            "http_request_method" => method.clone(),
+            "http_response_status_code" => status_str,
+        ),
+    };
+    HISTOGRAMS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() < MAX_CACHED_SERIES {
+            cache.entry(hash).or_default().push((
+                (method.clone(), route.map(Box::from), status),
+                histogram.clone(),
+            ));
+        }
+    });
+    histogram
 }
 
 /// The method label: the standard methods as themselves, anything else `_OTHER` (bounded
@@ -144,6 +204,15 @@ pub(crate) fn method_label(method: &Method) -> SharedString {
         _ => "_OTHER",
     };
     SharedString::const_str(m)
+}
+
+/// The static string of a method label made by [`method_label`].
+pub(crate) fn static_method(label: &SharedString) -> Option<&'static str> {
+    [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT", "_OTHER",
+    ]
+    .into_iter()
+    .find(|m| *m == label.as_ref())
 }
 
 /// The status code as a static string for the common codes (no allocation on the hot path).

@@ -8,7 +8,6 @@
 //! carries the trace id (`traceresponse` and `x-trace-id` headers). Without a configured
 //! OTLP endpoint the layer passes requests straight through.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -75,17 +74,14 @@ where
         };
         let method = super::http_metrics::method_label(req.method());
         let route = super::route_of(&req);
-        let name: Cow<'static, str> = match &route {
-            Some(r) => Cow::Owned(format!("{} {}", method.as_ref(), r.as_str())),
-            None => Cow::Owned(method.as_ref().to_owned()),
-        };
+        let names = span_names(&method, route.as_ref().map(|r| r.as_str()));
         let mut attributes = Vec::with_capacity(6);
         attributes.push(KeyValue::new(
             "http.request.method",
-            StringValue::from(method.as_ref().to_owned()),
+            StringValue::from(names.method),
         ));
-        if let Some(r) = &route {
-            attributes.push(KeyValue::new("http.route", r.as_str().to_owned()));
+        if let Some(r) = names.route {
+            attributes.push(KeyValue::new("http.route", StringValue::from(r)));
         }
         attributes.push(KeyValue::new("url.path", req.uri().path().to_owned()));
         attributes.push(KeyValue::new("url.scheme", "http"));
@@ -99,7 +95,7 @@ where
             },
         ));
         let span = tracer
-            .span_builder(name)
+            .span_builder(names.name)
             .with_kind(SpanKind::Server)
             .with_attributes(attributes)
             .start_with_context(tracer, &parent);
@@ -113,6 +109,71 @@ where
             cx: Some(cx),
         }
     }
+}
+
+fn write_hex(out: &mut [u8], bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+}
+
+/// The span name and attribute strings of a (method, route) pair.
+#[derive(Clone, Copy)]
+struct SpanNames {
+    name: &'static str,
+    method: &'static str,
+    route: Option<&'static str>,
+}
+
+/// Distinct (method, route) pairs whose strings are interned; route templates are few, and
+/// past this bound names are built per request instead.
+const MAX_INTERNED: usize = 1024;
+
+static INTERNED: std::sync::LazyLock<
+    std::sync::RwLock<std::collections::HashMap<(&'static str, Option<Box<str>>), SpanNames>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Interned span names: building `"GET /orders/{id}"` and copying the route for every request
+/// showed up in the profile, so each pair is built once and kept for the process's life.
+fn span_names(method: &metrics::SharedString, route: Option<&str>) -> SpanNames {
+    let method: &'static str = match super::http_metrics::static_method(method) {
+        Some(m) => m,
+        None => "_OTHER",
+    };
+    let key = (method, route.map(Box::from));
+    if let Ok(map) = INTERNED.read()
+        && let Some(names) = map.get(&key)
+    {
+        return *names;
+    }
+    let Ok(mut map) = INTERNED.write() else {
+        return SpanNames {
+            name: method,
+            method,
+            route: None,
+        };
+    };
+    if map.len() >= MAX_INTERNED {
+        return SpanNames {
+            name: method,
+            method,
+            route: None,
+        };
+    }
+    let route: Option<&'static str> = route.map(|r| &*Box::leak(Box::<str>::from(r)));
+    let name: &'static str = match route {
+        Some(r) => Box::leak(format!("{method} {r}").into_boxed_str()),
+        None => method,
+    };
+    let names = SpanNames {
+        name,
+        method,
+        route,
+    };
+    map.insert(key, names);
+    names
 }
 
 pin_project_lite::pin_project! {
@@ -153,16 +214,19 @@ where
                         span.set_status(Status::error(status.as_str().to_owned()));
                     }
                     let sc = span.span_context();
-                    let header = format!(
-                        "00-{}-{}-{:02x}",
-                        sc.trace_id(),
-                        sc.span_id(),
-                        sc.trace_flags().to_u8()
-                    );
-                    if let Ok(v) = HeaderValue::from_str(&header) {
+                    // `00-{trace}-{span}-{flags}`, hex written by hand: `format!` of the ids
+                    // showed up in the profile.
+                    let mut header = [0u8; 55];
+                    header[..3].copy_from_slice(b"00-");
+                    write_hex(&mut header[3..35], &sc.trace_id().to_bytes());
+                    header[35] = b'-';
+                    write_hex(&mut header[36..52], &sc.span_id().to_bytes());
+                    header[52] = b'-';
+                    write_hex(&mut header[53..55], &[sc.trace_flags().to_u8()]);
+                    if let Ok(v) = HeaderValue::from_bytes(&header) {
                         response.headers_mut().insert("traceresponse", v);
                     }
-                    if let Ok(v) = HeaderValue::from_str(&sc.trace_id().to_string()) {
+                    if let Ok(v) = HeaderValue::from_bytes(&header[3..35]) {
                         response.headers_mut().insert("x-trace-id", v);
                     }
                 }

@@ -6,9 +6,8 @@
 //! drops and counts), a worker thread exports batches by size or age, and a failed export
 //! counts its items as dropped too.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Sizes of a [`BatchQueue`].
@@ -25,28 +24,43 @@ pub(crate) struct BatchConfig {
 impl Default for BatchConfig {
     fn default() -> Self {
         Self {
-            max_queue: 4096,
-            max_batch: 512,
+            max_queue: 8192,
+            // Larger batches mean fewer HTTP posts per span; 2048 spans encode to ~1 MB.
+            max_batch: 2048,
             delay: Duration::from_millis(500),
         }
     }
 }
 
-enum Msg<T> {
-    Item(T),
-    Flush(SyncSender<()>),
+struct State<T> {
+    items: Vec<T>,
+    flush_requested: u64,
+    flush_done: u64,
+    closed: bool,
+}
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    /// Wakes the worker: a full batch, a flush request, or closing.
+    work: Condvar,
+    /// Wakes flushers when a flush is done.
+    done: Condvar,
+    dropped: Arc<AtomicU64>,
+    cfg: BatchConfig,
 }
 
 /// The sending side of a bounded batching queue.
+///
+/// Items are appended under a mutex and the worker is woken only when a batch is full (or on
+/// flush): waking it per item cost more than exporting (measured with `bench/overhead.py`).
 pub(crate) struct BatchQueue<T> {
-    tx: SyncSender<Msg<T>>,
-    dropped: Arc<AtomicU64>,
+    shared: Arc<Shared<T>>,
 }
 
 impl<T> std::fmt::Debug for BatchQueue<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BatchQueue")
-            .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .field("dropped", &self.shared.dropped.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -63,94 +77,115 @@ impl<T: Send + 'static> BatchQueue<T> {
     where
         E: FnMut(Vec<T>) -> bool + Send + 'static,
     {
-        let (tx, rx) = sync_channel(cfg.max_queue);
-        let worker_dropped = dropped.clone();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                items: Vec::with_capacity(cfg.max_batch),
+                flush_requested: 0,
+                flush_done: 0,
+                closed: false,
+            }),
+            work: Condvar::new(),
+            done: Condvar::new(),
+            dropped,
+            cfg,
+        });
+        let worker_shared = shared.clone();
         std::thread::Builder::new()
             .name(name.to_owned())
-            .spawn(move || worker(rx, cfg, worker_dropped, export))?;
-        Ok(Self { tx, dropped })
+            .spawn(move || worker(worker_shared, export))?;
+        Ok(Self { shared })
     }
 
-    /// Queues an item; never blocks. A full queue drops it and counts the drop.
+    /// Queues an item; never blocks for long. A full queue drops it and counts the drop.
     pub(crate) fn push(&self, item: T) {
-        match self.tx.try_send(Msg::Item(item)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let Ok(mut state) = self.shared.state.lock() else {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if state.closed || state.items.len() >= self.shared.cfg.max_queue {
+            drop(state);
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        state.items.push(item);
+        if state.items.len() == self.shared.cfg.max_batch {
+            self.shared.work.notify_one();
         }
     }
 
     /// Exports everything queued so far; waits at most `timeout`. Returns whether it finished.
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
-        let (ack_tx, ack_rx) = sync_channel(1);
         let deadline = Instant::now() + timeout;
-        // The flush request waits for room in the queue, but not past the deadline.
-        let mut msg = Msg::Flush(ack_tx);
-        loop {
-            match self.tx.try_send(msg) {
-                Ok(()) => break,
-                Err(TrySendError::Disconnected(_)) => return false,
-                Err(TrySendError::Full(back)) => {
-                    if Instant::now() >= deadline {
-                        return false;
-                    }
-                    msg = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+        let Ok(mut state) = self.shared.state.lock() else {
+            return false;
+        };
+        state.flush_requested += 1;
+        let ticket = state.flush_requested;
+        self.shared.work.notify_one();
+        while state.flush_done < ticket {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
             }
+            state = match self.shared.done.wait_timeout(state, left) {
+                Ok((s, _)) => s,
+                Err(_) => return false,
+            };
         }
-        ack_rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_ok()
+        true
     }
 }
 
-fn worker<T, E>(rx: Receiver<Msg<T>>, cfg: BatchConfig, dropped: Arc<AtomicU64>, mut export: E)
+impl<T> Drop for BatchQueue<T> {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.shared.state.lock() {
+            state.closed = true;
+        }
+        self.shared.work.notify_one();
+    }
+}
+
+fn worker<T, E>(shared: Arc<Shared<T>>, mut export: E)
 where
     E: FnMut(Vec<T>) -> bool,
 {
-    let mut batch: Vec<T> = Vec::with_capacity(cfg.max_batch);
-    let mut oldest: Option<Instant> = None;
-    let mut send = |batch: &mut Vec<T>| {
-        if batch.is_empty() {
-            return;
-        }
-        let items = std::mem::replace(batch, Vec::with_capacity(cfg.max_batch));
-        let n = items.len() as u64;
-        if !export(items) {
-            dropped.fetch_add(n, Ordering::Relaxed);
-        }
-    };
+    let cfg = shared.cfg;
     loop {
-        let wait = match oldest {
-            Some(t) => cfg.delay.saturating_sub(t.elapsed()),
-            None => Duration::from_secs(3600),
-        };
-        match rx.recv_timeout(wait) {
-            Ok(Msg::Item(item)) => {
-                if batch.is_empty() {
-                    oldest = Some(Instant::now());
-                }
-                batch.push(item);
-                if batch.len() >= cfg.max_batch {
-                    send(&mut batch);
-                    oldest = None;
-                }
-            }
-            Ok(Msg::Flush(ack)) => {
-                send(&mut batch);
-                oldest = None;
-                let _ = ack.try_send(());
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                send(&mut batch);
-                oldest = None;
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                send(&mut batch);
+        let (items, flush_ticket, closed) = {
+            let Ok(mut state) = shared.state.lock() else {
                 return;
+            };
+            let waiting_since = Instant::now();
+            while state.items.len() < cfg.max_batch
+                && state.flush_requested == state.flush_done
+                && !state.closed
+            {
+                let left = cfg.delay.saturating_sub(waiting_since.elapsed());
+                if left.is_zero() {
+                    break;
+                }
+                state = match shared.work.wait_timeout(state, left) {
+                    Ok((s, _)) => s,
+                    Err(_) => return,
+                };
             }
+            let items = std::mem::replace(&mut state.items, Vec::with_capacity(cfg.max_batch));
+            (items, state.flush_requested, state.closed)
+        };
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let batch: Vec<T> = items.by_ref().take(cfg.max_batch).collect();
+            let n = batch.len() as u64;
+            if !export(batch) {
+                shared.dropped.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        if let Ok(mut state) = shared.state.lock() {
+            state.flush_done = state.flush_done.max(flush_ticket);
+        }
+        shared.done.notify_all();
+        if closed {
+            return;
         }
     }
 }

@@ -11,17 +11,55 @@ use axum::extract::{MatchedPath, Path, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use opentelemetry::trace::TracerProvider as _;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
+fn main() -> std::io::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Built before the runtime: the exporter's blocking HTTP client must not live in it.
+    let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Ok(_) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .build()
+                .map_err(std::io::Error::other)?;
+            Some(
+                opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .build(),
+            )
+        }
+        Err(_) => None,
+    };
+    let otel_layer = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("diy")));
+    tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with(tracing_subscriber::fmt::layer().json())
+        .with(otel_layer)
         .init();
+    let _sentry = std::env::var("SENTRY_DSN").ok().map(|dsn| {
+        let mut options = sentry::ClientOptions::new();
+        options.dsn = dsn.parse().ok();
+        sentry::init(options)
+    });
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(_sentry.is_some()));
+    if let Some(p) = provider {
+        let _ = p.shutdown();
+    }
+    result
+}
+
+async fn serve(sentry_on: bool) -> std::io::Result<()> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(std::io::Error::other)?;
@@ -30,7 +68,17 @@ async fn main() -> std::io::Result<()> {
         .route("/hello/{name}", get(hello))
         .route("/metrics", get(move || std::future::ready(handle.render())))
         .layer(middleware::from_fn(track_metrics))
-        .layer(TraceLayer::new_for_http().on_response(DefaultOnResponse::new().level(Level::INFO)));
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(tower::util::option_layer(sentry_on.then(|| {
+            sentry::integrations::tower::SentryHttpLayer::new().enable_transaction()
+        })))
+        .layer(tower::util::option_layer(sentry_on.then(
+            sentry::integrations::tower::NewSentryLayer::new_from_top,
+        )));
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     println!("listening on {}", listener.local_addr()?);
     axum::serve(listener, app).await
