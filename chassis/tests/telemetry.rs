@@ -333,3 +333,34 @@ async fn dead_or_hanging_backends_never_slow_requests_and_drops_are_counted() {
     }
     drop(blackhole);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_can_also_be_pushed_over_otlp() {
+    let otlp = OtlpReceiver::start().await;
+    let endpoint = otlp.endpoint();
+    let mut svc = Service::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("OTEL_METRICS_EXPORTER", "otlp"),
+        ("OTEL_TRACES_EXPORTER", "none"),
+        ("OTEL_LOGS_EXPORTER", "none"),
+    ]);
+    for _ in 0..3 {
+        client().get(svc.url("/hello/push")).send().await.unwrap();
+    }
+    // The periodic reader exports at shutdown at the latest.
+    svc.signal("TERM");
+    assert_eq!(svc.wait_exit(WAIT).and_then(|s| s.code()), Some(0));
+    let names: Vec<String> = otlp
+        .metrics()
+        .iter()
+        .flat_map(|r| &r.resource_metrics)
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .map(|m| m.name.clone())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "http.server.request.duration"),
+        "pushed metrics: {names:?}"
+    );
+    assert!(otlp.spans().is_empty(), "traces were turned off");
+}
