@@ -131,9 +131,10 @@ struct SpanNames {
 /// past this bound names are built per request instead.
 const MAX_INTERNED: usize = 1024;
 
-static INTERNED: std::sync::LazyLock<
-    std::sync::RwLock<std::collections::HashMap<(&'static str, Option<Box<str>>), SpanNames>>,
-> = std::sync::LazyLock::new(Default::default);
+type InternedNames = std::collections::HashMap<(&'static str, Option<Box<str>>), SpanNames>;
+
+static INTERNED: std::sync::LazyLock<std::sync::RwLock<InternedNames>> =
+    std::sync::LazyLock::new(Default::default);
 
 /// Interned span names: building `"GET /orders/{id}"` and copying the route for every request
 /// showed up in the profile, so each pair is built once and kept for the process's life.

@@ -1,80 +1,15 @@
-//! Opening the service's own database: SQLite through sqlx, migrations and demo data applied.
+//! The service's own database: the shared opening code (`food-delivery-db`) with this
+//! service's migrations and demo data.
 
-use std::str::FromStr;
-use std::time::Duration;
+pub(crate) use food_delivery_db::{DbConfig, register_readiness};
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+/// This service's migrations, demo data included, embedded at build time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The `[db]` section (`AIODS_DB__URL`).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(default)]
-pub(crate) struct DbConfig {
-    /// A `sqlite://` URL; the service's default file in the working directory when absent.
-    pub(crate) url: Option<String>,
-    /// The pool size.
-    pub(crate) max_connections: Option<u32>,
-}
-
-/// The database could not be opened or migrated.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum DbError {
-    /// Connecting failed.
-    #[error("cannot open database {url}: {source}")]
-    Open {
-        /// The URL.
-        url: String,
-        /// Why.
-        source: sqlx::Error,
-    },
-    /// A migration failed.
-    #[error("cannot migrate database {url}: {source}")]
-    Migrate {
-        /// The URL.
-        url: String,
-        /// Why.
-        source: sqlx::migrate::MigrateError,
-    },
-}
-
-/// Opens (creating if needed) the database and applies the migrations, demo data included.
-pub(crate) async fn open(config: &DbConfig, default_url: &str) -> Result<SqlitePool, DbError> {
-    let url = config.url.clone().unwrap_or_else(|| default_url.to_owned());
-    let open_err = |source| DbError::Open {
-        url: url.clone(),
-        source,
-    };
-    let options = SqliteConnectOptions::from_str(&url)
-        .map_err(open_err)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(5));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(config.max_connections.unwrap_or(8))
-        .connect_with(options)
-        .await
-        .map_err(open_err)?;
-    sqlx::migrate!("./migrations")
-        .run(&pool)
-        .await
-        .map_err(|source| DbError::Migrate {
-            url: url.clone(),
-            source,
-        })?;
-    Ok(pool)
-}
-
-/// Registers the `database` readiness check: a real query on the pool.
-pub(crate) fn register_readiness(health: &aiods::HealthRegistry, pool: SqlitePool) {
-    health.register("database", move || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query("SELECT count(*) FROM sqlite_master")
-                .fetch_one(&pool)
-                .await
-                .map(|_| ())
-        }
-    });
+/// Opens (creating if needed) the database and applies this service's migrations.
+pub(crate) async fn open(
+    config: &DbConfig,
+    default_url: &str,
+) -> Result<sqlx::SqlitePool, food_delivery_db::DbError> {
+    food_delivery_db::open(config, default_url, &MIGRATOR).await
 }
