@@ -1,4 +1,4 @@
-//! Prometheus scraping: each target's `/metrics` on an interval, parsed with `prometheus-parse`.
+//! Prometheus scraping: each target's `/metrics` on an interval, parsed with [`crate::exposition`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -211,63 +211,30 @@ pub fn parse_exposition(
     instance: &str,
     now: u64,
 ) -> Result<Vec<MetricSample>, ScrapeError> {
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-        .map_err(|e| ScrapeError::Parse(e.to_string()))?;
-    let mut out = Vec::with_capacity(scrape.samples.len());
-    for s in scrape.samples {
-        let mut labels: BTreeMap<String, String> = s
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        labels.insert("instance".into(), instance.to_string());
-        let base = |name: String,
-                    kind: &'static str,
-                    labels: BTreeMap<String, String>,
-                    value: f64| MetricSample {
-            service: service.to_string(),
-            name,
-            labels,
-            kind,
-            unit: String::new(),
-            source: "scrape",
-            time_unix_nano: now,
-            value,
-        };
-        match s.value {
-            prometheus_parse::Value::Counter(v) => out.push(base(s.metric, "counter", labels, v)),
-            prometheus_parse::Value::Gauge(v) => out.push(base(s.metric, "gauge", labels, v)),
-            prometheus_parse::Value::Untyped(v) => out.push(base(s.metric, "untyped", labels, v)),
-            prometheus_parse::Value::Histogram(buckets) => {
-                for b in buckets {
-                    let mut l = labels.clone();
-                    l.insert("le".into(), format_bound(b.less_than));
-                    out.push(base(
-                        format!("{}_bucket", s.metric),
-                        "histogram",
-                        l,
-                        b.count,
-                    ));
+    let samples = crate::exposition::parse(text).map_err(|e| ScrapeError::Parse(e.to_string()))?;
+    Ok(samples
+        .into_iter()
+        .map(|s| {
+            let mut labels = s.labels;
+            if let Some(le) = labels.get_mut("le") {
+                // One spelling for the infinite bound, whatever the exporter wrote.
+                if matches!(le.as_str(), "+Inf" | "Inf" | "inf" | "+inf") {
+                    *le = "+Inf".into();
                 }
             }
-            prometheus_parse::Value::Summary(quantiles) => {
-                for q in quantiles {
-                    let mut l = labels.clone();
-                    l.insert("quantile".into(), q.quantile.to_string());
-                    out.push(base(s.metric.clone(), "summary", l, q.count));
-                }
+            labels.insert("instance".into(), instance.to_string());
+            MetricSample {
+                service: service.to_string(),
+                name: s.name,
+                labels,
+                kind: s.kind,
+                unit: String::new(),
+                source: "scrape",
+                time_unix_nano: now,
+                value: s.value,
             }
-        }
-    }
-    Ok(out)
-}
-
-fn format_bound(v: f64) -> String {
-    if v.is_infinite() {
-        "+Inf".into()
-    } else {
-        v.to_string()
-    }
+        })
+        .collect())
 }
 
 /// Scrapes all targets every `interval` until the task is aborted.
@@ -315,5 +282,30 @@ mod tests {
                 && s.labels.get("le").map(String::as_str) == Some("+Inf"))
         );
         assert_eq!(instance("http://127.0.0.1:9/metrics"), "127.0.0.1:9");
+    }
+}
+
+#[cfg(test)]
+mod route_label_tests {
+    use super::*;
+
+    #[test]
+    fn route_templates_with_braces_keep_their_labels() {
+        let text = "# TYPE http_server_request_duration_seconds histogram\n\
+http_server_request_duration_seconds_bucket{http_request_method=\"GET\",http_route=\"/orders/{id}\",http_response_status_code=\"200\",le=\"0.1\"} 3\n\
+http_server_request_duration_seconds_bucket{http_request_method=\"GET\",http_route=\"/orders/{id}\",http_response_status_code=\"200\",le=\"+Inf\"} 4\n\
+http_server_request_duration_seconds_sum{http_request_method=\"GET\",http_route=\"/orders/{id}\",http_response_status_code=\"200\"} 0.2\n\
+http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/orders/{id}\",http_response_status_code=\"200\"} 4\n";
+        let samples = parse_exposition(text, "order", "i1", 1).expect("parses");
+        let inf = samples
+            .iter()
+            .find(|s| {
+                s.name == "http_server_request_duration_seconds_bucket"
+                    && s.labels.get("le").map(String::as_str) == Some("+Inf")
+            })
+            .expect("the +Inf bucket");
+        assert_eq!(inf.labels.get("http_route").map(String::as_str), Some("/orders/{id}"));
+        assert_eq!(inf.labels.get("http_response_status_code").map(String::as_str), Some("200"));
+        assert_eq!(inf.value, 4.0);
     }
 }
