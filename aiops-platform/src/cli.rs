@@ -41,6 +41,19 @@ enum Command {
     Metrics(MetricsArgs),
     /// The platform's health and counters.
     Health(HealthArgs),
+    /// Run a topology (the built-in food-delivery one by default) under load and chaos, and
+    /// write a report (the seed's Tables 4 and 5, MTTD/MTTR, latency over time).
+    Experiment(crate::experiment::ExperimentArgs),
+    /// The whole idea in one command: the platform, the five food-delivery services, a
+    /// one-minute experiment with crashes, the report, then the dashboard until Ctrl-C.
+    Demo(crate::experiment::ExperimentArgs),
+    /// Run one food-delivery service in this process (used by the built-in topology).
+    #[command(hide = true)]
+    Serve {
+        /// `order-service`, `consumer-service`, `kitchen-service`, `accounting-service` or
+        /// `notification-service`.
+        service: String,
+    },
 }
 
 /// `aiops up`.
@@ -75,6 +88,10 @@ enum LogsCommand {
 /// Parses the command line and runs `aiops`.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Serve { service } = &cli.command {
+        // The service installs its own providers and runtime.
+        return crate::experiment::serve::serve(service);
+    }
     // reqwest and sentry are built without a default TLS provider.
     crate::platform::install_crypto_provider();
     match cli.command {
@@ -91,7 +108,24 @@ pub fn run() -> ExitCode {
         Command::Exceptions(a) => read(cli_client::exceptions(&a)),
         Command::Metrics(a) => read(cli_client::metrics(&a)),
         Command::Health(a) => read(cli_client::health(&a)),
+        Command::Experiment(a) => {
+            crate::experiment::run(a, crate::experiment::Mode::Experiment, command_line())
+        }
+        Command::Demo(a) => {
+            crate::experiment::run(a, crate::experiment::Mode::Demo, command_line())
+        }
+        Command::Serve { service } => crate::experiment::serve::serve(&service),
     }
+}
+
+/// `aiops demo --users 5`, for the report.
+fn command_line() -> String {
+    let mut args = std::env::args();
+    let _ = args.next();
+    std::iter::once("aiops".to_owned())
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Reports the result of a local (offline) command.

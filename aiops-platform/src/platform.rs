@@ -65,6 +65,9 @@ pub struct Platform {
     pub local_addr: SocketAddr,
     /// Where the API token came from.
     pub token_source: TokenSource,
+    /// Print the machine-readable `{"event":"gateway"}` line on stdout (default true;
+    /// `aiops experiment` prints its report there instead).
+    pub announce: bool,
     listener: TcpListener,
     limits: Limits,
     topology: Topology,
@@ -171,6 +174,7 @@ impl Platform {
             state,
             local_addr,
             token_source,
+            announce: true,
             listener,
             limits,
             topology,
@@ -210,7 +214,7 @@ impl Platform {
                     url: format!("{}/metrics", i.url),
                 });
             }
-            if let Some(url) = s.gateway_url() {
+            if let Some(url) = s.gateway_url().filter(|_| self.announce) {
                 // Machine-readable, like the `listening` line.
                 println!("{}", serde_json::json!({ "event": "gateway", "url": url }));
             }

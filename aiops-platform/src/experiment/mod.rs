@@ -1,0 +1,907 @@
+//! `aiops experiment` and `aiops demo`: run a topology (the built-in food-delivery one by
+//! default) under load and a chaos schedule, and report what clients saw beside what the
+//! platform recorded — the seed's Tables 4 and 5, latency over time, the scalability line.
+//!
+//! The platform runs in this process; the services are separate processes it supervises
+//! (for the built-in topology, this very program as `aiops serve <service>`), killed with
+//! real signals.
+
+pub mod chaos;
+pub mod load;
+pub mod report;
+pub mod serve;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::config::{ConfigError, Topology};
+use crate::platform::{Platform, PlatformError};
+use crate::supervisor::Supervision;
+
+pub use report::Report;
+
+/// Errors of an experiment.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// The topology is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The platform did not start.
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    /// A flag is out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// An I/O step failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("http client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// The services did not become ready.
+    #[error("the services did not become ready within {0:?}: {1}")]
+    NotReady(Duration, String),
+    /// Interrupted before the load started.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Parses `90s`, `3m`, `1h`, `500ms`, `1m30s`, or a number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        return if secs.is_finite() && secs >= 0.0 {
+            Ok(Duration::from_secs_f64(secs))
+        } else {
+            Err(format!("invalid duration {text:?}"))
+        };
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("invalid duration {text:?}: a unit is missing"))?;
+        let (num, tail) = rest.split_at(n_end);
+        let value: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}"))?;
+        let u_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(u_end);
+        let secs = match unit.trim() {
+            "ms" => value / 1000.0,
+            "s" | "sec" | "secs" => value,
+            "m" | "min" | "mins" => value * 60.0,
+            "h" | "hr" | "hours" => value * 3600.0,
+            other => return Err(format!("invalid duration {text:?}: unknown unit {other:?}")),
+        };
+        total += Duration::from_secs_f64(secs);
+        rest = next;
+    }
+    Ok(total)
+}
+
+/// Flags of `aiops experiment` and `aiops demo` (the demo has defaults for about a minute).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExperimentArgs {
+    /// Topology file; without it, the built-in food-delivery topology (five services, each
+    /// run as `aiops serve <service>` with a fresh database in a temporary directory).
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+    /// Concurrent virtual users (demo: 20, experiment: 10).
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// How long to load (`90s`, `3m`; demo: 60s, experiment: 30s).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Stop after this many requests instead of a duration.
+    #[arg(long, conflicts_with = "duration")]
+    pub requests: Option<u64>,
+    /// Open loop: send this many requests per second (at most `--users` in flight).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Share of invalid orders (expected 4xx, not counted as failures).
+    #[arg(long, default_value_t = 0.1)]
+    pub invalid_share: f64,
+    /// Kill -9 an instance this often, services in turn (demo: 15s; `0s` for none).
+    #[arg(long, value_parser = parse_duration)]
+    pub crash_every: Option<Duration>,
+    /// Hang an instance (fault injection) this often.
+    #[arg(long, value_parser = parse_duration)]
+    pub hang_every: Option<Duration>,
+    /// Inject this share of 500s into a service for `--soft-for`, every `--soft-every`.
+    #[arg(long)]
+    pub error_rate: Option<f64>,
+    /// Inject this much latency (ms) into a service for `--soft-for`, every `--soft-every`.
+    #[arg(long)]
+    pub latency_ms: Option<u64>,
+    /// Interval of error-rate / latency faults (default: a third of the run).
+    #[arg(long, value_parser = parse_duration)]
+    pub soft_every: Option<Duration>,
+    /// Length of one error-rate / latency fault.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub soft_for: Duration,
+    /// Pick the service of each fault at random with this seed (default: in turn).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Services to inject faults into (default: every supervised one).
+    #[arg(long = "target", value_delimiter = ',')]
+    pub targets: Vec<String>,
+    /// Replicas of every supervised service (overrides the topology).
+    #[arg(long)]
+    pub replicas: Option<u32>,
+    /// Where to write report.json, report.md and latency.svg.
+    #[arg(long, default_value = "aiops-report")]
+    pub out: PathBuf,
+    /// First run fault-free phases at 1, 100 and 1000 users (the seed's scalability line).
+    #[arg(long)]
+    pub scalability: bool,
+    /// Length of each scalability phase.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub scalability_phase: Duration,
+    /// Timeout of one request.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub timeout: Duration,
+    /// The platform's listener (default: a free port; for `-c`, the topology's).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// `aiops demo`: exit after the report instead of waiting for Ctrl-C.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Which command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `aiops demo`: about a minute, then keeps the platform up until Ctrl-C.
+    Demo,
+    /// `aiops experiment`.
+    Experiment,
+}
+
+/// The five services of the built-in topology: name, routes, depends_on.
+const BUILT_IN: [(&str, &str, &str); 5] = [
+    ("consumer", r#"["/consumers"]"#, "[]"),
+    ("kitchen", r#"["/tickets", "/restaurants"]"#, "[]"),
+    ("accounting", r#"["/authorizations"]"#, "[]"),
+    ("notification", r#"["/notifications"]"#, "[]"),
+    (
+        "order",
+        r#"["/orders"]"#,
+        r#"["consumer", "kitchen", "accounting", "notification"]"#,
+    ),
+];
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// The built-in topology: the five food-delivery services, each run as
+/// `<exe> serve <name>-service`, data in `data_dir`.
+pub fn built_in_topology(exe: &Path, data_dir: &Path) -> Result<Topology, ConfigError> {
+    let exe = exe.to_string_lossy();
+    let mut t = format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndata_dir = {}\nscrape_interval_ms = 5000\n\n",
+        toml_str(&data_dir.to_string_lossy())
+    );
+    for (name, routes, deps) in BUILT_IN {
+        t.push_str(&format!(
+            "[[service]]\nname = \"{name}\"\ncommand = [{}, \"serve\", \"{name}-service\"]\n\
+             routes = {routes}\ndepends_on = {deps}\n\
+             [service.recovery]\nrestart_budget = 1000\n\
+             [service.env]\nAIODS_DB__URL = \"sqlite://{{data_dir}}/{name}.db?mode=rwc\"\n\n",
+            toml_str(&exe)
+        ));
+    }
+    Topology::parse(&t)
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 16] = rand::rng().random();
+    crate::ingest::otlp::hex(&bytes)
+}
+
+/// Enables fault injection on every supervised service (keeping a token the topology set).
+fn enable_faults(topology: &mut Topology) -> String {
+    let existing = topology
+        .services
+        .iter()
+        .find_map(|s| s.env.get("AIODS_FAULTS__TOKEN").cloned());
+    let token = existing.unwrap_or_else(random_token);
+    for s in topology
+        .services
+        .iter_mut()
+        .filter(|s| !s.command.is_empty())
+    {
+        s.env
+            .entry("AIODS_FAULTS__ENABLED".into())
+            .or_insert_with(|| "true".into());
+        s.env
+            .entry("AIODS_FAULTS__TOKEN".into())
+            .or_insert_with(|| token.clone());
+    }
+    token
+}
+
+fn stop_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let term_fut = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term_fut => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        let _ = tx.send(true);
+        // Keep the sender so receivers do not see a closed channel as a stop.
+        std::future::pending::<()>().await;
+    });
+    rx
+}
+
+/// Runs `aiops experiment` / `aiops demo`; the command line is for the report.
+pub fn run(args: ExperimentArgs, mode: Mode, command: String) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("aiops: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run_async(args, mode, command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("aiops: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+struct Running {
+    sup: Arc<Supervision>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), PlatformError>>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match tokio::time::timeout(Duration::from_secs(20), &mut self.task).await {
+            Ok(Ok(Err(e))) => eprintln!("aiops: platform: {e}"),
+            Ok(_) => {}
+            Err(_) => eprintln!("aiops: the platform did not stop within 20 s"),
+        }
+    }
+}
+
+async fn wait_ready(
+    sup: &Supervision,
+    stop: &watch::Receiver<bool>,
+    max: Duration,
+) -> Result<(), ExperimentError> {
+    let deadline = Instant::now() + max;
+    loop {
+        let list = sup.instances();
+        let pending: Vec<String> = list
+            .iter()
+            .filter(|i| i.managed && i.status != "ready")
+            .map(|i| format!("{} {}", i.id, i.status))
+            .collect();
+        if pending.is_empty() && !list.is_empty() {
+            return Ok(());
+        }
+        if *stop.borrow() {
+            return Err(ExperimentError::Interrupted);
+        }
+        if Instant::now() >= deadline {
+            return Err(ExperimentError::NotReady(max, pending.join(", ")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The gateway's counters for `service`, read from its Prometheus text.
+fn gateway_count(sup: &Supervision, service: &str) -> report::GatewayCount {
+    let mut text = String::new();
+    sup.stats.render(&mut text);
+    let mut c = report::GatewayCount::default();
+    let label = format!("service=\"{service}\"");
+    for line in text.lines().filter(|l| l.contains(&label)) {
+        let Some((head, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let v: u64 = value.parse::<f64>().map(|f| f as u64).unwrap_or(0);
+        if head.starts_with("aiops_gateway_requests_total") {
+            if let Some(class) = head
+                .split("status_class=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+            {
+                *c.by_class.entry(class.to_owned()).or_default() += v;
+            }
+            c.requests += v;
+        } else if head.starts_with("aiops_gateway_retries_total") {
+            c.retries = v;
+        } else if head.starts_with("aiops_gateway_no_instance_total") {
+            c.no_instance = v;
+        }
+    }
+    c
+}
+
+fn delta(after: &report::GatewayCount, before: &report::GatewayCount) -> report::GatewayCount {
+    report::GatewayCount {
+        requests: after.requests.saturating_sub(before.requests),
+        by_class: after
+            .by_class
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.saturating_sub(before.by_class.get(k).copied().unwrap_or(0)),
+                )
+            })
+            .collect(),
+        retries: after.retries.saturating_sub(before.retries),
+        no_instance: after.no_instance.saturating_sub(before.no_instance),
+    }
+}
+
+fn progress(quiet: bool, len: u64, unit: &str) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template(&format!(
+        "{{spinner}} [{{elapsed_precise}}] [{{bar:30}}] {{pos}}/{{len}} {unit} {{msg}}"
+    ))
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    pb.set_style(style.progress_chars("=> "));
+    pb
+}
+
+#[allow(clippy::too_many_lines)]
+async fn run_async(
+    args: ExperimentArgs,
+    mode: Mode,
+    command: String,
+) -> Result<ExitCode, ExperimentError> {
+    crate::platform::install_crypto_provider();
+    let users = args
+        .users
+        .unwrap_or(if mode == Mode::Demo { 20 } else { 10 });
+    let duration = args.duration.unwrap_or(if mode == Mode::Demo {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_secs(30)
+    });
+    let crash_every = args.crash_every.or(if mode == Mode::Demo {
+        Some(Duration::from_secs(15))
+    } else {
+        None
+    });
+    if users == 0 {
+        return Err(ExperimentError::Invalid(
+            "--users must be at least 1".into(),
+        ));
+    }
+    if !(0.0..=1.0).contains(&args.invalid_share) {
+        return Err(ExperimentError::Invalid(
+            "--invalid-share must be between 0 and 1".into(),
+        ));
+    }
+    if let Some(f) = args.error_rate
+        && !(0.0..=1.0).contains(&f)
+    {
+        return Err(ExperimentError::Invalid(
+            "--error-rate must be between 0 and 1".into(),
+        ));
+    }
+    if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        return Err(ExperimentError::Invalid("--rate must be positive".into()));
+    }
+    if args.replicas == Some(0) {
+        return Err(ExperimentError::Invalid(
+            "--replicas must be at least 1".into(),
+        ));
+    }
+
+    // The topology.
+    let tmp = tempfile::Builder::new()
+        .prefix("aiops-demo-")
+        .tempdir()
+        .map_err(|source| ExperimentError::Io {
+            what: "cannot create a temporary directory".into(),
+            source,
+        })?;
+    let (mut topology, topology_name) = match &args.config {
+        Some(path) => (Topology::load(path)?, path.display().to_string()),
+        None => {
+            let exe = std::env::current_exe().map_err(|source| ExperimentError::Io {
+                what: "cannot find this program's path".into(),
+                source,
+            })?;
+            (
+                built_in_topology(&exe, tmp.path())?,
+                "built-in food-delivery (order, consumer, kitchen, accounting, notification)"
+                    .to_owned(),
+            )
+        }
+    };
+    if let Some(listen) = args.listen {
+        topology.platform.listen = listen;
+    }
+    if let Some(r) = args.replicas {
+        for s in topology
+            .services
+            .iter_mut()
+            .filter(|s| !s.command.is_empty())
+        {
+            s.replicas = r;
+        }
+    }
+    let fault_token = enable_faults(&mut topology);
+    let supervised: Vec<String> = topology
+        .services
+        .iter()
+        .filter(|s| !s.command.is_empty())
+        .map(|s| s.name.clone())
+        .collect();
+    let order_service = topology
+        .services
+        .iter()
+        .find(|s| s.routes.iter().any(|r| r == "/orders"))
+        .map(|s| s.name.clone())
+        .ok_or_else(|| {
+            ExperimentError::Invalid(
+                "the topology routes no service at /orders: the load places food-delivery orders through the gateway".into(),
+            )
+        })?;
+    let targets = if args.targets.is_empty() {
+        supervised.clone()
+    } else {
+        for t in &args.targets {
+            if !supervised.contains(t) {
+                return Err(ExperimentError::Invalid(format!(
+                    "--target {t:?} is not a supervised service (one of {})",
+                    supervised.join(", ")
+                )));
+            }
+        }
+        args.targets.clone()
+    };
+    let replicas_desc = topology
+        .services
+        .iter()
+        .filter(|s| !s.command.is_empty())
+        .map(|s| s.replicas)
+        .max()
+        .unwrap_or(1);
+
+    // The platform, in this process.
+    let env_token = std::env::var("AIOPS_API_TOKEN").ok();
+    let mut platform = Platform::build(topology.clone(), env_token).await?;
+    platform.announce = false;
+    let addr = platform.local_addr;
+    let api_token = platform.api_token().to_owned();
+    let Some(sup) = platform.state.supervision.clone() else {
+        return Err(ExperimentError::Invalid(
+            "the topology supervises no service (give services a `command`)".into(),
+        ));
+    };
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(platform.serve(async move {
+        let _ = shutdown_rx.await;
+    }));
+    let running = Running {
+        sup: sup.clone(),
+        shutdown: Some(shutdown_tx),
+        task,
+    };
+    let stop = stop_signal();
+    let dashboard = format!("http://{addr}/");
+    eprintln!(
+        "aiops: platform at {dashboard} (dashboard), API http://{addr}/api/v1/ (token {api_token}); starting {} service(s)…",
+        supervised.len()
+    );
+    let result = experiment(
+        &args,
+        mode,
+        command,
+        &running.sup,
+        stop.clone(),
+        Plan {
+            users,
+            duration,
+            crash_every,
+            targets,
+            fault_token,
+            order_service,
+            topology_name,
+            supervised,
+            replicas: args.replicas.or(Some(replicas_desc)),
+        },
+    )
+    .await;
+    let code = match result {
+        Ok(report) => {
+            let code = if report.requests == 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+            if mode == Mode::Demo && !args.no_wait && !*stop.borrow() {
+                println!(
+                    "The platform is still running:\n  dashboard  {dashboard}\n  API        http://{addr}/api/v1/incidents   (Authorization: Bearer {api_token})\n  report     http://{addr}/api/v1/report\n  gateway    {}/orders\nPress Ctrl-C to stop (every service stops with it).",
+                    running.sup.gateway_url().unwrap_or_default()
+                );
+                let mut s = stop.clone();
+                let _ = s.wait_for(|v| *v).await;
+            }
+            code
+        }
+        Err(ExperimentError::Interrupted) => {
+            eprintln!("aiops: interrupted");
+            ExitCode::from(130)
+        }
+        Err(e) => {
+            eprintln!("aiops: error: {e}");
+            ExitCode::from(2)
+        }
+    };
+    eprintln!("aiops: stopping the platform and its services…");
+    running.stop().await;
+    drop(tmp);
+    Ok(code)
+}
+
+struct Plan {
+    users: usize,
+    duration: Duration,
+    crash_every: Option<Duration>,
+    targets: Vec<String>,
+    fault_token: String,
+    order_service: String,
+    topology_name: String,
+    supervised: Vec<String>,
+    replicas: Option<u32>,
+}
+
+#[allow(clippy::too_many_lines)]
+async fn experiment(
+    args: &ExperimentArgs,
+    _mode: Mode,
+    command: String,
+    sup: &Arc<Supervision>,
+    stop: watch::Receiver<bool>,
+    plan: Plan,
+) -> Result<Report, ExperimentError> {
+    wait_ready(sup, &stop, Duration::from_secs(60)).await?;
+    let gateway = sup
+        .gateway_url()
+        .ok_or_else(|| ExperimentError::Invalid("the gateway is not running".into()))?;
+    let url = format!("{gateway}/orders");
+    let max_users = if args.scalability {
+        plan.users.max(1000)
+    } else {
+        plan.users
+    };
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(max_users)
+        .tcp_nodelay(true)
+        .build()?;
+    let run_id = random_token();
+
+    // The scalability line: fault-free phases.
+    let mut scalability = Vec::new();
+    if args.scalability {
+        for n in [1usize, 100, 1000] {
+            if *stop.borrow() {
+                return Err(ExperimentError::Interrupted);
+            }
+            eprintln!(
+                "aiops: scalability phase: {n} user(s) for {:?}",
+                args.scalability_phase
+            );
+            let counters = Arc::new(load::Counters::default());
+            let (rec, elapsed) = load::run(
+                load::LoadConfig {
+                    url: url.clone(),
+                    users: n,
+                    until: load::Until::Time(args.scalability_phase),
+                    rate: None,
+                    invalid_share: 0.0,
+                    timeout: args.timeout,
+                    seed: args.seed.unwrap_or(7),
+                    run_id: format!("{run_id}-s{n}"),
+                },
+                client.clone(),
+                counters,
+                stop.clone(),
+            )
+            .await;
+            let lat = report::latency_stat(&rec.samples);
+            scalability.push(report::ScalabilityRow {
+                users: n,
+                requests: rec.samples.len() as u64,
+                errors: rec
+                    .samples
+                    .iter()
+                    .filter(|s| s.outcome == load::Outcome::Failed)
+                    .count() as u64,
+                mean_ms: lat.mean.unwrap_or(0.0),
+                p95_ms: lat.p95.unwrap_or(0.0),
+                throughput_rps: rec.samples.len() as f64 / elapsed.as_secs_f64().max(0.001),
+            });
+            // Let the order service's pool drain before the next phase.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    // The main phase.
+    let until = match args.requests {
+        Some(n) => load::Until::Requests(n),
+        None => load::Until::Time(plan.duration),
+    };
+    let mut soft = Vec::new();
+    if let Some(f) = args.error_rate.filter(|f| *f > 0.0) {
+        soft.push(chaos::SoftFault::ErrorRate(f));
+    }
+    if let Some(ms) = args.latency_ms.filter(|m| *m > 0) {
+        soft.push(chaos::SoftFault::Latency(ms));
+    }
+    let nominal = match until {
+        load::Until::Time(d) => d,
+        load::Until::Requests(_) => Duration::from_secs(3600),
+    };
+    let chaos_cfg = chaos::ChaosConfig {
+        crash_every: plan.crash_every,
+        hang_every: args.hang_every,
+        soft,
+        soft_every: args.soft_every.unwrap_or(nominal / 3),
+        soft_for: args.soft_for,
+        targets: plan.targets.clone(),
+        seed: args.seed,
+        fault_token: plan.fault_token.clone(),
+        // Leave time for the last repair inside the run.
+        last_at: nominal.saturating_sub(Duration::from_secs(2)),
+    };
+    let mut chaos_desc = Vec::new();
+    if let Some(d) = plan.crash_every.filter(|d| !d.is_zero()) {
+        chaos_desc.push(format!("kill -9 every {d:?}"));
+    }
+    if let Some(d) = args.hang_every.filter(|d| !d.is_zero()) {
+        chaos_desc.push(format!("hang every {d:?}"));
+    }
+    if !chaos_cfg.soft.is_empty() {
+        chaos_desc.push(format!(
+            "{:?} for {:?} every {:?}",
+            chaos_cfg.soft, chaos_cfg.soft_for, chaos_cfg.soft_every
+        ));
+    }
+    let chaos_text = if chaos_desc.is_empty() {
+        "none".to_owned()
+    } else {
+        format!(
+            "{} ({} over {})",
+            chaos_desc.join(", "),
+            if args.seed.is_some() {
+                "random"
+            } else {
+                "in turn"
+            },
+            plan.targets.join(", ")
+        )
+    };
+
+    let instances_before = sup.instances();
+    let gateway_before = gateway_count(sup, &plan.order_service);
+    let start_unix_nano = crate::store::now_nanos();
+    let started_at = crate::store::rfc3339(start_unix_nano);
+    let start = Instant::now();
+    let counters = Arc::new(load::Counters::default());
+    let events = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    // The load ends on its own; chaos ends with it.
+    let (load_done_tx, load_done_rx) = watch::channel(false);
+    let chaos_task = tokio::spawn(chaos::run(
+        chaos_cfg,
+        sup.clone(),
+        client.clone(),
+        start,
+        load_done_rx,
+        events.clone(),
+    ));
+    let load_task = tokio::spawn(load::run(
+        load::LoadConfig {
+            url,
+            users: plan.users,
+            until,
+            rate: args.rate,
+            invalid_share: args.invalid_share,
+            timeout: args.timeout,
+            seed: args.seed.unwrap_or(42),
+            run_id,
+        },
+        client.clone(),
+        counters.clone(),
+        stop.clone(),
+    ));
+    let (len, unit) = match until {
+        load::Until::Time(d) => (d.as_secs(), "s"),
+        load::Until::Requests(n) => (n, "requests"),
+    };
+    let pb = progress(args.quiet, len, unit);
+    let ticker = {
+        let pb = pb.clone();
+        let counters = counters.clone();
+        let sup = sup.clone();
+        let events = events.clone();
+        tokio::spawn(async move {
+            loop {
+                let done = counters.done.load(Ordering::Relaxed);
+                let failed = counters.failed.load(Ordering::Relaxed);
+                match until {
+                    load::Until::Time(_) => pb.set_position(start.elapsed().as_secs().min(len)),
+                    load::Until::Requests(_) => pb.set_position(done.min(len)),
+                }
+                let open = sup
+                    .incidents()
+                    .iter()
+                    .filter(|i| i.status == crate::incident::IncidentStatus::Open)
+                    .count();
+                let faults = events.lock().iter().filter(|e| e.kind != "clear").count();
+                pb.set_message(format!(
+                    "| {done} requests, {failed} failed ({:.3} %) | faults {faults} | incidents open {open}",
+                    if done == 0 {
+                        0.0
+                    } else {
+                        failed as f64 * 100.0 / done as f64
+                    }
+                ));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let (recorded, elapsed) = match load_task.await {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(ExperimentError::Invalid(format!(
+                "the load task failed: {e}"
+            )));
+        }
+    };
+    let _ = load_done_tx.send(true);
+    let _ = chaos_task.await;
+    // Let open incidents of the last faults resolve, so their MTTR counts.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline
+        && !*stop.borrow()
+        && sup.incidents().iter().any(|i| {
+            i.status == crate::incident::IncidentStatus::Open
+                && i.detected_unix_nano >= start_unix_nano
+        })
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ticker.abort();
+    pb.finish_and_clear();
+    let gateway_after = gateway_count(sup, &plan.order_service);
+    let faults = std::mem::take(&mut *events.lock());
+    let report = report::build(report::Inputs {
+        command,
+        topology: plan.topology_name,
+        started_at,
+        start_unix_nano,
+        users: plan.users,
+        rate: args.rate,
+        replicas: plan.replicas,
+        invalid_share: args.invalid_share,
+        chaos: chaos_text,
+        elapsed_s: elapsed.as_secs_f64(),
+        samples: &recorded.samples,
+        failures: recorded.failures,
+        faults,
+        incidents: sup.incidents(),
+        instances_before,
+        instances_after: sup.instances(),
+        services: plan.supervised,
+        gateway: delta(&gateway_after, &gateway_before),
+        scalability,
+    });
+    write_report(&report, &args.out)?;
+    let chart = args.out.join("latency.svg");
+    print!("{}", report.markdown(Some(&chart.display().to_string())));
+    eprintln!(
+        "aiops: report written to {} (report.md, report.json, latency.svg)",
+        args.out.display()
+    );
+    Ok(report)
+}
+
+fn write_report(report: &Report, out: &Path) -> Result<(), ExperimentError> {
+    let io = |what: String| move |source| ExperimentError::Io { what, source };
+    std::fs::create_dir_all(out).map_err(io(format!("cannot create {}", out.display())))?;
+    let json = serde_json::to_string_pretty(report)
+        .map_err(|e| ExperimentError::Invalid(format!("cannot encode the report: {e}")))?;
+    let files = [
+        ("report.json", json),
+        ("report.md", report.markdown(Some("latency.svg"))),
+        ("latency.svg", report.svg()),
+    ];
+    for (name, text) in files {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(io(format!("cannot write {}", path.display())))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("3 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn built_in_topology_parses() {
+        let t = built_in_topology(Path::new("/x/aiops"), Path::new("/tmp/d")).expect("valid");
+        assert_eq!(t.services.len(), 5);
+        let order = t
+            .services
+            .iter()
+            .find(|s| s.name == "order")
+            .expect("order");
+        assert_eq!(order.command, ["/x/aiops", "serve", "order-service"]);
+        assert_eq!(order.depends_on.len(), 4);
+    }
+}

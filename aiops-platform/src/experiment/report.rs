@@ -1,0 +1,821 @@
+//! The experiment report: the seed's Table 4 (load) and Table 5 (per service), the fault
+//! timeline matched to the platform's incidents, latency over time, the scalability line, and
+//! the same as JSON and an SVG chart.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::chaos::FaultEvent;
+use super::load::{FailureNote, Outcome, Sample};
+use crate::incident::{Incident, IncidentStatus};
+use crate::supervisor::InstanceView;
+
+/// Mean, median and 95th percentile (nearest rank) of durations in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Stat {
+    /// How many values.
+    pub n: usize,
+    /// Mean.
+    pub mean: Option<f64>,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// Largest.
+    pub max: Option<f64>,
+}
+
+/// The `q` quantile of sorted values (nearest rank).
+fn rank(sorted: &[f64], q: f64) -> Option<f64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let i = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
+    sorted.get(i).copied()
+}
+
+impl Stat {
+    /// Summarises `values`.
+    pub fn of(mut values: Vec<f64>) -> Self {
+        values.retain(|v| v.is_finite());
+        if values.is_empty() {
+            return Self::default();
+        }
+        values.sort_by(f64::total_cmp);
+        Self {
+            n: values.len(),
+            mean: Some(values.iter().sum::<f64>() / values.len() as f64),
+            p50: rank(&values, 0.5),
+            p95: rank(&values, 0.95),
+            p99: rank(&values, 0.99),
+            max: values.last().copied(),
+        }
+    }
+}
+
+/// One service's row (the seed's Table 5, with percentiles).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceRow {
+    /// The service.
+    pub name: String,
+    /// Instances started during the run: replicas + restarts.
+    pub instances_created: u64,
+    /// Restarts by the platform during the run.
+    pub restarts: u64,
+    /// Faults injected on it (kill, hang, soft).
+    pub faults_injected: usize,
+    /// Incidents opened on it during the run.
+    pub incidents: usize,
+    /// MTTD of those incidents.
+    pub mttd_ms: Stat,
+    /// MTTR of the resolved ones.
+    pub mttr_ms: Stat,
+    /// Downtime of the resolved ones.
+    pub downtime_ms: Stat,
+}
+
+/// One incident of the run, times relative to the start of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentRow {
+    /// Its id.
+    pub id: String,
+    /// The service.
+    pub service: String,
+    /// The signals.
+    pub signals: Vec<String>,
+    /// `open` or `resolved`.
+    pub status: String,
+    /// Failure start, ms since the run started.
+    pub failure_start_ms: f64,
+    /// Detection, ms since the run started.
+    pub detected_ms: f64,
+    /// Recovery, ms since the run started.
+    pub recovered_ms: Option<f64>,
+    /// MTTD.
+    pub mttd_ms: f64,
+    /// MTTR.
+    pub mttr_ms: Option<f64>,
+    /// Downtime.
+    pub downtime_ms: Option<f64>,
+    /// Index in `faults` of the injected fault that caused it, when one did.
+    pub fault: Option<usize>,
+    /// The upstream blamed, when any.
+    pub probable_root_cause: Option<String>,
+}
+
+/// Latency and errors over one time bucket.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bucket {
+    /// Bucket start, seconds since the run started.
+    pub t_s: u64,
+    /// Requests sent in it.
+    pub requests: u64,
+    /// Failed requests.
+    pub errors: u64,
+    /// Latency median, ms.
+    pub p50_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+}
+
+/// A fault-free load phase of the scalability line.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalabilityRow {
+    /// Concurrent users.
+    pub users: usize,
+    /// Requests.
+    pub requests: u64,
+    /// Failed requests.
+    pub errors: u64,
+    /// Mean response time, ms.
+    pub mean_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// Throughput, requests per second.
+    pub throughput_rps: f64,
+}
+
+/// What the platform's gateway counted for the order route.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GatewayCount {
+    /// Requests answered (all classes).
+    pub requests: u64,
+    /// By status class.
+    pub by_class: BTreeMap<String, u64>,
+    /// Retries the gateway made.
+    pub retries: u64,
+    /// Requests that found no ready instance within the hold time.
+    pub no_instance: u64,
+}
+
+/// The whole report (`report.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The command line that produced it.
+    pub command: String,
+    /// `built-in food-delivery topology` or the file.
+    pub topology: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// Concurrent users.
+    pub users: usize,
+    /// Open loop rate, when used.
+    pub rate: Option<f64>,
+    /// Length of the loaded run, seconds.
+    pub duration_s: f64,
+    /// Replicas per service, when overridden.
+    pub replicas: Option<u32>,
+    /// Share of invalid orders sent.
+    pub invalid_share: f64,
+    /// The chaos schedule, in words.
+    pub chaos: String,
+    /// Requests sent.
+    pub requests: u64,
+    /// Valid orders answered 200/201.
+    pub ok: u64,
+    /// Invalid orders answered 4xx, as expected (not failures).
+    pub rejected_as_expected: u64,
+    /// Failed requests: connection error, timeout, 5xx, unexpected status.
+    pub errors: u64,
+    /// `errors / requests`.
+    pub error_rate: f64,
+    /// Requests per second.
+    pub throughput_rps: f64,
+    /// Response time of every request, ms.
+    pub latency_ms: Stat,
+    /// What the platform's gateway counted on the order route during the run.
+    pub gateway: GatewayCount,
+    /// Per service.
+    pub services: Vec<ServiceRow>,
+    /// Every incident of all services, together.
+    pub all_services: ServiceRow,
+    /// Faults injected, in order.
+    pub faults: Vec<FaultEvent>,
+    /// Incidents opened during the run.
+    pub incidents: Vec<IncidentRow>,
+    /// Indexes in `faults` of kills and hangs no incident was found for.
+    pub unmatched_faults: Vec<usize>,
+    /// Width of the latency buckets, seconds.
+    pub bucket_s: u64,
+    /// Latency over time.
+    pub timeline: Vec<Bucket>,
+    /// Mean response time at 1, 100 and 1000 users (with `--scalability`).
+    pub scalability: Vec<ScalabilityRow>,
+    /// The first failed requests.
+    pub failures: Vec<FailureNote>,
+}
+
+/// Inputs of [`build`].
+pub(crate) struct Inputs<'a> {
+    pub(crate) command: String,
+    pub(crate) topology: String,
+    pub(crate) started_at: String,
+    pub(crate) start_unix_nano: u64,
+    pub(crate) users: usize,
+    pub(crate) rate: Option<f64>,
+    pub(crate) replicas: Option<u32>,
+    pub(crate) invalid_share: f64,
+    pub(crate) chaos: String,
+    pub(crate) elapsed_s: f64,
+    pub(crate) samples: &'a [Sample],
+    pub(crate) failures: Vec<FailureNote>,
+    pub(crate) faults: Vec<FaultEvent>,
+    pub(crate) incidents: Vec<Incident>,
+    pub(crate) instances_before: Vec<InstanceView>,
+    pub(crate) instances_after: Vec<InstanceView>,
+    pub(crate) services: Vec<String>,
+    pub(crate) gateway: GatewayCount,
+    pub(crate) scalability: Vec<ScalabilityRow>,
+}
+
+fn rel_ms(at: u64, start: u64) -> f64 {
+    (at as f64 - start as f64) / 1e6
+}
+
+/// Mean and p95 of sample latencies in ms.
+pub(crate) fn latency_stat(samples: &[Sample]) -> Stat {
+    Stat::of(
+        samples
+            .iter()
+            .map(|s| s.latency_us as f64 / 1000.0)
+            .collect(),
+    )
+}
+
+/// Builds the report.
+pub(crate) fn build(i: Inputs<'_>) -> Report {
+    let requests = i.samples.len() as u64;
+    let count = |o: Outcome| i.samples.iter().filter(|s| s.outcome == o).count() as u64;
+    let errors = count(Outcome::Failed);
+    let ok = count(Outcome::Ok);
+    let rejected = count(Outcome::Rejected);
+    let start = i.start_unix_nano;
+    // Incidents of this run, oldest first.
+    let mut incidents: Vec<&Incident> = i
+        .incidents
+        .iter()
+        .filter(|x| x.detected_unix_nano >= start)
+        .collect();
+    incidents.sort_by_key(|x| x.detected_unix_nano);
+    // Match each kill / hang to the incident of its service that started with it.
+    let mut fault_of: Vec<Option<usize>> = vec![None; incidents.len()];
+    let mut unmatched = Vec::new();
+    for (fi, f) in i.faults.iter().enumerate() {
+        if !(f.kind == "kill" || f.kind == "hang") || !f.ok {
+            continue;
+        }
+        let window_end = f.at_unix_nano + 15_000_000_000;
+        let hit = incidents.iter().enumerate().position(|(ii, inc)| {
+            fault_of.get(ii).is_some_and(Option::is_none)
+                && inc.service == f.service
+                && inc.failure_start_unix_nano + 200_000_000 >= f.at_unix_nano
+                && inc.failure_start_unix_nano <= window_end
+        });
+        match hit {
+            Some(ii) => {
+                if let Some(slot) = fault_of.get_mut(ii) {
+                    *slot = Some(fi);
+                }
+            }
+            None => unmatched.push(fi),
+        }
+    }
+    let rows: Vec<IncidentRow> = incidents
+        .iter()
+        .zip(&fault_of)
+        .map(|(inc, fault)| IncidentRow {
+            id: inc.id.clone(),
+            service: inc.service.clone(),
+            signals: inc.signals.clone(),
+            status: match inc.status {
+                IncidentStatus::Open => "open".into(),
+                IncidentStatus::Resolved => "resolved".into(),
+            },
+            failure_start_ms: rel_ms(inc.failure_start_unix_nano, start),
+            detected_ms: rel_ms(inc.detected_unix_nano, start),
+            recovered_ms: inc.recovered_unix_nano.map(|r| rel_ms(r, start)),
+            mttd_ms: inc.mttd_ms,
+            mttr_ms: inc.mttr_ms,
+            downtime_ms: inc.downtime_ms,
+            fault: *fault,
+            probable_root_cause: inc.probable_root_cause.clone(),
+        })
+        .collect();
+    let generations = |list: &[InstanceView], s: &str| -> u64 {
+        list.iter()
+            .filter(|v| v.service == s)
+            .map(|v| v.generation)
+            .sum()
+    };
+    let row = |name: &str, filter: &dyn Fn(&str) -> bool| -> ServiceRow {
+        let mine: Vec<&IncidentRow> = rows.iter().filter(|r| filter(&r.service)).collect();
+        let before: u64 = i
+            .services
+            .iter()
+            .filter(|s| filter(s))
+            .map(|s| generations(&i.instances_before, s))
+            .sum();
+        let after: u64 = i
+            .services
+            .iter()
+            .filter(|s| filter(s))
+            .map(|s| generations(&i.instances_after, s))
+            .sum();
+        let replicas = i
+            .instances_after
+            .iter()
+            .filter(|v| filter(&v.service) && v.managed)
+            .count() as u64;
+        let restarts = after.saturating_sub(before);
+        ServiceRow {
+            name: name.to_owned(),
+            instances_created: replicas + restarts,
+            restarts,
+            faults_injected: i
+                .faults
+                .iter()
+                .filter(|f| filter(&f.service) && f.kind != "clear" && f.kind != "skipped")
+                .count(),
+            incidents: mine.len(),
+            mttd_ms: Stat::of(mine.iter().map(|r| r.mttd_ms).collect()),
+            mttr_ms: Stat::of(mine.iter().filter_map(|r| r.mttr_ms).collect()),
+            downtime_ms: Stat::of(mine.iter().filter_map(|r| r.downtime_ms).collect()),
+        }
+    };
+    let services: Vec<ServiceRow> = i
+        .services
+        .iter()
+        .map(|s| row(s, &|x: &str| x == s))
+        .collect();
+    let all_services = row("all", &|_| true);
+
+    let bucket_s = if i.elapsed_s <= 120.0 { 1 } else { 5 };
+    let mut buckets: BTreeMap<u64, (u64, u64, Vec<f64>)> = BTreeMap::new();
+    for s in i.samples {
+        let b = buckets
+            .entry(s.at_ms / 1000 / bucket_s * bucket_s)
+            .or_default();
+        b.0 += 1;
+        if s.outcome == Outcome::Failed {
+            b.1 += 1;
+        }
+        b.2.push(s.latency_us as f64 / 1000.0);
+    }
+    let timeline = buckets
+        .into_iter()
+        .map(|(t_s, (requests, errors, mut lat))| {
+            lat.sort_by(f64::total_cmp);
+            Bucket {
+                t_s,
+                requests,
+                errors,
+                p50_ms: rank(&lat, 0.5).unwrap_or(0.0),
+                p95_ms: rank(&lat, 0.95).unwrap_or(0.0),
+                p99_ms: rank(&lat, 0.99).unwrap_or(0.0),
+            }
+        })
+        .collect();
+    Report {
+        command: i.command,
+        topology: i.topology,
+        started_at: i.started_at,
+        users: i.users,
+        rate: i.rate,
+        duration_s: i.elapsed_s,
+        replicas: i.replicas,
+        invalid_share: i.invalid_share,
+        chaos: i.chaos,
+        requests,
+        ok,
+        rejected_as_expected: rejected,
+        errors,
+        error_rate: if requests == 0 {
+            0.0
+        } else {
+            errors as f64 / requests as f64
+        },
+        throughput_rps: if i.elapsed_s > 0.0 {
+            requests as f64 / i.elapsed_s
+        } else {
+            0.0
+        },
+        latency_ms: latency_stat(i.samples),
+        gateway: i.gateway,
+        services,
+        all_services,
+        faults: i.faults,
+        incidents: rows,
+        unmatched_faults: unmatched,
+        bucket_s,
+        timeline,
+        scalability: i.scalability,
+        failures: i.failures,
+    }
+}
+
+/// `0.3 ms`, `123 ms`, `1.24 s`.
+pub(crate) fn ms(v: Option<f64>) -> String {
+    match v {
+        None => "–".into(),
+        Some(v) if v < 1.0 => format!("{v:.2} ms"),
+        Some(v) if v < 10.0 => format!("{v:.1} ms"),
+        Some(v) if v < 1000.0 => format!("{v:.0} ms"),
+        Some(v) => format!("{:.2} s", v / 1000.0),
+    }
+}
+
+fn three(s: &Stat) -> String {
+    if s.n == 0 {
+        return "–".into();
+    }
+    format!("{} / {} / {}", ms(s.mean), ms(s.p50), ms(s.p95))
+}
+
+fn secs(s: f64) -> String {
+    let s = s.round() as u64;
+    if s >= 60 {
+        format!("{} min {} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Report {
+    /// The report as Markdown.
+    pub fn markdown(&self, chart: Option<&str>) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "# aiops experiment report\n");
+        let _ = writeln!(o, "`{}`\n", self.command);
+        let _ = writeln!(
+            o,
+            "Topology: {}. Started {}. Load: {} virtual users{}, {} % invalid orders (expected 4xx, not failures). Chaos: {}.\n",
+            self.topology,
+            self.started_at,
+            self.users,
+            self.rate
+                .map(|r| format!(", open loop at {r} req/s"))
+                .unwrap_or_else(|| ", closed loop".into()),
+            (self.invalid_share * 100.0).round(),
+            self.chaos
+        );
+        let _ = writeln!(o, "## Load (the seed's Table 4)\n");
+        let _ = writeln!(
+            o,
+            "| parallel users | time | requests | errors | failed requests |\n|---|---|---|---|---|"
+        );
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {:.4} % |\n",
+            self.users,
+            secs(self.duration_s),
+            thousands(self.requests),
+            thousands(self.errors),
+            self.error_rate * 100.0
+        );
+        let _ = writeln!(
+            o,
+            "{} orders approved, {} invalid orders rejected as expected; {:.0} requests/s; response time mean {}, p50 {}, p95 {}, p99 {}, max {}. The gateway counted {} requests on the order route ({} retried for the client, {} held past the hold time).\n",
+            thousands(self.ok),
+            thousands(self.rejected_as_expected),
+            self.throughput_rps,
+            ms(self.latency_ms.mean),
+            ms(self.latency_ms.p50),
+            ms(self.latency_ms.p95),
+            ms(self.latency_ms.p99),
+            ms(self.latency_ms.max),
+            thousands(self.gateway.requests),
+            self.gateway.retries,
+            self.gateway.no_instance,
+        );
+        let _ = writeln!(
+            o,
+            "## Services (the seed's Table 5)\n\nTimes as mean / p50 / p95. Instances created = replicas + restarts.\n"
+        );
+        let _ = writeln!(
+            o,
+            "| service | instances created | faults | incidents | downtime | MTTD | MTTR |\n|---|---|---|---|---|---|---|"
+        );
+        for s in self
+            .services
+            .iter()
+            .chain(std::iter::once(&self.all_services))
+        {
+            let name = if s.name == "all" {
+                "**all**".to_owned()
+            } else {
+                s.name.clone()
+            };
+            let _ = writeln!(
+                o,
+                "| {name} | {} | {} | {} | {} | {} | {} |",
+                s.instances_created,
+                s.faults_injected,
+                s.incidents,
+                three(&s.downtime_ms),
+                three(&s.mttd_ms),
+                three(&s.mttr_ms)
+            );
+        }
+        o.push('\n');
+        let _ = writeln!(o, "## Faults and incidents\n");
+        if self.faults.is_empty() && self.incidents.is_empty() {
+            let _ = writeln!(o, "None.\n");
+        } else {
+            let _ = writeln!(
+                o,
+                "| t | fault | instance | incident | signals | MTTD | MTTR | downtime |\n|---|---|---|---|---|---|---|---|"
+            );
+            for (fi, f) in self.faults.iter().enumerate() {
+                if f.kind == "clear" {
+                    continue;
+                }
+                let inc = self.incidents.iter().find(|r| r.fault == Some(fi));
+                let _ = writeln!(
+                    o,
+                    "| {:.1} s | {} {} | {} | {} | {} | {} | {} | {} |",
+                    f.at_ms as f64 / 1000.0,
+                    f.kind,
+                    if f.ok { "" } else { "(failed)" },
+                    f.instance,
+                    inc.map_or("–".into(), |r| r.id.clone()),
+                    inc.map_or("–".into(), |r| r.signals.join(", ")),
+                    ms(inc.map(|r| r.mttd_ms)),
+                    ms(inc.and_then(|r| r.mttr_ms)),
+                    ms(inc.and_then(|r| r.downtime_ms)),
+                );
+            }
+            for r in self.incidents.iter().filter(|r| r.fault.is_none()) {
+                let _ = writeln!(
+                    o,
+                    "| {:.1} s | (none injected{}) | {} | {} | {} | {} | {} | {} |",
+                    r.detected_ms / 1000.0,
+                    r.probable_root_cause
+                        .as_ref()
+                        .map(|c| format!("; root cause {c}"))
+                        .unwrap_or_default(),
+                    r.service,
+                    r.id,
+                    r.signals.join(", "),
+                    ms(Some(r.mttd_ms)),
+                    ms(r.mttr_ms),
+                    ms(r.downtime_ms),
+                );
+            }
+            o.push('\n');
+            if !self.unmatched_faults.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "**{} injected fault(s) without an incident** (indexes {:?}).\n",
+                    self.unmatched_faults.len(),
+                    self.unmatched_faults
+                );
+            }
+        }
+        let _ = writeln!(o, "## Latency over time ({} s buckets)\n", self.bucket_s);
+        if let Some(c) = chart {
+            let _ = writeln!(
+                o,
+                "Chart: `{c}` (p50 / p95 / p99; faults as red lines, recoveries as green ones).\n"
+            );
+        }
+        let _ = writeln!(
+            o,
+            "| t | requests | errors | p50 | p95 | p99 |\n|---|---|---|---|---|---|"
+        );
+        for b in &self.timeline {
+            let _ = writeln!(
+                o,
+                "| {} s | {} | {} | {} | {} | {} |",
+                b.t_s,
+                b.requests,
+                b.errors,
+                ms(Some(b.p50_ms)),
+                ms(Some(b.p95_ms)),
+                ms(Some(b.p99_ms))
+            );
+        }
+        o.push('\n');
+        if !self.scalability.is_empty() {
+            let _ = writeln!(
+                o,
+                "## Scalability (fault-free phases)\n\n| users | requests | errors | mean response time | p95 | requests/s |\n|---|---|---|---|---|---|"
+            );
+            for s in &self.scalability {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} | {:.0} |",
+                    s.users,
+                    thousands(s.requests),
+                    s.errors,
+                    ms(Some(s.mean_ms)),
+                    ms(Some(s.p95_ms)),
+                    s.throughput_rps
+                );
+            }
+            o.push('\n');
+        }
+        let a = &self.all_services;
+        let _ = writeln!(
+            o,
+            "## Beside the seed (EKS, 100 users, 22 min, crashes every 5 min)\n\n| figure | seed | this run |\n|---|---|---|\n| failed requests | 0.49 % | {:.4} % |\n| MTTD per service | 15.2–24.5 s | mean {}, p95 {} |\n| MTTR per service | 5.1–9.9 s | mean {}, p95 {} |\n| downtime per failure | 20.3–34.4 s | mean {}, p95 {} |\n",
+            self.error_rate * 100.0,
+            ms(a.mttd_ms.mean),
+            ms(a.mttd_ms.p95),
+            ms(a.mttr_ms.mean),
+            ms(a.mttr_ms.p95),
+            ms(a.downtime_ms.mean),
+            ms(a.downtime_ms.p95),
+        );
+        if !self.failures.is_empty() {
+            let _ = writeln!(o, "## First failed requests\n");
+            for f in self.failures.iter().take(10) {
+                let _ = writeln!(
+                    o,
+                    "- {:.3} s, {} order, {}: {}",
+                    f.at_ms as f64 / 1000.0,
+                    if f.valid { "valid" } else { "invalid" },
+                    f.status
+                        .map_or("no answer".to_owned(), |s| format!("status {s}")),
+                    f.detail.replace('\n', " ")
+                );
+            }
+            o.push('\n');
+        }
+        o
+    }
+
+    /// Latency p50/p95/p99 over time with faults (red) and recoveries (green), as SVG.
+    pub fn svg(&self) -> String {
+        let (w, h) = (960.0_f64, 400.0_f64);
+        let (l, r, t, b) = (70.0, 20.0, 40.0, 50.0);
+        let pw = w - l - r;
+        let ph = h - t - b;
+        let x_max = self.duration_s.max(1.0);
+        let y_max = self
+            .timeline
+            .iter()
+            .map(|b| b.p99_ms)
+            .fold(1.0_f64, f64::max)
+            * 1.1;
+        let x = |s: f64| l + (s / x_max).clamp(0.0, 1.0) * pw;
+        let y = |v: f64| t + ph - (v / y_max).clamp(0.0, 1.0) * ph;
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(
+            o,
+            r##"<rect width="100%" height="100%" fill="#ffffff"/><text x="{l}" y="22" font-size="15" font-weight="bold">Response time (p50 / p95 / p99 per {} s), {} users; {} requests, {:.4} % failed</text>"##,
+            self.bucket_s,
+            self.users,
+            self.requests,
+            self.error_rate * 100.0
+        );
+        // Axes and grid.
+        for k in 0..=5 {
+            let v = y_max * f64::from(k) / 5.0;
+            let yy = y(v);
+            let _ = writeln!(
+                o,
+                r##"<line x1="{l}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e5e5e5"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+                l + pw,
+                l - 6.0,
+                yy + 4.0,
+                if v >= 1000.0 {
+                    format!("{:.1} s", v / 1000.0)
+                } else {
+                    format!("{v:.0} ms")
+                }
+            );
+        }
+        let step = [1.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0]
+            .into_iter()
+            .find(|s| x_max / s <= 12.0)
+            .unwrap_or(600.0);
+        let mut s = 0.0;
+        while s <= x_max + 0.001 {
+            let xx = x(s);
+            let _ = writeln!(
+                o,
+                r##"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="#999"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle">{s:.0} s</text>"##,
+                t + ph,
+                t + ph + 5.0,
+                t + ph + 20.0
+            );
+            s += step;
+        }
+        let _ = writeln!(
+            o,
+            r##"<rect x="{l}" y="{t}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>"##
+        );
+        // Faults and recoveries.
+        for f in self.faults.iter().filter(|f| f.kind != "clear" && f.ok) {
+            let xx = x(f.at_ms as f64 / 1000.0);
+            let _ = writeln!(
+                o,
+                r##"<line x1="{xx:.1}" y1="{t}" x2="{xx:.1}" y2="{:.1}" stroke="#d62728" stroke-width="1.5"><title>{} {} at {:.1} s</title></line><text x="{:.1}" y="{:.1}" fill="#d62728" font-size="10" transform="rotate(-90 {:.1} {:.1})">{} {}</text>"##,
+                t + ph,
+                f.kind,
+                f.instance,
+                f.at_ms as f64 / 1000.0,
+                xx - 3.0,
+                t + 4.0,
+                xx - 3.0,
+                t + 4.0,
+                f.kind,
+                f.service,
+            );
+        }
+        for r in &self.incidents {
+            if let Some(rec) = r.recovered_ms {
+                let xx = x(rec / 1000.0);
+                let _ = writeln!(
+                    o,
+                    r##"<line x1="{xx:.1}" y1="{t}" x2="{xx:.1}" y2="{:.1}" stroke="#2ca02c" stroke-dasharray="4 3"><title>{} recovered at {:.2} s (MTTD {}, MTTR {})</title></line>"##,
+                    t + ph,
+                    r.service,
+                    rec / 1000.0,
+                    ms(Some(r.mttd_ms)),
+                    ms(r.mttr_ms)
+                );
+            }
+        }
+        // Error buckets.
+        for bk in self.timeline.iter().filter(|b| b.errors > 0) {
+            let xx = x(bk.t_s as f64);
+            let _ = writeln!(
+                o,
+                r##"<circle cx="{xx:.1}" cy="{:.1}" r="4" fill="#d62728"><title>{} failed at {} s</title></circle>"##,
+                t + ph - 6.0,
+                bk.errors,
+                bk.t_s
+            );
+        }
+        let half = self.bucket_s as f64 / 2.0;
+        for (name, color, get) in [
+            (
+                "p99",
+                "#9467bd",
+                (|b: &Bucket| b.p99_ms) as fn(&Bucket) -> f64,
+            ),
+            ("p95", "#ff7f0e", |b: &Bucket| b.p95_ms),
+            ("p50", "#1f77b4", |b: &Bucket| b.p50_ms),
+        ] {
+            let pts: Vec<String> = self
+                .timeline
+                .iter()
+                .map(|b| format!("{:.1},{:.1}", x(b.t_s as f64 + half), y(get(b))))
+                .collect();
+            let _ = writeln!(
+                o,
+                r#"<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{}"><title>{name}</title></polyline>"#,
+                pts.join(" ")
+            );
+        }
+        // Legend.
+        let lx = l + pw - 250.0;
+        for (k, (name, color)) in [
+            ("p50", "#1f77b4"),
+            ("p95", "#ff7f0e"),
+            ("p99", "#9467bd"),
+            ("fault", "#d62728"),
+            ("recovered", "#2ca02c"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let xx = lx + 50.0 * k as f64;
+            let _ = writeln!(
+                o,
+                r#"<line x1="{xx:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="3"/><text x="{:.1}" y="{:.1}" font-size="10">{name}</text>"#,
+                h - 14.0,
+                xx + 12.0,
+                h - 14.0,
+                xx + 15.0,
+                h - 10.0
+            );
+        }
+        o.push_str("</svg>\n");
+        o
+    }
+}
