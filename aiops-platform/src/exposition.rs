@@ -121,7 +121,10 @@ fn parse_labels(s: &str) -> Result<(BTreeMap<String, String>, &str), String> {
     let mut labels = BTreeMap::new();
     let mut chars = s.char_indices().peekable();
     loop {
-        while chars.peek().is_some_and(|(_, c)| c.is_whitespace() || *c == ',') {
+        while chars
+            .peek()
+            .is_some_and(|(_, c)| c.is_whitespace() || *c == ',')
+        {
             chars.next();
         }
         match chars.peek() {

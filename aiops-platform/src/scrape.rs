@@ -304,8 +304,16 @@ http_server_request_duration_seconds_count{http_request_method=\"GET\",http_rout
                     && s.labels.get("le").map(String::as_str) == Some("+Inf")
             })
             .expect("the +Inf bucket");
-        assert_eq!(inf.labels.get("http_route").map(String::as_str), Some("/orders/{id}"));
-        assert_eq!(inf.labels.get("http_response_status_code").map(String::as_str), Some("200"));
+        assert_eq!(
+            inf.labels.get("http_route").map(String::as_str),
+            Some("/orders/{id}")
+        );
+        assert_eq!(
+            inf.labels
+                .get("http_response_status_code")
+                .map(String::as_str),
+            Some("200")
+        );
         assert_eq!(inf.value, 4.0);
     }
 }
