@@ -190,14 +190,10 @@ impl OrderService {
 
     async fn run_saga(&self, mut order: Order) -> Result<Order, OrderError> {
         let p = &self.ports;
-        if let Err(e) = p
-            .consumer
-            .verify(order.consumer_id, order.total_cents)
-            .await
-        {
+        if let Err(e) = again(|| p.consumer.verify(order.consumer_id, order.total_cents)).await {
             return Err(self.reject(order, SagaStep::Consumer, e).await);
         }
-        let ticket_id = match p.kitchen.create_ticket(&order).await {
+        let ticket_id = match again(|| p.kitchen.create_ticket(&order)).await {
             Ok(id) => id,
             Err(e) => return Err(self.reject(order, SagaStep::Kitchen, e).await),
         };
@@ -208,7 +204,7 @@ impl OrderService {
             format!("kitchen ticket {ticket_id} created"),
         )
         .await?;
-        let authorization = match p.accounting.authorize(&order).await {
+        let authorization = match again(|| p.accounting.authorize(&order)).await {
             Ok(id) => id,
             Err(e) => return Err(self.reject(order, SagaStep::Accounting, e).await),
         };
@@ -218,7 +214,7 @@ impl OrderService {
             format!("payment authorization {authorization}"),
         )
         .await?;
-        if let Err(e) = p.kitchen.confirm_ticket(ticket_id).await {
+        if let Err(e) = again(|| p.kitchen.confirm_ticket(ticket_id)).await {
             return Err(self.reject(order, SagaStep::Kitchen, e).await);
         }
         self.advance(
@@ -404,6 +400,31 @@ fn replay(existing: Order, key: &str, fingerprint: &str) -> Result<Placed, Order
         order: existing,
         replayed: true,
     })
+}
+
+/// Pauses before the retries of a step whose service did not answer.
+const STEP_RETRY_PAUSES_MS: [u64; 3] = [50, 200, 500];
+
+/// Runs a saga step, again after a short pause when its service was unavailable (the
+/// connection broke, or a gateway answered 502/503): every step is idempotent per order
+/// (one ticket and one authorization per order id, confirming twice is confirming once),
+/// so a retry is safe, and a service restarted by the platform answers within
+/// milliseconds. Refusals, unknown entities and timeouts are not retried.
+async fn again<T, F, Fut>(mut step: F) -> Result<T, StepError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StepError>>,
+{
+    let mut pauses = STEP_RETRY_PAUSES_MS.iter();
+    loop {
+        match step().await {
+            Err(e) if e.failure == StepFailure::Unavailable => match pauses.next() {
+                Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(*ms)).await,
+                None => return Err(e),
+            },
+            other => return other,
+        }
+    }
 }
 
 #[cfg(test)]
