@@ -107,6 +107,12 @@ impl OrderService {
         if let Some(key) = &idempotency_key
             && let Some(existing) = self.ports.repository.find_by_idempotency_key(key).await?
         {
+            if existing.request_fingerprint == fingerprint
+                && existing.state.is_pending()
+                && !self.is_in_flight(existing.id)
+            {
+                return self.resume(existing).await;
+            }
             return replay(existing, key, &fingerprint);
         }
         let lines = self.price(&request).await?;
@@ -134,6 +140,28 @@ impl OrderService {
         Ok(Placed {
             order,
             replayed: false,
+        })
+    }
+
+    /// Runs the saga again for a pending order nobody in this process is working on: the
+    /// instance that started it died mid-saga and the request was retried (the gateway retries
+    /// a request carrying an `Idempotency-Key` when its connection broke). Every step is
+    /// idempotent per order, so starting over finishes what was begun instead of answering
+    /// with an order stuck in a pending state.
+    async fn resume(&self, mut order: Order) -> Result<Placed, OrderError> {
+        let _guard = self.track(order.id);
+        tracing::info!(order_id = order.id, state = %order.state, "resuming an interrupted saga");
+        let state = order.state;
+        self.advance(
+            &mut order,
+            state,
+            "saga resumed: the request was retried after the instance running it stopped".into(),
+        )
+        .await?;
+        let order = self.run_saga(order).await?;
+        Ok(Placed {
+            order,
+            replayed: true,
         })
     }
 

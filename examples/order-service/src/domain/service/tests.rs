@@ -510,3 +510,55 @@ async fn the_reconciler_expires_stale_pending_orders_and_cancels_their_orphan_ti
         "never reached accounting"
     );
 }
+
+#[tokio::test]
+async fn a_retried_request_resumes_a_saga_whose_instance_died() {
+    let f = fixture();
+    // What an instance killed mid-saga leaves behind: the order stored, still pending.
+    let fingerprint = request(1).fingerprint();
+    let created = f
+        .repo
+        .insert(&NewOrder {
+            consumer_id: 1,
+            restaurant_id: 1,
+            lines: vec![OrderLine {
+                menu_item_id: 11,
+                name: "item".into(),
+                quantity: 1,
+                unit_price_cents: 1000,
+            }],
+            total_cents: 1000,
+            idempotency_key: Some("k-dead".into()),
+            request_fingerprint: fingerprint,
+            created_at_ms: f.clock.now_ms(),
+        })
+        .await
+        .expect("insert");
+    let Inserted::Created(order) = created else {
+        panic!("created")
+    };
+    let placed = f
+        .service
+        .place(request(1), Some("k-dead".into()))
+        .await
+        .expect("resumed");
+    assert!(placed.replayed);
+    assert_eq!(placed.order.id, order.id);
+    assert_eq!(placed.order.state, OrderState::Approved);
+    assert!(
+        placed
+            .order
+            .history
+            .iter()
+            .any(|t| t.note.as_deref().is_some_and(|n| n.contains("resumed")))
+    );
+    // A replay of a finished order does not run anything again.
+    let calls = f.world.calls().len();
+    let again = f
+        .service
+        .place(request(1), Some("k-dead".into()))
+        .await
+        .expect("replayed");
+    assert_eq!(again.order.state, OrderState::Approved);
+    assert_eq!(f.world.calls().len(), calls);
+}
