@@ -37,6 +37,8 @@ enum Command {
     Logs(LogsArgs),
     /// Exception groups.
     Exceptions(ExceptionsArgs),
+    /// Incidents with their MTTD and MTTR.
+    Incidents(cli_client::IncidentsArgs),
     /// Metric series (OTLP-pushed and scraped).
     Metrics(MetricsArgs),
     /// The platform's health and counters.
@@ -106,6 +108,7 @@ pub fn run() -> ExitCode {
             Some(LogsCommand::Templates(a)) => local(crate::cli_logs::templates(&a)),
         },
         Command::Exceptions(a) => read(cli_client::exceptions(&a)),
+        Command::Incidents(a) => read(cli_client::incidents(&a)),
         Command::Metrics(a) => read(cli_client::metrics(&a)),
         Command::Health(a) => read(cli_client::health(&a)),
         Command::Experiment(a) => {

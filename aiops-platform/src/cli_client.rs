@@ -124,6 +124,22 @@ pub struct MetricsArgs {
     client: ClientArgs,
 }
 
+/// `aiops incidents`.
+#[derive(Debug, Clone, Args)]
+pub struct IncidentsArgs {
+    /// Only this service.
+    #[arg(long, short)]
+    service: Option<String>,
+    /// Only `open` or `resolved` incidents.
+    #[arg(long)]
+    status: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
 /// `aiops health`.
 #[derive(Debug, Clone, Args)]
 pub struct HealthArgs {
@@ -409,6 +425,44 @@ pub async fn exceptions(a: &ExceptionsArgs) -> Result<(), ClientError> {
                 "LAST SEEN",
                 "FINGERPRINT",
                 "TITLE",
+            ],
+            &rows,
+        )
+    });
+    Ok(())
+}
+
+/// `aiops incidents`: incidents with their MTTD / MTTR, newest first.
+pub async fn incidents(a: &IncidentsArgs) -> Result<(), ClientError> {
+    let q = query(&[
+        ("service", a.service.clone()),
+        ("status", a.status.clone()),
+        ("limit", Some(a.limit.to_string())),
+    ]);
+    let v = get_json(&a.client, &format!("/incidents{q}")).await?;
+    let ms = |i: &Value, k: &str| match i.get(k).and_then(Value::as_f64) {
+        Some(x) if x < 1.0 => format!("{x:.2} ms"),
+        Some(x) => format!("{x:.0} ms"),
+        None => "-".into(),
+    };
+    print(&a.client, &v, |v| {
+        let rows = items(v)
+            .iter()
+            .map(|i| {
+                vec![
+                    s(i, "id"),
+                    s(i, "service"),
+                    s(i, "status"),
+                    s(i, "detected_at"),
+                    ms(i, "mttd_ms"),
+                    ms(i, "mttr_ms"),
+                    truncate(&s(i, "title"), 60),
+                ]
+            })
+            .collect::<Vec<_>>();
+        table(
+            &[
+                "ID", "SERVICE", "STATUS", "DETECTED", "MTTD", "MTTR", "TITLE",
             ],
             &rows,
         )

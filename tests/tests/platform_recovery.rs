@@ -83,4 +83,28 @@ async fn kill_9_opens_an_incident_restarts_and_orders_flow_again() {
     assert_eq!(row["incidents"], 1);
     assert_eq!(row["restarts"], 1);
     assert!(row["mttr"]["p95_ms"].as_f64().is_some(), "{report:#}");
+
+    // The CLI lists it too.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiops"))
+        .args([
+            "incidents",
+            "--service",
+            "kitchen",
+            "--url",
+            &p.url,
+            "--token",
+            TOKEN,
+        ])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.starts_with("ID") && table.contains(incident["id"].as_str().unwrap()),
+        "{table}"
+    );
 }
