@@ -119,6 +119,13 @@ impl Routes {
         }
     }
 
+    /// Forgets an instance (a replaced or scaled-in one).
+    pub fn remove(&self, id: &InstanceId) {
+        if let Some(list) = self.endpoints.write().get_mut(&id.service) {
+            list.retain(|e| e.instance != *id);
+        }
+    }
+
     /// Takes an instance out (not ready) without forgetting it.
     pub fn set_unready(&self, id: &InstanceId) {
         if let Some(list) = self.endpoints.read().get(&id.service) {

@@ -74,6 +74,11 @@ struct Instance {
     last_exit: Option<String>,
     /// Start again when the process we are killing exits: (incident, action).
     restart_on_exit: Option<(String, String)>,
+    /// A replacement started for a hung instance: (hung instance, incident, action); the hung
+    /// one is stopped when this one is ready.
+    replaces: Option<(InstanceId, String, String)>,
+    /// Forget the instance when its process exits (replaced or scaled in).
+    retire_on_exit: bool,
     probe: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -266,6 +271,8 @@ impl Controller {
                         restarts: 0,
                         last_exit: None,
                         restart_on_exit: None,
+                        replaces: None,
+                        retire_on_exit: false,
                         probe: None,
                     },
                 );
@@ -561,8 +568,33 @@ impl Controller {
         let uptime = inst.started.elapsed();
         let expected = inst.status == Status::Stopping;
         inst.status = Status::Exited;
+        let retire = inst.retire_on_exit;
+        let failed_replacement = inst.replaces.take();
         if self.shutting_down {
             self.publish(id);
+            return;
+        }
+        if retire {
+            tracing::info!(%id, exit = %exit.describe(), "retired instance stopped");
+            self.forget(id);
+            return;
+        }
+        if let Some((old, inc, act)) = failed_replacement {
+            // The replacement died before it was ready: restart the hung one in place.
+            tracing::warn!(%id, %old, exit = %exit.describe(), "replacement failed: restarting in place");
+            self.forget(id);
+            self.with_incident(&inc, |i| {
+                i.note_at(
+                    at,
+                    "note",
+                    format!(
+                        "replacement {id} exited before ready ({}); restarting {old} in place",
+                        exit.describe()
+                    ),
+                );
+            });
+            self.execute(&old, &inc, &act, true, Duration::ZERO).await;
+            self.publish(&old);
             return;
         }
         if expected {
@@ -634,12 +666,20 @@ impl Controller {
         let delay = inst.backoff.on_crash(uptime);
         let crashes = inst.backoff.crashes();
         let mode = svc.mode;
+        // A hung (still running) instance of a replicated service: start a replacement first.
+        let replace = kill_first
+            && mode == RecoveryMode::Auto
+            && svc.cfg.replicas >= 2
+            && inst.status == Status::Hung
+            && inst.pid.is_some();
         let mut action = Action {
             id: new_id("act"),
             incident_id: inc.to_owned(),
             service: id.service.clone(),
             instance: Some(id.to_string()),
-            what: if kill_first {
+            what: if replace {
+                "replace".into()
+            } else if kill_first {
                 "kill_and_restart".into()
             } else {
                 "restart".into()
@@ -703,7 +743,11 @@ impl Controller {
                     i.add_action(action);
                 });
                 self.save_action(inc, &action_id);
-                self.execute(id, inc, &action_id, kill_first, delay).await;
+                if replace {
+                    self.replace(id, inc, &action_id).await;
+                } else {
+                    self.execute(id, inc, &action_id, kill_first, delay).await;
+                }
             }
             RecoveryMode::Approval => {
                 action.status = ActionStatus::PendingApproval;
@@ -728,6 +772,137 @@ impl Controller {
             }
         }
         self.publish(id);
+    }
+
+    /// Starts a replacement of the hung instance `old` on a new index and port; `old` is
+    /// stopped when the replacement is ready (see `retire_replaced`).
+    async fn replace(&mut self, old: &InstanceId, inc: &str, action_id: &str) {
+        let index = self
+            .instances
+            .keys()
+            .filter(|i| i.service == old.service)
+            .map(|i| i.index)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let new = InstanceId {
+            service: old.service.clone(),
+            index,
+        };
+        let port = match free_port() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(%old, error = %e, "no port for a replacement: restarting in place");
+                self.execute(old, inc, action_id, true, Duration::ZERO)
+                    .await;
+                return;
+            }
+        };
+        let Some(r) = self
+            .services
+            .get(&old.service)
+            .map(|s| s.cfg.recovery.clone())
+        else {
+            return;
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        self.instances.insert(
+            new.clone(),
+            Instance {
+                id: new.clone(),
+                addr,
+                managed: true,
+                generation: 0,
+                pid: None,
+                status: Status::Exited,
+                started: Instant::now(),
+                ready: false,
+                live_failures: 0,
+                live_fail_since: None,
+                ready_failures: 0,
+                ready_fail_since: None,
+                backoff: CrashLoopBackoff::new(
+                    Duration::from_millis(r.backoff_initial_ms),
+                    Duration::from_millis(r.backoff_max_ms),
+                    Duration::from_millis(r.backoff_reset_ms),
+                ),
+                restarts: 0,
+                last_exit: None,
+                restart_on_exit: None,
+                replaces: Some((old.clone(), inc.to_owned(), action_id.to_owned())),
+                retire_on_exit: false,
+                probe: None,
+            },
+        );
+        self.routes.set(&new, addr, false);
+        let at = now_nanos();
+        self.with_incident(inc, |i| {
+            i.note_at(
+                at,
+                "action",
+                format!(
+                    "starting replacement {new} on port {port}; {old} is killed once it is ready"
+                ),
+            );
+        });
+        tracing::info!(%old, %new, port, "starting a replacement for a hung instance");
+        self.start_instance(&new, None).await;
+    }
+
+    /// The replacement `new` is ready: stop the hung instance it replaces and settle the action.
+    fn retire_replaced(
+        &mut self,
+        new: &InstanceId,
+        replaced: (InstanceId, String, String),
+        at: u64,
+    ) {
+        let (old, inc, act) = replaced;
+        let grace = self
+            .services
+            .get(&old.service)
+            .map(|s| Duration::from_millis(s.cfg.recovery.kill_grace_ms))
+            .unwrap_or_default();
+        let port = self.instances.get(new).map(|i| i.addr.port()).unwrap_or(0);
+        if let Some(o) = self.instances.get_mut(&old) {
+            o.status = Status::Stopping;
+            o.retire_on_exit = true;
+            o.restart_on_exit = None;
+            o.ready = false;
+            self.routes.set_unready(&old);
+            let actuator = self.actuator.clone();
+            let old = old.clone();
+            tokio::spawn(async move {
+                if let Err(e) = actuator.stop(&old, grace).await {
+                    tracing::error!(%old, error = %e, "cannot stop a replaced instance");
+                }
+            });
+        }
+        tracing::info!(%old, %new, "replacement ready: stopping the hung instance");
+        self.with_incident(&inc, |i| {
+            i.restarts += 1;
+            i.settle_action(
+                &act,
+                ActionStatus::Executed,
+                format!("replacement {new} ready on port {port}; then stopped {old}"),
+                at,
+            );
+        });
+        self.save_action(&inc, &act);
+        let how = format!("replacement {new} ready; {old} stopped");
+        self.clear(&inc, &format!("instance:{old}"), at, &how);
+        self.clear(&inc, &format!("ready:{old}"), at, &how);
+        self.publish(&old);
+    }
+
+    /// Forgets an instance whose process is gone (replaced or scaled in).
+    fn forget(&mut self, id: &InstanceId) {
+        if let Some(mut inst) = self.instances.remove(id)
+            && let Some(p) = inst.probe.take()
+        {
+            p.abort();
+        }
+        self.routes.remove(id);
+        self.view.write().instances.remove(id);
     }
 
     /// Executes a restart action (after `delay`).
@@ -817,11 +992,15 @@ impl Controller {
                         Status::External
                     };
                     tracing::info!(%id, "instance ready");
+                    let replaced = inst.replaces.take();
                     // The first success after the repair: recovery time.
                     if let Some(inc) = self.open_by_service.get(&id.service).cloned() {
                         let how = format!("{id} answered its readiness probe");
                         self.clear(&inc, &format!("instance:{id}"), done_at, &how);
                         self.clear(&inc, &format!("ready:{id}"), done_at, &how);
+                    }
+                    if let Some(r) = replaced {
+                        self.retire_replaced(id, r, done_at);
                     }
                     self.publish(id);
                 }

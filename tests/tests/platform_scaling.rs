@@ -1,0 +1,109 @@
+//! End-to-end scaling under `aiops up`: a hung instance of a replicated service is replaced
+//! (a new instance is started and ready before the hung one is killed) while the service keeps
+//! answering through the gateway.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod platform_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use platform_support::*;
+
+/// Sends `GET /restaurants` through the gateway in a loop until `stop`; counts (ok, failed).
+fn traffic(
+    p: &PlatformProcess,
+    stop: Arc<AtomicBool>,
+) -> (Arc<AtomicU64>, Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let url = format!("{}/restaurants", p.gateway);
+    let (o, f) = (ok.clone(), failed.clone());
+    let task = tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            match client.get(&url).send().await {
+                Ok(r) if r.status().is_success() => o.fetch_add(1, Ordering::Relaxed),
+                _ => f.fetch_add(1, Ordering::Relaxed),
+            };
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    (ok, failed, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_replica_is_replaced_before_it_is_killed() {
+    let p = PlatformProcess::start(&food_service("kitchen", "replicas = 2"));
+    p.wait_all_ready(Duration::from_secs(30)).await;
+    let hung = p.instance("kitchen#0").await;
+    let url = hung["url"].as_str().unwrap().to_owned();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed, task) = traffic(&p, stop.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    set_fault(p.client(), &url, serde_json::json!({"hang": true})).await;
+
+    // The replacement is ready while the hung instance is still there.
+    p.wait_for(
+        "kitchen#2 ready while kitchen#0 still exists",
+        Duration::from_secs(20),
+        || async {
+            let all = p.instances().await;
+            let new_ready = all
+                .iter()
+                .any(|i| i["id"] == "kitchen#2" && i["status"] == "ready");
+            let old_there = all.iter().any(|i| i["id"] == "kitchen#0");
+            (new_ready && old_there).then_some(())
+        },
+    )
+    .await;
+    let inc = p
+        .wait_for(
+            "the hang incident to resolve",
+            Duration::from_secs(20),
+            || async {
+                p.incidents("kitchen")
+                    .await
+                    .into_iter()
+                    .find(|i| i["status"] == "resolved")
+            },
+        )
+        .await;
+    let action = inc["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["what"] == "replace")
+        .cloned()
+        .unwrap_or_else(|| panic!("no replace action: {inc:#}"));
+    assert_eq!(action["status"], "executed", "{inc:#}");
+    assert_eq!(action["who"], "aiops");
+    assert_eq!(action["instance"], "kitchen#0");
+    assert!(
+        action["result"]
+            .as_str()
+            .unwrap()
+            .contains("kitchen#2 ready"),
+        "{action:#}"
+    );
+    // The hung instance is gone; two ready replicas remain.
+    p.wait_for("kitchen#0 forgotten", Duration::from_secs(10), || async {
+        let all = p.instances().await;
+        (all.len() == 2
+            && all.iter().all(|i| i["status"] == "ready")
+            && all.iter().all(|i| i["id"] != "kitchen#0"))
+        .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    task.await.unwrap();
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    // At most the request caught by the hang before detection fails.
+    assert!(ok >= 10 && failed <= 2, "ok {ok}, failed {failed}");
+}
