@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 pub use crate::topology::{
     Balance, DetectionConfig, ErrorBurnAction, GatewayConfig, HealthConfig, IncidentsConfig,
-    RecoveryConfig, RecoveryMode,
+    RecoveryConfig, RecoveryMode, ScaleConfig,
 };
 
 /// Errors while reading or checking the topology file.
@@ -324,6 +324,9 @@ pub struct ServiceConfig {
     /// Request-level detectors.
     #[serde(default)]
     pub detection: DetectionConfig,
+    /// Scale out on saturation and back in (default off).
+    #[serde(default)]
+    pub scale: ScaleConfig,
 }
 
 fn default_replicas() -> u32 {
@@ -403,5 +406,9 @@ mod example_tests {
         let t = super::Topology::parse(text).expect("examples/aiods.toml is valid");
         assert_eq!(t.services.len(), 5);
         assert_eq!(t.services[0].depends_on.len(), 4);
+        // Scaling is documented there but off.
+        assert_eq!(t.services[0].scale.max_replicas, 0);
+        assert_eq!(t.services[0].scale.cooldown_ms, 5000);
+        assert_eq!(t.services[1].scale.max_replicas, 0);
     }
 }

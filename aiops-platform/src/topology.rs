@@ -89,6 +89,36 @@ pub enum ErrorBurnAction {
     Restart,
 }
 
+/// `[[service]] scale`: scale out on saturation, back in when quiet (off unless
+/// `max_replicas` exceeds `replicas`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScaleConfig {
+    /// Upper bound of instances (default 0: no scaling).
+    pub max_replicas: u32,
+    /// Saturated: gateway in-flight requests per ready instance above this (default 4).
+    pub out_when_inflight_per_instance: f64,
+    /// ... continuously for this long (ms, default 2000).
+    pub out_for_ms: u64,
+    /// Quiet (in-flight per ready instance at most half the threshold) this long: stop the
+    /// newest extra instance (ms, default 30000).
+    pub in_after_ms: u64,
+    /// At most one scale action per service within this window (ms, default 5000).
+    pub cooldown_ms: u64,
+}
+
+impl Default for ScaleConfig {
+    fn default() -> Self {
+        Self {
+            max_replicas: 0,
+            out_when_inflight_per_instance: 4.0,
+            out_for_ms: 2000,
+            in_after_ms: 30_000,
+            cooldown_ms: 5000,
+        }
+    }
+}
+
 /// `[[service]] recovery`: restart policy and its safety limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -89,6 +89,14 @@ struct ServiceState {
     budget: RestartBudget,
     /// Transitive dependencies.
     deps: Vec<String>,
+    /// Saturated since (scale out after `out_for_ms`).
+    high_since: Option<(Instant, u64)>,
+    /// Quiet since (scale in after `in_after_ms`).
+    low_since: Option<Instant>,
+    /// The last scale action (one per `cooldown_ms`).
+    last_scale: Option<Instant>,
+    /// The incident the last scale-out was recorded on (scale-in is recorded there too).
+    scale_incident: Option<String>,
 }
 
 /// Owns the state; runs as one task.
@@ -206,6 +214,10 @@ impl Controller {
                         Duration::from_secs(r.budget_window_secs),
                     ),
                     deps: transitive_deps(&topology.services, &s.name),
+                    high_since: None,
+                    low_since: None,
+                    last_scale: None,
+                    scale_incident: None,
                 },
             );
             let backoff = || {
@@ -334,7 +346,25 @@ impl Controller {
     }
 
     pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
-        while let Some(event) = rx.recv().await {
+        let scaling = self
+            .services
+            .values()
+            .any(|s| s.cfg.scale.max_replicas > s.cfg.replicas && !s.cfg.command.is_empty());
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let event = tokio::select! {
+                e = rx.recv() => match e {
+                    Some(e) => e,
+                    None => return,
+                },
+                _ = tick.tick(), if scaling => {
+                    if !self.shutting_down {
+                        self.scale_tick().await;
+                    }
+                    continue;
+                }
+            };
             match event {
                 Event::Exited {
                     id,
@@ -777,34 +807,49 @@ impl Controller {
     /// Starts a replacement of the hung instance `old` on a new index and port; `old` is
     /// stopped when the replacement is ready (see `retire_replaced`).
     async fn replace(&mut self, old: &InstanceId, inc: &str, action_id: &str) {
+        let Some((new, port)) = self.add_instance(
+            &old.service,
+            Some((old.clone(), inc.to_owned(), action_id.to_owned())),
+        ) else {
+            tracing::error!(%old, "no port for a replacement: restarting in place");
+            self.execute(old, inc, action_id, true, Duration::ZERO)
+                .await;
+            return;
+        };
+        let at = now_nanos();
+        self.with_incident(inc, |i| {
+            i.note_at(
+                at,
+                "action",
+                format!(
+                    "starting replacement {new} on port {port}; {old} is killed once it is ready"
+                ),
+            );
+        });
+        tracing::info!(%old, %new, port, "starting a replacement for a hung instance");
+        self.start_instance(&new, None).await;
+    }
+
+    /// A new (not yet started) instance of `service` on the next index and a free port, known
+    /// to the gateway as not ready. Answers it and its port.
+    fn add_instance(
+        &mut self,
+        service: &str,
+        replaces: Option<(InstanceId, String, String)>,
+    ) -> Option<(InstanceId, u16)> {
         let index = self
             .instances
             .keys()
-            .filter(|i| i.service == old.service)
-            .map(|i| i.index)
+            .filter(|i| i.service == service)
+            .map(|i| i.index + 1)
             .max()
-            .unwrap_or(0)
-            + 1;
+            .unwrap_or(0);
         let new = InstanceId {
-            service: old.service.clone(),
+            service: service.to_owned(),
             index,
         };
-        let port = match free_port() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(%old, error = %e, "no port for a replacement: restarting in place");
-                self.execute(old, inc, action_id, true, Duration::ZERO)
-                    .await;
-                return;
-            }
-        };
-        let Some(r) = self
-            .services
-            .get(&old.service)
-            .map(|s| s.cfg.recovery.clone())
-        else {
-            return;
-        };
+        let port = free_port().ok()?;
+        let r = self.services.get(service).map(|s| s.cfg.recovery.clone())?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         self.instances.insert(
             new.clone(),
@@ -829,24 +874,250 @@ impl Controller {
                 restarts: 0,
                 last_exit: None,
                 restart_on_exit: None,
-                replaces: Some((old.clone(), inc.to_owned(), action_id.to_owned())),
+                replaces,
                 retire_on_exit: false,
                 probe: None,
             },
         );
         self.routes.set(&new, addr, false);
+        Some((new, port))
+    }
+
+    /// Every 200 ms: scale services out on saturation and back in when quiet.
+    async fn scale_tick(&mut self) {
+        let names: Vec<String> = self
+            .services
+            .iter()
+            .filter(|(_, s)| s.cfg.scale.max_replicas > s.cfg.replicas && !s.cfg.command.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            self.scale_service(&name).await;
+        }
+    }
+
+    async fn scale_service(&mut self, name: &str) {
+        let endpoints = self.routes.endpoints(name);
+        let ready: Vec<_> = endpoints.iter().filter(|e| e.is_ready()).collect();
+        let inflight: usize = ready.iter().map(|e| e.inflight()).sum();
+        let per = if ready.is_empty() {
+            0.0
+        } else {
+            inflight as f64 / ready.len() as f64
+        };
+        let live: Vec<InstanceId> = self
+            .instances
+            .values()
+            .filter(|i| i.id.service == name && i.managed && i.status != Status::Stopping)
+            .map(|i| i.id.clone())
+            .collect();
+        let starting = self
+            .instances
+            .values()
+            .any(|i| i.id.service == name && i.status == Status::Starting);
+        let open = self.open_by_service.get(name).cloned();
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        let cfg = svc.cfg.scale.clone();
+        let now = Instant::now();
+        let cooled = svc
+            .last_scale
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(cfg.cooldown_ms));
+        if per > cfg.out_when_inflight_per_instance && !ready.is_empty() {
+            svc.low_since = None;
+            let (since, since_ns) = *svc.high_since.get_or_insert((now, now_nanos()));
+            let held = now.duration_since(since);
+            if held >= Duration::from_millis(cfg.out_for_ms)
+                && (live.len() as u32) < cfg.max_replicas
+                && cooled
+                && !starting
+            {
+                svc.last_scale = Some(now);
+                svc.high_since = None;
+                let why = format!(
+                    "in-flight requests per ready instance {per:.1} > {} for {} ms; {} -> {} instances (max {})",
+                    cfg.out_when_inflight_per_instance,
+                    held.as_millis(),
+                    live.len(),
+                    live.len() + 1,
+                    cfg.max_replicas
+                );
+                self.scale_out(name, since_ns, per, why).await;
+            }
+            return;
+        }
+        svc.high_since = None;
+        if let Some(inc) = open.filter(|i| {
+            self.incidents
+                .get(i)
+                .is_some_and(|x| x.conditions.contains_key("saturation"))
+        }) {
+            let how = format!("in-flight per ready instance down to {per:.1}");
+            self.clear(&inc, "saturation", now_nanos(), &how);
+        }
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        if per > cfg.out_when_inflight_per_instance / 2.0 {
+            svc.low_since = None;
+            return;
+        }
+        let since = *svc.low_since.get_or_insert(now);
+        let quiet = now.duration_since(since);
+        if quiet >= Duration::from_millis(cfg.in_after_ms)
+            && live.len() as u32 > svc.cfg.replicas
+            && cooled
+            && let Some(newest) = live.iter().max_by_key(|i| i.index).cloned()
+        {
+            svc.last_scale = Some(now);
+            svc.low_since = None;
+            let inc = svc.scale_incident.clone();
+            let why = format!(
+                "in-flight per ready instance <= {} for {} ms; {} -> {} instances (replicas {})",
+                cfg.out_when_inflight_per_instance / 2.0,
+                quiet.as_millis(),
+                live.len(),
+                live.len() - 1,
+                svc.cfg.replicas
+            );
+            self.scale_in(&newest, inc, why);
+        }
+    }
+
+    fn scale_action(
+        &self,
+        inc: &str,
+        service: &str,
+        what: &str,
+        instance: &InstanceId,
+        why: String,
+    ) -> Action {
         let at = now_nanos();
-        self.with_incident(inc, |i| {
-            i.note_at(
+        Action {
+            id: new_id("act"),
+            incident_id: inc.to_owned(),
+            service: service.to_owned(),
+            instance: Some(instance.to_string()),
+            what: what.into(),
+            why,
+            who: "aiops".into(),
+            status: ActionStatus::Scheduled,
+            delay_ms: 0,
+            created_at: rfc3339(at),
+            created_unix_nano: at,
+            executed_at: None,
+            result: None,
+            approved_by: None,
+        }
+    }
+
+    async fn scale_out(&mut self, name: &str, since: u64, per: f64, why: String) {
+        let inc = self.open_or_update(
+            name,
+            "saturation",
+            since,
+            format!("{name} saturated"),
+            format!("{name}: {why}"),
+        );
+        self.evidence(
+            &inc,
+            "saturation",
+            None,
+            serde_json::json!({"inflight_per_ready_instance": per, "why": why}),
+            now_nanos(),
+        );
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        svc.scale_incident = Some(inc.clone());
+        let mode = svc.mode;
+        let budget_ok = svc.budget.try_take(Instant::now());
+        let Some((new, port)) = self.add_instance(name, None) else {
+            tracing::error!(service = name, "no free port to scale out");
+            return;
+        };
+        let mut action = self.scale_action(&inc, name, "scale_out", &new, why);
+        let at = now_nanos();
+        let skip = if !budget_ok {
+            Some((
+                ActionStatus::Skipped,
+                "restart budget exhausted: not scaled out".to_owned(),
+            ))
+        } else if mode != RecoveryMode::Auto {
+            Some((
+                ActionStatus::DryRun,
+                "scaling acts only in auto mode: not executed".to_owned(),
+            ))
+        } else {
+            None
+        };
+        if let Some((status, result)) = skip {
+            self.forget(&new);
+            action.status = status;
+            action.result = Some(result);
+            action.executed_at = Some(rfc3339(at));
+            let action_id = action.id.clone();
+            self.with_incident(&inc, |i| {
+                i.add_action(action);
+            });
+            self.save_action(&inc, &action_id);
+            return;
+        }
+        let action_id = action.id.clone();
+        tracing::info!(service = name, %new, port, "scaling out");
+        self.with_incident(&inc, |i| {
+            i.add_action(action);
+        });
+        self.save_action(&inc, &action_id);
+        self.start_instance(&new, None).await;
+        let pid = self.instances.get(&new).and_then(|i| i.pid);
+        let at = now_nanos();
+        self.with_incident(&inc, |i| {
+            i.settle_action(
+                &action_id,
+                ActionStatus::Executed,
+                format!("started {new} (pid {pid:?}) on port {port}"),
                 at,
-                "action",
-                format!(
-                    "starting replacement {new} on port {port}; {old} is killed once it is ready"
-                ),
             );
         });
-        tracing::info!(%old, %new, port, "starting a replacement for a hung instance");
-        self.start_instance(&new, None).await;
+        self.save_action(&inc, &action_id);
+        self.publish(&new);
+    }
+
+    fn scale_in(&mut self, id: &InstanceId, inc: Option<String>, why: String) {
+        let pid = self.instances.get(id).and_then(|i| i.pid);
+        // Out of the gateway first, then SIGTERM (SIGKILL only after a long grace).
+        self.routes.set_unready(id);
+        if let Some(inst) = self.instances.get_mut(id) {
+            inst.status = Status::Stopping;
+            inst.ready = false;
+            inst.retire_on_exit = true;
+            inst.restart_on_exit = None;
+        }
+        let actuator = self.actuator.clone();
+        let stop = id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = actuator.stop(&stop, Duration::from_secs(10)).await {
+                tracing::error!(id = %stop, error = %e, "cannot stop a scaled-in instance");
+            }
+        });
+        tracing::info!(%id, "scaling in");
+        if let Some(inc) = inc {
+            let mut action = self.scale_action(&inc, &id.service, "scale_in", id, why);
+            let at = now_nanos();
+            action.status = ActionStatus::Executed;
+            action.executed_at = Some(rfc3339(at));
+            action.result = Some(format!(
+                "removed {id} from the gateway, then SIGTERM to pid {pid:?}"
+            ));
+            let action_id = action.id.clone();
+            self.with_incident(&inc, |i| {
+                i.add_action(action);
+            });
+            self.save_action(&inc, &action_id);
+        }
+        self.publish(id);
     }
 
     /// The replacement `new` is ready: stop the hung instance it replaces and settle the action.
