@@ -109,6 +109,30 @@ impl IntoResponse for Problem {
     }
 }
 
+/// The OpenAPI schema of a problem document, for documenting error responses:
+/// `responses((status = 404, body = aiods::error::ProblemDetails, content_type = "application/problem+json"))`.
+///
+/// It describes what [`Problem`] serialises to: the RFC 7807 members and the extension members
+/// the chassis and the example services use.
+#[derive(Debug, Clone, utoipa::ToSchema)]
+pub struct ProblemDetails {
+    /// A URI naming the problem type (`about:blank` when the status says it all).
+    #[schema(rename = "type")]
+    pub type_uri: String,
+    /// A short summary of the problem type.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What happened in this occurrence.
+    pub detail: Option<String>,
+    /// The request path.
+    pub instance: Option<String>,
+    /// A machine-readable code, when the service gives one (`consumer-blocked`, …).
+    pub code: Option<String>,
+    /// The other service that failed, for errors of calls made through [`crate::Client`].
+    pub upstream: Option<String>,
+}
+
 /// Marker put in the extensions of a response produced from a server-side [`Error`], carrying
 /// the error's message: the exception tracking layer reports it.
 #[derive(Debug, Clone)]

@@ -568,6 +568,27 @@ pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<Metric
                             ));
                         }
                     };
+                // Histograms and summaries are stored as their `_count` and `_sum` series.
+                let count_and_sum = |out: &mut Converted<MetricSample>,
+                                     kind: &'static str,
+                                     l: BTreeMap<String, String>,
+                                     t: u64,
+                                     count: u64,
+                                     sum: Option<f64>| {
+                    #[allow(clippy::cast_precision_loss)]
+                    let count = count as f64;
+                    out.items.push(sample(
+                        format!("{}_count", m.name),
+                        kind,
+                        l.clone(),
+                        t,
+                        count,
+                    ));
+                    if let Some(sum) = sum {
+                        out.items
+                            .push(sample(format!("{}_sum", m.name), kind, l, t, sum));
+                    }
+                };
                 match &m.data {
                     None => out.reject(|| format!("metric {:?} has no data", m.name)),
                     Some(metric::Data::Gauge(g)) => {
@@ -581,65 +602,32 @@ pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<Metric
                     Some(metric::Data::Histogram(h)) => {
                         for p in &h.data_points {
                             let l = labels(&p.attributes);
-                            #[allow(clippy::cast_precision_loss)]
-                            out.items.push(sample(
-                                format!("{}_count", m.name),
+                            count_and_sum(
+                                &mut out,
                                 "histogram",
-                                l.clone(),
+                                l,
                                 p.time_unix_nano,
-                                p.count as f64,
-                            ));
-                            if let Some(sum) = p.sum {
-                                out.items.push(sample(
-                                    format!("{}_sum", m.name),
-                                    "histogram",
-                                    l,
-                                    p.time_unix_nano,
-                                    sum,
-                                ));
-                            }
+                                p.count,
+                                p.sum,
+                            );
                         }
                     }
                     Some(metric::Data::ExponentialHistogram(h)) => {
                         for p in &h.data_points {
                             let l = labels(&p.attributes);
-                            #[allow(clippy::cast_precision_loss)]
-                            out.items.push(sample(
-                                format!("{}_count", m.name),
+                            count_and_sum(
+                                &mut out,
                                 "histogram",
-                                l.clone(),
+                                l,
                                 p.time_unix_nano,
-                                p.count as f64,
-                            ));
-                            if let Some(sum) = p.sum {
-                                out.items.push(sample(
-                                    format!("{}_sum", m.name),
-                                    "histogram",
-                                    l,
-                                    p.time_unix_nano,
-                                    sum,
-                                ));
-                            }
+                                p.count,
+                                p.sum,
+                            );
                         }
                     }
                     Some(metric::Data::Summary(s)) => {
                         for p in &s.data_points {
                             let l = labels(&p.attributes);
-                            #[allow(clippy::cast_precision_loss)]
-                            out.items.push(sample(
-                                format!("{}_count", m.name),
-                                "summary",
-                                l.clone(),
-                                p.time_unix_nano,
-                                p.count as f64,
-                            ));
-                            out.items.push(sample(
-                                format!("{}_sum", m.name),
-                                "summary",
-                                l.clone(),
-                                p.time_unix_nano,
-                                p.sum,
-                            ));
                             for q in &p.quantile_values {
                                 let mut lq = l.clone();
                                 lq.insert("quantile".into(), q.quantile.to_string());
@@ -651,6 +639,14 @@ pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<Metric
                                     q.value,
                                 ));
                             }
+                            count_and_sum(
+                                &mut out,
+                                "summary",
+                                l,
+                                p.time_unix_nano,
+                                p.count,
+                                Some(p.sum),
+                            );
                         }
                     }
                 }

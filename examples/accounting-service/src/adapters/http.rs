@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use aiods::Problem;
+use aiods::error::ProblemDetails;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -83,23 +84,6 @@ pub(crate) struct VoidView {
     order_id: i64,
     /// Its authorization, if it had one.
     authorization: Option<AuthorizationView>,
-}
-
-/// An RFC 7807 problem document (`application/problem+json`).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ProblemDetails {
-    /// A URI naming the problem type.
-    #[schema(rename = "type")]
-    type_uri: String,
-    /// A short summary.
-    title: String,
-    /// The HTTP status.
-    status: u16,
-    /// What happened.
-    detail: Option<String>,
-    /// A machine-readable code (`payment-declined`, `unknown-account`, …).
-    code: Option<String>,
 }
 
 /// Authorizes the payment of an order through the payment provider (`authorizePayment`).

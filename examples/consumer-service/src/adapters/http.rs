@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use aiods::Problem;
+use aiods::error::ProblemDetails;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -66,23 +67,6 @@ pub(crate) struct ValidationView {
     consumer_id: i64,
     /// Always true: refusals are problem documents.
     approved: bool,
-}
-
-/// An RFC 7807 problem document (`application/problem+json`).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ProblemDetails {
-    /// A URI naming the problem type.
-    #[schema(rename = "type")]
-    type_uri: String,
-    /// A short summary.
-    title: String,
-    /// The HTTP status.
-    status: u16,
-    /// What happened.
-    detail: Option<String>,
-    /// A machine-readable code (`unknown-consumer`, `consumer-blocked`, …).
-    code: Option<String>,
 }
 
 /// Lists the consumers.

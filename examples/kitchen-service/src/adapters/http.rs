@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use aiods::Problem;
+use aiods::error::ProblemDetails;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -152,23 +153,6 @@ impl From<Ticket> for TicketView {
 pub(crate) struct TicketQuery {
     /// The order whose ticket is wanted.
     order_id: i64,
-}
-
-/// An RFC 7807 problem document (`application/problem+json`).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ProblemDetails {
-    /// A URI naming the problem type.
-    #[schema(rename = "type")]
-    type_uri: String,
-    /// A short summary.
-    title: String,
-    /// The HTTP status.
-    status: u16,
-    /// What happened.
-    detail: Option<String>,
-    /// A machine-readable code (`item-unavailable`, `unknown-menu-item`, …).
-    code: Option<String>,
 }
 
 /// Lists the restaurants and their menus.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use aiods::Problem;
+use aiods::error::ProblemDetails;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -76,23 +77,6 @@ impl From<Notification> for NotificationView {
 pub(crate) struct ListQuery {
     /// The order whose notifications are wanted.
     order_id: i64,
-}
-
-/// An RFC 7807 problem document (`application/problem+json`).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ProblemDetails {
-    /// A URI naming the problem type.
-    #[schema(rename = "type")]
-    type_uri: String,
-    /// A short summary.
-    title: String,
-    /// The HTTP status.
-    status: u16,
-    /// What happened.
-    detail: Option<String>,
-    /// A machine-readable code.
-    code: Option<String>,
 }
 
 /// Sends a notification to a customer (`notifyUser`) and records it in the outbox.
