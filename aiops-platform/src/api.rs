@@ -283,6 +283,29 @@ pub async fn self_metrics(State(state): State<AppState>) -> Response {
             }
         }
     }
+    let refused = state.store.requests.refusals();
+    let services_refused = state.store.services.read().refused();
+    for (name, help, v) in [
+        (
+            "aiops_services_refused_total",
+            "telemetry of new services refused: the discovered-services cap was reached",
+            services_refused,
+        ),
+        (
+            "aiops_request_series_refused_total",
+            "request-histogram series refused by the detection accounting's cap",
+            refused.series,
+        ),
+        (
+            "aiops_request_services_refused_total",
+            "request facts of services past the detection accounting's cap",
+            refused.services,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+        ));
+    }
     if let Some(s) = &state.supervision {
         s.stats.render(&mut out);
     }

@@ -5,7 +5,7 @@
 //! listen = "127.0.0.1:4318"
 //! data_dir = ".aiops"
 //! api_token = "change-me"
-//! scrape_interval_ms = 5000
+//! scrape_interval_ms = 1000
 //!
 //! [[service]]
 //! name = "order"
@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 pub use crate::topology::{
-    Balance, DetectionConfig, ErrorBurnAction, GatewayConfig, HealthConfig, IncidentsConfig,
-    RecoveryConfig, RecoveryMode, ScaleConfig,
+    Balance, BurnAlert, DetectionConfig, ErrorBurnAction, GatewayConfig, HealthConfig,
+    IncidentsConfig, RecoveryConfig, RecoveryMode, ScaleConfig, SloConfig,
 };
 
 /// Errors while reading or checking the topology file.
@@ -149,6 +149,18 @@ impl Topology {
                     service.name
                 )));
             }
+            if let Some(what) = service.detection.replaced_keys() {
+                return Err(ConfigError::Invalid(format!(
+                    "service {:?}: {what}",
+                    service.name
+                )));
+            }
+            if let Err(what) = service.slo.validate() {
+                return Err(ConfigError::Invalid(format!(
+                    "service {:?}: {what}",
+                    service.name
+                )));
+            }
             if service.health.failure_threshold == 0 || service.health.ready_failure_threshold == 0
             {
                 return Err(ConfigError::Invalid(format!(
@@ -221,7 +233,7 @@ impl Default for PlatformConfig {
             max_body_bytes: 16 * 1024 * 1024,
             max_decompressed_bytes: 64 * 1024 * 1024,
             request_timeout_ms: 30_000,
-            scrape_interval_ms: 5_000,
+            scrape_interval_ms: 1_000,
             scrape_timeout_ms: 2_000,
             otlp_ingest_header: None,
             otlp_ingest_key: None,
@@ -257,6 +269,9 @@ pub struct RetentionConfig {
     pub max_age_secs: u64,
     /// Most exception groups kept in memory (all are in SQLite).
     pub max_exception_groups: usize,
+    /// Most services known only from their telemetry (no topology entry); telemetry of
+    /// further new names is refused and counted (`aiops_services_refused_total`).
+    pub max_discovered_services: usize,
 }
 
 impl Default for RetentionConfig {
@@ -268,6 +283,7 @@ impl Default for RetentionConfig {
             max_points_per_series: 360,
             max_age_secs: 3_600,
             max_exception_groups: 10_000,
+            max_discovered_services: crate::store::DEFAULT_MAX_DISCOVERED,
         }
     }
 }
@@ -324,6 +340,9 @@ pub struct ServiceConfig {
     /// Request-level detectors.
     #[serde(default)]
     pub detection: DetectionConfig,
+    /// Objectives: availability and latency, with their burn alerts.
+    #[serde(default)]
+    pub slo: SloConfig,
     /// Scale out on saturation and back in (default off).
     #[serde(default)]
     pub scale: ScaleConfig,

@@ -119,16 +119,7 @@ impl Platform {
             }
         }
 
-        let targets = topology
-            .services
-            .iter()
-            .flat_map(|s| {
-                s.scrape_targets().into_iter().map(|url| ScrapeTarget {
-                    service: s.name.clone(),
-                    url,
-                })
-            })
-            .collect();
+        let targets = static_targets(&topology);
         let mut projects: HashSet<u64> = p.sentry_projects.iter().copied().collect();
         projects.extend(topology.services.iter().filter_map(|s| s.sentry_project));
 
@@ -145,14 +136,10 @@ impl Platform {
                 source,
             })?;
 
-        let supervision = if topology.services.is_empty() {
-            None
-        } else {
-            Some(
-                Supervision::new(&topology, store.clone(), Some(db.pool.clone()), local_addr)
-                    .await?,
-            )
-        };
+        // Always: a service known only from its telemetry gets incidents too.
+        let supervision = Some(
+            Supervision::new(&topology, store.clone(), Some(db.pool.clone()), local_addr).await?,
+        );
         let state = Arc::new(PlatformShared {
             store,
             db: Some(db),
@@ -206,14 +193,14 @@ impl Platform {
                 store.prune();
             }
         });
+        let mut follow = None;
         if let Some(s) = &self.state.supervision {
             s.start(self.state.store.clone(), &self.topology).await?;
-            for i in s.instances().into_iter().filter(|i| i.managed) {
-                self.state.scraper.add_target(ScrapeTarget {
-                    service: i.service.clone(),
-                    url: format!("{}/metrics", i.url),
-                });
-            }
+            follow = Some(tokio::spawn(follow_instances(
+                s.clone(),
+                self.state.scraper.clone(),
+                static_targets(&self.topology),
+            )));
             if let Some(url) = s.gateway_url().filter(|_| self.announce) {
                 // Machine-readable, like the `listening` line.
                 println!("{}", serde_json::json!({ "event": "gateway", "url": url }));
@@ -229,9 +216,58 @@ impl Platform {
         }
         scraper.abort();
         pruner.abort();
+        if let Some(f) = follow {
+            f.abort();
+        }
         // Let the durable writer drain what is queued.
         tokio::time::sleep(Duration::from_millis(200)).await;
         result
+    }
+}
+
+/// Scrape targets the topology names (watched services' URLs and explicit `scrape` lists).
+fn static_targets(topology: &Topology) -> Vec<ScrapeTarget> {
+    topology
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.scrape_targets().into_iter().map(|url| ScrapeTarget {
+                service: s.name.clone(),
+                url,
+            })
+        })
+        .collect()
+}
+
+/// How often scrape targets are matched to the live instances.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+
+/// Keeps the scrape targets equal to the topology's plus every live managed instance: a
+/// replacement or scaled-out instance is scraped from its start, a retired one no more.
+async fn follow_instances(
+    supervision: Arc<Supervision>,
+    scraper: Arc<Scraper>,
+    fixed: Vec<ScrapeTarget>,
+) {
+    let mut tick = tokio::time::interval(FOLLOW_EVERY);
+    let mut last = Vec::new();
+    loop {
+        tick.tick().await;
+        let mut targets = fixed.clone();
+        targets.extend(
+            supervision
+                .instances()
+                .into_iter()
+                .filter(|i| i.managed && i.pid.is_some())
+                .map(|i| ScrapeTarget {
+                    service: i.service,
+                    url: format!("{}/metrics", i.url),
+                }),
+        );
+        if targets != last {
+            scraper.set_targets(targets.clone());
+            last = targets;
+        }
     }
 }
 

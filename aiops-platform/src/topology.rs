@@ -159,43 +159,158 @@ impl Default for RecoveryConfig {
     }
 }
 
-/// `[[service]] detection`: thresholds of the request-level detectors.
+/// `[[service]] detection`: thresholds of the request-level detectors (the error budget and
+/// its burn alerts are in [`SloConfig`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectionConfig {
-    /// 5xx share over the short window that fires (default 0.1).
-    pub error_rate_threshold: f64,
-    /// Short window (seconds, default 5).
-    pub short_window_secs: u64,
-    /// Long window (seconds, default 30); must also exceed half the threshold.
-    pub long_window_secs: u64,
-    /// Fewest requests in the short window to judge (default 10).
+    /// Fewest requests in an alert's short window to judge its burn (default 10).
     pub min_requests: u64,
-    /// The burn is over after this long without a 5xx (ms, default 2000).
+    /// An error episode is over after this long without a failed request (ms, default 2000).
     pub quiet_ms: u64,
-    /// Latency degradation: current median above baseline median + `latency_mads` x MAD…
-    pub latency_mads: f64,
-    /// …and above `latency_factor` x baseline median (default 3)…
+    /// Latency degradation: the robust detector's score of the current second's mean
+    /// latency, against the service's own recent seconds, at least this (default 0.3, about
+    /// one in a thousand)…
+    pub latency_score: f64,
+    /// …and the short window's mean at least `latency_factor` × the baseline median
+    /// (default 3)…
     pub latency_factor: f64,
     /// …and at least this much slower (ms, default 50).
     pub latency_min_ms: f64,
     /// Exception events of one group within 10 s that make a burst (default 5).
     pub exception_burst: u64,
+    /// A new ERROR-level log template opens an incident (default true), once the service
+    /// has been seen for `learning_secs`.
+    pub new_error_templates: bool,
+    /// Seconds a service is watched before new log templates count as news (default 60).
+    pub learning_secs: u64,
+    /// Replaced by `[service.slo]`: rejected with a message saying so.
+    error_rate_threshold: Option<f64>,
+    /// Replaced by `[service.slo] burn_alerts`.
+    short_window_secs: Option<u64>,
+    /// Replaced by `[service.slo] burn_alerts`.
+    long_window_secs: Option<u64>,
+    /// Replaced by `latency_score`.
+    latency_mads: Option<f64>,
 }
 
 impl Default for DetectionConfig {
     fn default() -> Self {
         Self {
-            error_rate_threshold: 0.1,
-            short_window_secs: 5,
-            long_window_secs: 30,
             min_requests: 10,
             quiet_ms: 2_000,
-            latency_mads: 6.0,
+            latency_score: 0.3,
             latency_factor: 3.0,
             latency_min_ms: 50.0,
             exception_burst: 5,
+            new_error_templates: true,
+            learning_secs: 60,
+            error_rate_threshold: None,
+            short_window_secs: None,
+            long_window_secs: None,
+            latency_mads: None,
         }
+    }
+}
+
+impl DetectionConfig {
+    /// What to change when a topology still uses keys of the first detection release.
+    pub fn replaced_keys(&self) -> Option<String> {
+        let mut found = Vec::new();
+        if self.error_rate_threshold.is_some() {
+            found.push("error_rate_threshold (use [service.slo] availability, e.g. 0.999)");
+        }
+        if self.short_window_secs.is_some() || self.long_window_secs.is_some() {
+            found.push(
+                "short_window_secs / long_window_secs (use [service.slo] burn_alerts = \
+                 [{ long_secs = 30, short_secs = 5, factor = 14.4 }])",
+            );
+        }
+        if self.latency_mads.is_some() {
+            found.push("latency_mads (use latency_score, an anomaly score in [0, 1])");
+        }
+        (!found.is_empty()).then(|| format!("detection keys replaced: {}", found.join("; ")))
+    }
+}
+
+/// One multiwindow burn-rate alert (the SRE workbook's shape): it fires while the error
+/// budget burns at least `factor` times too fast over both windows.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurnAlert {
+    /// The long window (seconds): confirms the burn is real.
+    pub long_secs: u64,
+    /// The short window (seconds): confirms it is still happening.
+    pub short_secs: u64,
+    /// Burn-rate factor (error ratio ÷ error budget).
+    pub factor: f64,
+}
+
+/// `[service.slo]`: the service's objectives, judged on its requests from telemetry.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SloConfig {
+    /// Share of requests that must succeed (not 5xx), default 0.999.
+    pub availability: f64,
+    /// A request slower than this (ms) is bad for the latency objective (default: none,
+    /// latency is then judged only against the service's own baseline).
+    pub latency_ms: Option<f64>,
+    /// Share of requests that must be faster than `latency_ms` (default 0.99).
+    pub latency_target: f64,
+    /// The burn alerts, default `[{30 s, 5 s, 14.4}, {300 s, 30 s, 6}]` (the workbook's
+    /// 1 h/5 min at 14.4 and 6 h/30 min at 6, scaled down).
+    pub burn_alerts: Vec<BurnAlert>,
+}
+
+impl Default for SloConfig {
+    fn default() -> Self {
+        Self {
+            availability: 0.999,
+            latency_ms: None,
+            latency_target: 0.99,
+            burn_alerts: vec![
+                BurnAlert {
+                    long_secs: 30,
+                    short_secs: 5,
+                    factor: 14.4,
+                },
+                BurnAlert {
+                    long_secs: 300,
+                    short_secs: 30,
+                    factor: 6.0,
+                },
+            ],
+        }
+    }
+}
+
+impl SloConfig {
+    /// Checks ranges; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.availability > 0.0 && self.availability < 1.0) {
+            return Err("slo.availability must be between 0 and 1 (exclusive)".into());
+        }
+        if !(self.latency_target > 0.0 && self.latency_target < 1.0) {
+            return Err("slo.latency_target must be between 0 and 1 (exclusive)".into());
+        }
+        if self.latency_ms.is_some_and(|l| l.is_nan() || l <= 0.0) {
+            return Err("slo.latency_ms must be positive".into());
+        }
+        if self.burn_alerts.is_empty() {
+            return Err("slo.burn_alerts needs at least one alert".into());
+        }
+        for a in &self.burn_alerts {
+            if a.short_secs == 0 || a.short_secs > a.long_secs || a.long_secs > 300 {
+                return Err(format!(
+                    "slo.burn_alerts: need 0 < short_secs <= long_secs <= 300, got {}/{}",
+                    a.short_secs, a.long_secs
+                ));
+            }
+            if a.factor.is_nan() || a.factor <= 0.0 {
+                return Err("slo.burn_alerts: factor must be positive".into());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -51,7 +51,9 @@ pub const WARMUP: u64 = 128;
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum AnomalyError {
     /// The detector name is not one of [`DetectorKind::NAMES`].
-    #[error("unknown detector {0:?} (expected one of: robust, spectral, novelty, ensemble)")]
+    #[error(
+        "unknown detector {0:?} (expected one of: robust, spectral, novelty, ensemble, robust-online)"
+    )]
     UnknownDetector(String),
 }
 
@@ -77,11 +79,21 @@ pub enum DetectorKind {
     /// [`EnsembleDetector`] (the default).
     #[default]
     Ensemble,
+    /// [`RobustDetector`] with the platform's online latency settings
+    /// ([`ONLINE_WINDOW`] seconds, [`ONLINE_WARMUP`] points of warm-up): what judges each
+    /// service's per-second mean latency against its own baseline.
+    RobustOnline,
 }
+
+/// Window (points) of the online latency detector: one point per second.
+pub const ONLINE_WINDOW: usize = 60;
+/// Warm-up (points) of the online latency detector.
+pub const ONLINE_WARMUP: u64 = 30;
 
 impl DetectorKind {
     /// All detector names.
-    pub const NAMES: [&'static str; 4] = ["robust", "spectral", "novelty", "ensemble"];
+    pub const NAMES: [&'static str; 5] =
+        ["robust", "spectral", "novelty", "ensemble", "robust-online"];
 
     /// A fresh detector of this kind.
     pub fn build(self) -> Box<dyn Detector> {
@@ -90,6 +102,9 @@ impl DetectorKind {
             Self::Spectral => Box::new(SpectralDetector::new()),
             Self::Novelty => Box::new(NoveltyDetector::new()),
             Self::Ensemble => Box::new(EnsembleDetector::new()),
+            Self::RobustOnline => {
+                Box::new(RobustDetector::with_params(ONLINE_WINDOW, ONLINE_WARMUP))
+            }
         }
     }
 
@@ -100,6 +115,7 @@ impl DetectorKind {
             Self::Spectral => "spectral",
             Self::Novelty => "novelty",
             Self::Ensemble => "ensemble",
+            Self::RobustOnline => "robust-online",
         }
     }
 }
@@ -118,6 +134,7 @@ impl FromStr for DetectorKind {
             "robust" => Ok(Self::Robust),
             "spectral" | "sr" => Ok(Self::Spectral),
             "novelty" => Ok(Self::Novelty),
+            "robust-online" => Ok(Self::RobustOnline),
             "ensemble" | "default" => Ok(Self::Ensemble),
             _ => Err(AnomalyError::UnknownDetector(s.to_string())),
         }

@@ -294,7 +294,12 @@ fn scores_in_unit_interval_and_warmup_is_zero() {
                 scores.iter().all(|x| (0.0..=1.0).contains(x)),
                 "{kind} out of range"
             );
-            assert!(scores[..WARMUP as usize].iter().all(|x| *x == 0.0));
+            let warmup = if kind == "robust-online" {
+                super::ONLINE_WARMUP
+            } else {
+                WARMUP
+            };
+            assert!(scores[..warmup as usize].iter().all(|x| *x == 0.0));
         }
     }
 }

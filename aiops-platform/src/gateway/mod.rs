@@ -63,6 +63,8 @@ pub struct Gateway {
     timeout: Duration,
     max_body: usize,
     quiet_ns: u64,
+    /// Where each request is also recorded for detection (the gateway is one source).
+    store: Option<Arc<crate::store::Store>>,
 }
 
 const HOP_BY_HOP: [&str; 8] = [
@@ -101,7 +103,16 @@ impl Gateway {
             timeout: Duration::from_millis(config.request_timeout_ms),
             max_body: config.max_body_bytes,
             quiet_ns: u64::try_from(quiet.as_nanos()).unwrap_or(u64::MAX),
+            store: None,
         }
+    }
+
+    /// Also records every request in `store`'s request accounting (the `gateway` source
+    /// of detection).
+    #[must_use]
+    pub fn observed_by(mut self, store: Arc<crate::store::Store>) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// Binds the listener and serves until `shutdown`; answers the bound address.
@@ -136,13 +147,18 @@ impl Gateway {
     }
 
     fn record(&self, service: &str, status: StatusCode, started: Instant) {
-        self.stats.record(
-            service,
-            status.as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0,
-            now_nanos(),
-            self.quiet_ns,
-        );
+        let (latency_ms, now) = (started.elapsed().as_secs_f64() * 1000.0, now_nanos());
+        self.stats
+            .record(service, status.as_u16(), latency_ms, now, self.quiet_ns);
+        if let Some(store) = &self.store {
+            store.requests.record_request(
+                service,
+                crate::store::RequestSource::Gateway,
+                now,
+                status.is_server_error(),
+                Some(latency_ms),
+            );
+        }
     }
 }
 

@@ -527,6 +527,22 @@ pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<Metric
     let now = now_nanos();
     for rm in request.resource_metrics {
         let service = service_name(rm.resource.as_ref());
+        // Each instance's cumulative series stays its own (deltas are taken per instance).
+        let instance = rm.resource.as_ref().and_then(|r| {
+            r.attributes
+                .iter()
+                .find(|kv| kv.key == "service.instance.id")
+                .and_then(|kv| kv.value.as_ref())
+                .map(any_value_text)
+        });
+        let labels = |kvs: &[KeyValue]| {
+            let mut l = labels(kvs);
+            if let Some(i) = &instance {
+                l.entry("service.instance.id".to_owned())
+                    .or_insert_with(|| i.clone());
+            }
+            l
+        };
         for sm in rm.scope_metrics {
             for m in sm.metrics {
                 let sample = |name: String,

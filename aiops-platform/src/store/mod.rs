@@ -7,6 +7,7 @@
 mod exceptions;
 mod logs;
 mod metrics;
+mod requests;
 mod services;
 mod traces;
 
@@ -20,7 +21,11 @@ use serde::Serialize;
 pub use exceptions::{ExceptionEvent, ExceptionGroup, ExceptionStore};
 pub use logs::{LogQuery, LogRecord, LogStore, Severity};
 pub use metrics::{MetricPoint, MetricQuery, MetricSample, MetricStore, SeriesView};
-pub use services::{ServiceRegistry, ServiceSeen, ServiceView, Signal};
+pub use requests::{
+    AccountingLimits, AccountingRefusals, Bucket, Buckets, HORIZON_SECS, LATENCY_BOUNDS_MS,
+    RequestAccounting, RequestSource, WindowCounts,
+};
+pub use services::{DEFAULT_MAX_DISCOVERED, ServiceRegistry, ServiceSeen, ServiceView, Signal};
 pub use traces::{
     SpanEvent, SpanRecord, SpanStatus, TraceStore, TraceSummary, TraceTreeNode,
     build_tree as traces_tree,
@@ -184,6 +189,8 @@ pub struct Store {
     pub exceptions: RwLock<ExceptionStore>,
     /// Services seen from any signal.
     pub services: RwLock<ServiceRegistry>,
+    /// Per-second request facts of each service, per source (what detection reads).
+    pub requests: RequestAccounting,
     durable: Option<DurableWriter>,
 }
 
@@ -198,7 +205,14 @@ impl Store {
                 retention.max_points_per_series,
             )),
             exceptions: RwLock::new(ExceptionStore::new(retention.max_exception_groups)),
-            services: RwLock::new(ServiceRegistry::default()),
+            services: RwLock::new(ServiceRegistry::with_max_discovered(
+                retention.max_discovered_services,
+            )),
+            requests: RequestAccounting::new(AccountingLimits {
+                // Declared services come on top of the discovered cap.
+                max_services: retention.max_discovered_services + 1000,
+                ..AccountingLimits::default()
+            }),
             stats: Arc::new(Stats::default()),
             retention,
             durable,
@@ -216,6 +230,7 @@ impl Store {
         }
         self.touch_services(spans.iter().map(|s| s.service.as_str()), Signal::Traces);
         let n = spans.len() as u64;
+        self.requests.record_spans(&spans);
         let dropped = self.traces.write().insert(spans, now_nanos());
         Stats::add(&self.stats.spans_accepted, n);
         Stats::add(&self.stats.spans_dropped, dropped);
@@ -239,6 +254,12 @@ impl Store {
             return;
         }
         self.touch_services(samples.iter().map(|s| s.service.as_str()), signal);
+        let source = if signal == Signal::Scrape {
+            RequestSource::Scrape
+        } else {
+            RequestSource::Push
+        };
+        self.requests.record_samples(&samples, source);
         let n = samples.len() as u64;
         let outcome = self.metrics.write().insert(samples, now_nanos());
         Stats::add(&self.stats.points_accepted, n - outcome.refused);

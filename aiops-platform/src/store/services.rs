@@ -36,6 +36,8 @@ pub struct ServiceSeen {
     pub scrape: Option<u64>,
     /// Last exception.
     pub exceptions: Option<u64>,
+    /// Named in the topology (else discovered from its telemetry alone).
+    pub declared: bool,
 }
 
 /// A service as the API shows it.
@@ -49,15 +51,54 @@ pub struct ServiceView {
     pub last_seen: String,
     /// Last seen per signal (RFC 3339), only signals seen.
     pub last_seen_by_signal: BTreeMap<&'static str, String>,
+    /// Known only from its telemetry: no topology entry.
+    pub discovered: bool,
 }
 
-/// All services seen.
-#[derive(Debug, Default)]
+/// Discovered services kept at most, unless the topology says otherwise.
+pub const DEFAULT_MAX_DISCOVERED: usize = 200;
+
+/// All services seen: the topology's, and up to a cap of discovered ones.
+#[derive(Debug)]
 pub struct ServiceRegistry {
     services: BTreeMap<String, ServiceSeen>,
+    discovered: usize,
+    max_discovered: usize,
+    refused: u64,
+}
+
+impl Default for ServiceRegistry {
+    fn default() -> Self {
+        Self::with_max_discovered(DEFAULT_MAX_DISCOVERED)
+    }
 }
 
 impl ServiceRegistry {
+    /// A registry keeping at most `max` discovered services.
+    pub fn with_max_discovered(max: usize) -> Self {
+        Self {
+            services: BTreeMap::new(),
+            discovered: 0,
+            max_discovered: max,
+            refused: 0,
+        }
+    }
+
+    /// Telemetry of new services refused because the discovered cap was reached.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Whether `name` is known (declared or discovered within the cap).
+    pub fn contains(&self, name: &str) -> bool {
+        self.services.contains_key(name)
+    }
+
+    /// Names of every known service.
+    pub fn names(&self) -> Vec<String> {
+        self.services.keys().cloned().collect()
+    }
+
     /// Number of services.
     pub fn len(&self) -> usize {
         self.services.len()
@@ -68,18 +109,23 @@ impl ServiceRegistry {
         self.services.is_empty()
     }
 
-    /// Marks `name` as seen for `signal` at `at`.
-    pub fn touch(&mut self, name: &str, signal: Signal, at: u64) {
-        let seen = match self.services.get_mut(name) {
-            Some(s) => s,
-            None => self
-                .services
-                .entry(name.to_string())
-                .or_insert(ServiceSeen {
-                    first_seen: at,
-                    ..Default::default()
-                }),
-        };
+    /// Marks `name` as seen for `signal` at `at`. Answers false when `name` is a new
+    /// service past the discovered cap (counted, not kept).
+    pub fn touch(&mut self, name: &str, signal: Signal, at: u64) -> bool {
+        if !self.services.contains_key(name) {
+            if self.discovered >= self.max_discovered {
+                self.refused += 1;
+                return false;
+            }
+            self.discovered += 1;
+        }
+        let seen = self
+            .services
+            .entry(name.to_string())
+            .or_insert(ServiceSeen {
+                first_seen: at,
+                ..Default::default()
+            });
         let slot = match signal {
             Signal::Traces => &mut seen.traces,
             Signal::Logs => &mut seen.logs,
@@ -89,16 +135,26 @@ impl ServiceRegistry {
         };
         *slot = Some(slot.map_or(at, |t| t.max(at)));
         seen.first_seen = seen.first_seen.min(at);
+        true
     }
 
     /// Marks a configured service as known even before any telemetry.
     pub fn declare(&mut self, name: &str, at: u64) {
-        self.services
+        let existed = self.services.contains_key(name);
+        let seen = self
+            .services
             .entry(name.to_string())
             .or_insert(ServiceSeen {
                 first_seen: at,
                 ..Default::default()
             });
+        if !seen.declared {
+            seen.declared = true;
+            if existed {
+                // It was counted as discovered before the topology named it.
+                self.discovered = self.discovered.saturating_sub(1);
+            }
+        }
     }
 
     /// All services by name.
@@ -125,6 +181,7 @@ impl ServiceRegistry {
                     first_seen: rfc3339(s.first_seen),
                     last_seen: rfc3339(last),
                     last_seen_by_signal: by,
+                    discovered: !s.declared,
                 }
             })
             .collect()

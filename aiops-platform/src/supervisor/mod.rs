@@ -362,7 +362,7 @@ impl Supervision {
             None => None,
         };
         let view = Arc::new(RwLock::new(View::default()));
-        let gateway = gateway(topology, &routes, &stats);
+        let gateway = gateway(topology, &routes, &stats, &store);
         // Bind the gateway's port now so its address can go into upstream URLs.
         let gateway_addr = match &gateway {
             Some(_) => Some(reserve(topology.gateway.listen)?),
@@ -421,11 +421,11 @@ impl Supervision {
             controller.start_all().await;
             tokio::spawn(controller.run(rx));
         }
-        crate::detect::spawn(topology, store, self.stats.clone(), self.events.clone());
+        crate::detect::spawn(topology, store, self.events.clone());
         Ok(())
     }
 
-    /// Drains the gateway (in-flight requests finish, within [`GATEWAY_DRAIN`]), then stops
+    /// Drains the gateway (in-flight requests finish, within 10 s), then stops
     /// every instance (SIGTERM, then SIGKILL after a grace) and waits.
     pub async fn shutdown(&self) {
         let run = self.gateway_run.lock().take();
@@ -484,6 +484,7 @@ fn gateway(
     topology: &Topology,
     routes: &Arc<Routes>,
     stats: &Arc<RequestStats>,
+    store: &Arc<Store>,
 ) -> Option<Arc<Gateway>> {
     let enabled = topology
         .gateway
@@ -495,12 +496,15 @@ fn gateway(
         .map(|s| s.detection.quiet_ms)
         .unwrap_or(2000);
     enabled.then(|| {
-        Arc::new(Gateway::new(
-            &topology.gateway,
-            routes.clone(),
-            stats.clone(),
-            Duration::from_millis(quiet),
-        ))
+        Arc::new(
+            Gateway::new(
+                &topology.gateway,
+                routes.clone(),
+                stats.clone(),
+                Duration::from_millis(quiet),
+            )
+            .observed_by(store.clone()),
+        )
     })
 }
 

@@ -1,0 +1,363 @@
+//! Detection from the telemetry contract, for every service the platform knows — declared in
+//! the topology (supervised or watched) or discovered from the telemetry it sends — whether or
+//! not the platform started it or routes its traffic.
+//!
+//! Every 250 ms, per service, the engine reads the service's per-second request buckets from
+//! one source ([`RequestSource`] precedence: gateway, server spans, scraped histogram, pushed
+//! OTLP histogram — so a fact reported twice is counted once) and judges:
+//!
+//! - **error budget** ([`read_alerts`]): multiwindow, multi-burn-rate alerts on `[service.slo]
+//!   availability`; the failure start is the first failed request of the episode (its own
+//!   timestamp, or the scrape that first reported it); the condition clears at the first
+//!   interval with requests and no failure, once no alert fires and `quiet_ms` passed;
+//! - **latency** ([`LatencyJudge`]): the service's per-second mean against its own robust
+//!   baseline, by the same detector `aiops detect --detector robust-online` runs, and, when
+//!   the SLO sets `latency_ms`, the latency objective's burn alerts;
+//! - **exception bursts** from the Sentry ingest.
+//!
+//! Each state goes to the supervisor's controller as an [`Event::Detector`] when it changes,
+//! and every few seconds again (so an incident reloaded after a restart clears too).
+
+mod burn;
+mod exceptions;
+mod latency;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+pub use burn::{AlertReading, Objective, read_alerts};
+pub use latency::{LatencyJudge, LatencyReading};
+
+use crate::config::{DetectionConfig, SloConfig, Topology};
+use crate::incident::Signal;
+use crate::store::{Buckets, RequestSource, Store, now_nanos};
+use crate::supervisor::{DetectorState, Event};
+
+const TICK: Duration = Duration::from_millis(250);
+/// Unchanged states are sent again this often.
+const REFRESH_NS: u64 = 5_000_000_000;
+
+/// How a service is watched: its thresholds and objectives.
+#[derive(Debug, Clone, Default)]
+pub struct Watch {
+    /// Detector thresholds.
+    pub detection: DetectionConfig,
+    /// Objectives and burn alerts.
+    pub slo: SloConfig,
+}
+
+/// One service's detectors.
+#[derive(Debug, Default)]
+pub struct ServiceDetection {
+    errors_active: bool,
+    latency: LatencyJudge,
+    latency_slo_active: bool,
+    exceptions: exceptions::ExceptionWatch,
+    sent: HashMap<Signal, (bool, u64)>,
+}
+
+/// Starts the detection task: topology services with their settings, discovered ones with
+/// the defaults.
+pub fn spawn(
+    topology: &Topology,
+    store: Arc<Store>,
+    events: mpsc::UnboundedSender<Event>,
+) -> tokio::task::JoinHandle<()> {
+    let declared: HashMap<String, Watch> = topology
+        .services
+        .iter()
+        .map(|s| {
+            let watch = Watch {
+                detection: s.detection.clone(),
+                slo: s.slo.clone(),
+            };
+            (s.name.clone(), watch)
+        })
+        .collect();
+    tokio::spawn(async move {
+        let default = Watch::default();
+        let mut state: HashMap<String, ServiceDetection> = HashMap::new();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            let now = now_nanos();
+            // Bounded: the registry caps discovered services.
+            let names = store.services.read().names();
+            for service in names {
+                let watch = declared.get(&service).unwrap_or(&default);
+                let st = state.entry(service.clone()).or_default();
+                for s in st.evaluate(&service, watch, &store, now) {
+                    if events.send(Event::Detector(s)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+}
+
+impl ServiceDetection {
+    /// Judges `service` at `now`; answers the states to send (changed, or due again).
+    pub fn evaluate(
+        &mut self,
+        service: &str,
+        watch: &Watch,
+        store: &Store,
+        now: u64,
+    ) -> Vec<DetectorState> {
+        let longest = watch
+            .slo
+            .burn_alerts
+            .iter()
+            .map(|a| a.long_secs)
+            .max()
+            .unwrap_or(30);
+        let mut states = Vec::with_capacity(3);
+        if let Some(source) = store.requests.preferred_source(service, now, longest) {
+            let judged = store.requests.with_buckets(service, source, |b| {
+                [
+                    self.errors(service, watch, b, source, now),
+                    self.latency(service, watch, b, source, now),
+                ]
+            });
+            states.extend(judged.into_iter().flatten());
+        }
+        let e = self.exceptions.tick(service, &watch.detection, store, now);
+        states.push(DetectorState {
+            service: service.to_owned(),
+            signal: Signal::ExceptionBurst,
+            active: e.active,
+            since: e.since,
+            recovered_at: now,
+            detail: e.detail,
+        });
+        states.retain(|s| self.due(s, now));
+        states
+    }
+
+    /// Whether `s` changed since it was last sent, or is due again.
+    fn due(&mut self, s: &DetectorState, now: u64) -> bool {
+        let due = match self.sent.get(&s.signal) {
+            Some((active, at)) => *active != s.active || now.saturating_sub(*at) >= REFRESH_NS,
+            None => s.active,
+        };
+        if due || !self.sent.contains_key(&s.signal) {
+            self.sent.insert(s.signal, (s.active, now));
+        }
+        due
+    }
+
+    fn errors(
+        &mut self,
+        service: &str,
+        watch: &Watch,
+        b: &Buckets,
+        source: RequestSource,
+        now: u64,
+    ) -> DetectorState {
+        let cfg = &watch.detection;
+        let readings = read_alerts(
+            b,
+            now,
+            &watch.slo,
+            Objective::Availability,
+            cfg.min_requests,
+        )
+        .unwrap_or_default();
+        let firing = readings.iter().any(|r| r.firing);
+        let last_error = b.last_error();
+        let quiet_ns = cfg.quiet_ms.saturating_mul(1_000_000);
+        let quiet = last_error.is_none_or(|(t, _)| now.saturating_sub(t) >= quiet_ns);
+        // Cleared by requests that succeed, never by silence.
+        let ok_after = last_error.is_none_or(|(_, ok)| ok.is_some());
+        if firing {
+            self.errors_active = true;
+        } else if self.errors_active && quiet && ok_after {
+            self.errors_active = false;
+        }
+        let quiet_secs = cfg.quiet_ms.div_ceil(1000).max(1);
+        DetectorState {
+            service: service.to_owned(),
+            signal: Signal::ErrorRate,
+            active: self.errors_active,
+            since: b.episode_start(quiet_secs).unwrap_or(now),
+            recovered_at: last_error.and_then(|(_, ok)| ok).unwrap_or(now),
+            detail: burn_detail(source, watch.slo.availability, &readings),
+        }
+    }
+
+    fn latency(
+        &mut self,
+        service: &str,
+        watch: &Watch,
+        b: &Buckets,
+        source: RequestSource,
+        now: u64,
+    ) -> DetectorState {
+        let reading = self.latency.tick(b.iter(), now, &watch.detection);
+        let slo = read_alerts(
+            b,
+            now,
+            &watch.slo,
+            Objective::Latency,
+            watch.detection.min_requests,
+        );
+        let slo_firing = slo.as_ref().is_some_and(|r| r.iter().any(|a| a.firing));
+        let slo_since = slo_firing.then(|| first_slow(b, now, &watch.slo)).flatten();
+        if slo_firing && !self.latency_slo_active {
+            self.latency_slo_active = true;
+        } else if !slo_firing {
+            self.latency_slo_active = false;
+        }
+        let active = reading.active || self.latency_slo_active;
+        let since = match (reading.active, slo_since) {
+            (true, Some(s)) => reading.since.min(s),
+            (true, None) => reading.since,
+            (false, Some(s)) => s,
+            (false, None) => now,
+        };
+        DetectorState {
+            service: service.to_owned(),
+            signal: Signal::Latency,
+            active,
+            since,
+            recovered_at: if reading.recovered_at > 0 {
+                reading.recovered_at
+            } else {
+                now
+            },
+            detail: serde_json::json!({
+                "source": source,
+                "baseline": reading,
+                "slo_latency_ms": watch.slo.latency_ms,
+                "slo_alerts": slo,
+            }),
+        }
+    }
+}
+
+/// The evidence of an error-budget burn: the source, the objective, the alert that fired (or
+/// came closest) with both windows' counts, and every alert's reading.
+fn burn_detail(source: RequestSource, slo: f64, readings: &[AlertReading]) -> serde_json::Value {
+    let top = readings
+        .iter()
+        .filter(|r| r.firing)
+        .chain(readings.iter())
+        .max_by(|a, b| {
+            (a.firing, a.short_burn.min(a.long_burn))
+                .partial_cmp(&(b.firing, b.short_burn.min(b.long_burn)))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+    let mut detail = serde_json::json!({
+        "source": source,
+        "objective": "availability",
+        "slo": slo,
+        "error_budget": 1.0 - slo,
+        "alerts": readings,
+    });
+    if let (Some(r), Some(map)) = (top, detail.as_object_mut()) {
+        for (k, v) in [
+            ("short_window_secs", serde_json::json!(r.alert.short_secs)),
+            ("short_requests", serde_json::json!(r.short.total)),
+            ("short_errors", serde_json::json!(r.short.errors)),
+            (
+                "short_error_share",
+                serde_json::json!(r.short.error_ratio()),
+            ),
+            ("short_burn_rate", serde_json::json!(r.short_burn)),
+            ("long_window_secs", serde_json::json!(r.alert.long_secs)),
+            ("long_requests", serde_json::json!(r.long.total)),
+            ("long_errors", serde_json::json!(r.long.errors)),
+            ("long_error_share", serde_json::json!(r.long.error_ratio())),
+            ("long_burn_rate", serde_json::json!(r.long_burn)),
+            ("burn_factor", serde_json::json!(r.alert.factor)),
+        ] {
+            map.insert(k.to_owned(), v);
+        }
+    }
+    detail
+}
+
+/// The first request of the earliest second, in the current run of seconds with requests
+/// slower than the objective, within the longest alert window.
+fn first_slow(b: &Buckets, now: u64, slo: &SloConfig) -> Option<u64> {
+    let ms = slo.latency_ms?;
+    let longest = slo.burn_alerts.iter().map(|a| a.long_secs).max()?;
+    let now_s = now / 1_000_000_000;
+    b.iter()
+        .rev()
+        .take_while(|x| x.second + longest > now_s)
+        .take_while(|x| x.slower_than(ms) > 0 || x.total == 0)
+        .filter(|x| x.total > 0)
+        .last()
+        .map(|x| x.first_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RetentionConfig;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_discovered_service_gets_an_error_incident_from_its_spans_alone() {
+        let store = Store::new(RetentionConfig::default(), None);
+        let watch = Watch::default();
+        let mut d = ServiceDetection::default();
+        let t0 = 1_000 * S;
+        let mut first_failure = None;
+        let mut opened = None;
+        for s in 0..60 {
+            for i in 0..20u64 {
+                let at = t0 + s * S + i * 40_000_000;
+                let failed = s >= 40 && i % 3 == 0;
+                if failed && first_failure.is_none() {
+                    first_failure = Some(at);
+                }
+                store
+                    .requests
+                    .record_request("py", RequestSource::Spans, at, failed, Some(5.0));
+            }
+            let now = t0 + (s + 1) * S;
+            for st in d.evaluate("py", &watch, &store, now) {
+                if st.signal == Signal::ErrorRate && st.active && opened.is_none() {
+                    opened = Some((now, st.since));
+                }
+            }
+        }
+        let (at, since) = opened.unwrap_or_else(|| panic!("no error incident"));
+        assert_eq!(
+            Some(since),
+            first_failure,
+            "failure start is the first failed span"
+        );
+        assert!(
+            at - since < 3 * S,
+            "detected {} ms after",
+            (at - since) / 1_000_000
+        );
+    }
+
+    #[test]
+    fn unchanged_states_are_sent_again_only_when_due() {
+        let mut d = ServiceDetection::default();
+        let state = |active| DetectorState {
+            service: "s".into(),
+            signal: Signal::ErrorRate,
+            active,
+            since: 0,
+            recovered_at: 0,
+            detail: serde_json::Value::Null,
+        };
+        assert!(!d.due(&state(false), 0), "nothing to say yet");
+        assert!(d.due(&state(true), S));
+        assert!(!d.due(&state(true), 2 * S));
+        assert!(d.due(&state(true), 7 * S));
+        assert!(d.due(&state(false), 8 * S));
+    }
+}
