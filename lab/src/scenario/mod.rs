@@ -787,6 +787,31 @@ expect = ["4xx"]
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let docs = include_str!("../../../docs/experiments.md");
+        let section = docs
+            .split("## Scenarios")
+            .nth(1)
+            .expect("docs/experiments.md has a Scenarios section");
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a TOML example");
+        let s = Scenario::parse(example, "docs/experiments.md").expect("the example is valid");
+        assert_eq!(s.name, "jobs");
+        assert_eq!(s.requests[0].headers.len(), 2);
+        assert!(s.requests[0].follow_up.is_some());
+        let jobs = include_str!("../../examples/jobs/scenario.toml");
+        let s = Scenario::parse(jobs, "jobs").expect("the jobs example is valid");
+        assert_eq!(
+            s.services("jobs", &[("/jobs".into(), "jobs".into())])
+                .expect("routed"),
+            ["jobs"]
+        );
+    }
+
+    #[test]
     fn mistakes_say_where_and_what() {
         let e = err("[[request]]\nname = \"a\"\npath = \"/a\"\nmethd = \"GET\"\n");
         assert!(e.contains("t.toml") && e.contains("methd"), "{e}");
