@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{DetectionConfig, Topology};
 use crate::gateway::{RequestStats, median};
+use crate::incident::Signal;
 use crate::store::{Store, now_nanos};
 use crate::supervisor::{DetectorState, Event};
 
@@ -98,7 +99,7 @@ fn error_rate(
     }
     Some(DetectorState {
         service: service.to_owned(),
-        signal: "error_rate",
+        signal: Signal::ErrorRate,
         active: st.error_active,
         since: times.burst_start.unwrap_or(now),
         recovered_at: times.first_ok_after_error.unwrap_or(now),
@@ -141,7 +142,7 @@ fn latency(
     }
     Some(DetectorState {
         service: service.to_owned(),
-        signal: "latency",
+        signal: Signal::Latency,
         active: st.latency_active,
         since: now.saturating_sub(cfg.short_window_secs * NS / 2),
         recovered_at: now,
@@ -206,7 +207,7 @@ fn exceptions(
     let since = st.exception_deltas.front().map_or(now, |(t, _, _)| *t);
     Some(DetectorState {
         service: service.to_owned(),
-        signal: "exception_burst",
+        signal: Signal::ExceptionBurst,
         active: st.exception_active,
         since,
         recovered_at: now,

@@ -20,6 +20,7 @@ pub mod exposition;
 pub mod gateway;
 pub mod incident;
 pub mod ingest;
+pub mod instance;
 pub mod logmine;
 pub mod platform;
 pub mod problem;

@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 use tokio::sync::Notify;
 
 use crate::config::Balance;
-use crate::supervisor::InstanceId;
+use crate::instance::InstanceId;
 
 /// One instance as the gateway sees it.
 #[derive(Debug)]

@@ -69,6 +69,8 @@ enum Write {
 pub struct IncidentDb {
     pool: SqlitePool,
     tx: mpsc::UnboundedSender<Write>,
+    /// Incident rows written (queued) since the tables were opened.
+    incident_writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Write {
@@ -92,11 +94,17 @@ impl IncidentDb {
                 }
             }
         });
-        Ok(Self { pool, tx })
+        Ok(Self {
+            pool,
+            tx,
+            incident_writes: std::sync::Arc::default(),
+        })
     }
 
     /// Queues the current state of an incident.
     pub fn save_incident(&self, incident: &Incident) {
+        self.incident_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = self.tx.send(Write::Incident(Box::new(incident.clone())));
     }
 
@@ -113,6 +121,12 @@ impl IncidentDb {
             port,
             pid,
         });
+    }
+
+    /// Incident rows written since the tables were opened (one per change of an incident).
+    pub fn incident_writes(&self) -> u64 {
+        self.incident_writes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits until everything queued so far is written.
@@ -214,7 +228,7 @@ async fn apply(pool: &SqlitePool, w: Write) -> Result<(), sqlx::Error> {
             .bind(&a.incident_id)
             .bind(&a.service)
             .bind(&a.instance)
-            .bind(&a.what)
+            .bind(a.what.as_str())
             .bind(&a.why)
             .bind(&a.who)
             .bind(status)

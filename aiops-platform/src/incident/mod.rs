@@ -11,6 +11,7 @@
 //! the last one clears.
 
 mod db;
+mod kinds;
 mod notify;
 mod report;
 
@@ -19,6 +20,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use db::{IncidentDb, IncidentDbError};
+pub use kinds::{ActionKind, ActionRef, ConditionKey, Signal, UnknownKind};
 pub use notify::Notifier;
 pub use report::{ServiceReport, report};
 
@@ -46,9 +48,8 @@ pub struct Evidence {
     pub at: String,
     /// Nanoseconds since the epoch.
     pub at_unix_nano: u64,
-    /// `process_exit`, `liveness`, `readiness`, `error_rate`, `latency`, `exception_burst`,
-    /// `log_template`, `dependency`.
-    pub signal: String,
+    /// What kind of observation it is.
+    pub signal: Signal,
     /// The instance, when the signal is about one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
@@ -86,8 +87,8 @@ pub struct Action {
     /// The instance acted on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
-    /// `restart`, `kill_and_restart`, `notify`.
-    pub what: String,
+    /// What it does.
+    pub what: ActionKind,
     /// Why.
     pub why: String,
     /// Who decided (`aiops` for automatic, `api:<who>` for an approval).
@@ -145,7 +146,7 @@ pub struct Incident {
     /// A one-line summary.
     pub title: String,
     /// The signals seen, in the order they first appeared.
-    pub signals: Vec<String>,
+    pub signals: Vec<Signal>,
     /// An upstream dependency whose own incident probably explains this one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probable_root_cause: Option<String>,
@@ -179,7 +180,7 @@ pub struct Incident {
     /// Instance restarts made for this incident.
     pub restarts: u32,
     /// Conditions still holding, by key (`instance:order#0`, `error_rate`...).
-    pub conditions: BTreeMap<String, Condition>,
+    pub conditions: BTreeMap<ConditionKey, Condition>,
     /// Evidence, oldest first.
     pub evidence: Vec<Evidence>,
     /// Evidence items not kept (past the cap).
@@ -201,7 +202,7 @@ impl Incident {
         id: String,
         service: &str,
         title: String,
-        key: &str,
+        key: ConditionKey,
         condition: Condition,
         detected: u64,
     ) -> Self {
@@ -241,7 +242,7 @@ impl Incident {
             "detected",
             format!("incident opened: {}", inc.title),
         );
-        inc.conditions.insert(key.to_owned(), condition);
+        inc.conditions.insert(key, condition);
         inc
     }
 
@@ -261,7 +262,7 @@ impl Incident {
     /// Adds evidence (and a timeline entry).
     pub fn add_evidence(&mut self, e: Evidence) {
         if !self.signals.contains(&e.signal) {
-            self.signals.push(e.signal.clone());
+            self.signals.push(e.signal);
         }
         let msg = match &e.instance {
             Some(i) => format!("{} on {i}: {}", e.signal, e.detail),
@@ -277,7 +278,7 @@ impl Incident {
 
     /// Adds (or keeps) a condition; an earlier start moves the failure start back only while
     /// nothing was detected yet, so MTTD stays what it was when the incident opened.
-    pub fn add_condition(&mut self, key: &str, condition: Condition, at: u64) {
+    pub fn add_condition(&mut self, key: &ConditionKey, condition: Condition, at: u64) {
         if self.status == IncidentStatus::Resolved {
             return;
         }
@@ -287,13 +288,13 @@ impl Incident {
                 "note",
                 format!("condition {key}: {}", condition.description),
             );
-            self.conditions.insert(key.to_owned(), condition);
+            self.conditions.insert(key.clone(), condition);
         }
     }
 
     /// Clears a condition at `at` (the first success after the repair). Answers true when
     /// that resolved the incident.
-    pub fn clear_condition(&mut self, key: &str, at: u64, how: &str) -> bool {
+    pub fn clear_condition(&mut self, key: &ConditionKey, at: u64, how: &str) -> bool {
         if self.conditions.remove(key).is_none() {
             return false;
         }
@@ -369,7 +370,7 @@ impl Incident {
         a.status = status;
         a.executed_at = Some(rfc3339(at));
         a.result = Some(result.clone());
-        let what = a.what.clone();
+        let what = a.what;
         self.note_at(at, "action", format!("{what} {status:?}: {result}"));
     }
 }
@@ -391,7 +392,7 @@ mod tests {
             "inc-1".into(),
             "order",
             "order#0 exited".into(),
-            "instance:order#0",
+            ConditionKey::Down(crate::instance::InstanceId::new("order", 0)),
             Condition {
                 since_unix_nano: s,
                 description: "exit".into(),
@@ -399,7 +400,8 @@ mod tests {
             s + 2_000_000,
         );
         assert!((inc.mttd_ms - 2.0).abs() < 1e-9);
-        assert!(inc.clear_condition("instance:order#0", s + 52_000_000, "ready"));
+        let key = ConditionKey::Down(crate::instance::InstanceId::new("order", 0));
+        assert!(inc.clear_condition(&key, s + 52_000_000, "ready"));
         assert_eq!(inc.status, IncidentStatus::Resolved);
         assert_eq!(inc.mttr_ms, Some(50.0));
         assert_eq!(inc.downtime_ms, Some(52.0));

@@ -2,32 +2,46 @@
 //! every failure signal into evidence on one incident per service, and repairs what it can
 //! within the safety limits ([`CrashLoopBackoff`], [`RestartBudget`], approval / dry-run).
 //!
-//! Everything that changes state goes through one event loop (the *controller*): process
-//! exits (seen the instant the child is reaped), probe results, detector states, approvals.
-//! The API reads a snapshot ([`Supervision::incidents`], [`Supervision::instances`]).
+//! It reads as decide / act / record: one event loop (the *controller*) owns the state and
+//! dispatches process lifecycle events, probe results, detector states and approvals; the
+//! [`policy`] functions decide (pure, unit-tested); the [`Actuator`] acts (local processes
+//! today, an orchestrator's API next); the incident ledger records, once per change. The API
+//! reads a snapshot ([`Supervision::incidents`], [`Supervision::instances`]).
+
+#![warn(clippy::too_many_lines)]
 
 pub mod actuator;
 pub mod backoff;
 mod capture;
 mod controller;
+mod ledger;
+pub mod policy;
 mod probe;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-pub use actuator::{Actuator, ActuatorError, InstanceSpec, LineSink, LocalProcessActuator};
+pub use crate::instance::InstanceId;
+pub use actuator::{
+    Actuator, ActuatorError, InstanceSpec, LifecycleEvent, LineSink, LocalProcessActuator, Traffic,
+    WorkloadSpec,
+};
 pub use backoff::{CrashLoopBackoff, RestartBudget};
 pub use capture::{LogCapture, to_record};
 
 use crate::config::Topology;
 use crate::gateway::{Gateway, RequestStats, Routes};
-use crate::incident::{Incident, IncidentDb, IncidentDbError, Notifier};
+use crate::incident::{Incident, IncidentDb, IncidentDbError, Notifier, Signal};
 use crate::store::Store;
+
+/// How long in-flight gateway requests have to finish when the platform stops.
+const GATEWAY_DRAIN: Duration = Duration::from_secs(10);
 
 /// Errors of the supervisor.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +58,9 @@ pub enum SupervisorError {
     /// A `url` could not be turned into an address.
     #[error("service {0}: cannot resolve url {1:?}")]
     Url(String, String),
+    /// The actuator cannot be watched.
+    #[error(transparent)]
+    Actuator(#[from] ActuatorError),
 }
 
 /// Errors of an approval.
@@ -58,21 +75,6 @@ pub enum ApproveError {
     /// The supervisor is not running.
     #[error("the supervisor is not running")]
     Stopped,
-}
-
-/// One instance of a service: `order#0`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct InstanceId {
-    /// The service.
-    pub service: String,
-    /// Its index among the service's replicas.
-    pub index: u32,
-}
-
-impl std::fmt::Display for InstanceId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}#{}", self.service, self.index)
-    }
 }
 
 /// How a process ended.
@@ -139,8 +141,8 @@ pub enum ProbeKind {
 pub struct DetectorState {
     /// The service.
     pub service: String,
-    /// `error_rate`, `latency`, `exception_burst`.
-    pub signal: &'static str,
+    /// `ErrorRate`, `Latency` or `ExceptionBurst`.
+    pub signal: Signal,
     /// Whether the condition holds now.
     pub active: bool,
     /// When the failure behind it started (when active).
@@ -151,37 +153,30 @@ pub struct DetectorState {
     pub detail: serde_json::Value,
 }
 
-/// Input of the controller.
+/// A probe's answer (or failure) for one instance generation.
+#[derive(Debug, Clone)]
+pub struct ProbeResult {
+    /// The instance.
+    pub id: InstanceId,
+    /// Its generation.
+    pub generation: u64,
+    /// Which probe.
+    pub kind: ProbeKind,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// When it was sent.
+    pub sent_at: u64,
+    /// When it finished.
+    pub done_at: u64,
+    /// The failure.
+    pub detail: String,
+}
+
+/// Input of the controller (besides the actuator's lifecycle events).
 #[derive(Debug)]
 pub enum Event {
-    /// A process exited.
-    Exited {
-        /// The instance.
-        id: InstanceId,
-        /// Its generation.
-        generation: u64,
-        /// How.
-        exit: ExitReason,
-        /// When (ns since the epoch).
-        at: u64,
-    },
     /// A probe answered or failed.
-    Probe {
-        /// The instance.
-        id: InstanceId,
-        /// Its generation.
-        generation: u64,
-        /// Which probe.
-        kind: ProbeKind,
-        /// Whether it succeeded.
-        ok: bool,
-        /// When it was sent.
-        sent_at: u64,
-        /// When it finished.
-        done_at: u64,
-        /// The failure.
-        detail: String,
-    },
+    Probe(ProbeResult),
     /// A request-level detector's state.
     Detector(DetectorState),
     /// Supporting evidence (log templates): attached to the open incident, if any.
@@ -189,18 +184,16 @@ pub enum Event {
         /// The service.
         service: String,
         /// The signal.
-        signal: String,
+        signal: Signal,
         /// The instance.
-        instance: Option<String>,
+        instance: Option<InstanceId>,
         /// Details.
         detail: serde_json::Value,
     },
-    /// A back-off delay elapsed: start the instance.
-    StartDue {
+    /// A back-off delay elapsed: restart the instance.
+    RestartDue {
         /// The instance.
         id: InstanceId,
-        /// The incident and action it executes.
-        action: Option<(String, String)>,
     },
     /// Approve the pending actions of an incident.
     Approve {
@@ -218,6 +211,56 @@ pub enum Event {
     },
 }
 
+/// Where an instance is in its life, as the supervisor sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceStatus {
+    /// Started, not ready yet.
+    Starting,
+    /// Answering its readiness probe, in traffic.
+    Ready,
+    /// Failing its readiness probe, out of traffic.
+    Unready,
+    /// Failing its liveness probe.
+    Hung,
+    /// Being stopped.
+    Stopping,
+    /// Not running.
+    Exited,
+    /// Waiting out a crash-loop back-off.
+    BackingOff,
+    /// A repair waits for approval.
+    WaitingApproval,
+    /// The restart budget is spent: left as is.
+    GivenUp,
+    /// Not run by the platform (URL only), probed.
+    External,
+}
+
+impl InstanceStatus {
+    /// The snake_case name the API shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Ready => "ready",
+            Self::Unready => "unready",
+            Self::Hung => "hung",
+            Self::Stopping => "stopping",
+            Self::Exited => "exited",
+            Self::BackingOff => "backing_off",
+            Self::WaitingApproval => "waiting_approval",
+            Self::GivenUp => "given_up",
+            Self::External => "external",
+        }
+    }
+}
+
+impl std::fmt::Display for InstanceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An instance as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct InstanceView {
@@ -231,9 +274,8 @@ pub struct InstanceView {
     pub addr: String,
     /// `http://addr`.
     pub url: String,
-    /// `starting`, `ready`, `unready`, `hung`, `stopping`, `exited`, `backing_off`,
-    /// `waiting_approval`, `given_up`, `external`.
-    pub status: String,
+    /// Where it is in its life.
+    pub status: InstanceStatus,
     /// Process id, while running.
     pub pid: Option<u32>,
     /// Starts so far (1 + restarts).
@@ -261,10 +303,11 @@ pub struct Supervision {
     view: Arc<RwLock<View>>,
     /// Incident tables.
     pub db: Option<IncidentDb>,
-    pending: parking_lot::Mutex<Option<controller::Controller>>,
-    rx: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
+    pending: Mutex<Option<(controller::Controller, mpsc::UnboundedReceiver<Event>)>>,
     gateway: Option<Arc<Gateway>>,
     gateway_listen: SocketAddr,
+    /// Stops the gateway (dropping it does too), and the task that drains it.
+    gateway_run: Mutex<Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>>,
 }
 
 #[derive(Debug, Default)]
@@ -273,14 +316,38 @@ struct View {
     incidents: BTreeMap<String, Incident>,
 }
 
+/// What an actuator may be built with: the gateway's routing table (the traffic of local
+/// instances) and the sink of instance output lines.
+#[derive(Debug, Clone)]
+pub struct ActuatorContext {
+    /// The gateway's routing table.
+    pub routes: Arc<Routes>,
+    /// Where output lines of local instances go (store and log miner).
+    pub sink: Arc<dyn LineSink>,
+}
+
 impl Supervision {
-    /// Builds the supervisor for `topology` (nothing runs until [`Supervision::start`]).
-    /// `platform_addr` is where instances send telemetry.
+    /// Builds the supervisor for `topology` with local processes as the actuator (nothing
+    /// runs until [`Supervision::start`]). `platform_addr` is where instances send telemetry.
     pub async fn new(
         topology: &Topology,
         store: Arc<Store>,
         pool: Option<sqlx::SqlitePool>,
         platform_addr: SocketAddr,
+    ) -> Result<Arc<Self>, SupervisorError> {
+        Self::with_actuator(topology, store, pool, platform_addr, |cx| {
+            Arc::new(LocalProcessActuator::new(cx.routes, cx.sink))
+        })
+        .await
+    }
+
+    /// Like [`Supervision::new`], acting through the actuator `build` makes.
+    pub async fn with_actuator(
+        topology: &Topology,
+        store: Arc<Store>,
+        pool: Option<sqlx::SqlitePool>,
+        platform_addr: SocketAddr,
+        build: impl FnOnce(ActuatorContext) -> Arc<dyn Actuator>,
     ) -> Result<Arc<Self>, SupervisorError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let routes = Arc::new(Routes::new(topology.gateway.balance));
@@ -295,48 +362,28 @@ impl Supervision {
             None => None,
         };
         let view = Arc::new(RwLock::new(View::default()));
-        let gateway_enabled = topology
-            .gateway
-            .enabled
-            .unwrap_or_else(|| topology.services.iter().any(|s| !s.routes.is_empty()));
-        let quiet = topology
-            .services
-            .first()
-            .map(|s| s.detection.quiet_ms)
-            .unwrap_or(2000);
-        let gateway = gateway_enabled.then(|| {
-            Arc::new(Gateway::new(
-                &topology.gateway,
-                routes.clone(),
-                stats.clone(),
-                std::time::Duration::from_millis(quiet),
-            ))
+        let gateway = gateway(topology, &routes, &stats);
+        // Bind the gateway's port now so its address can go into upstream URLs.
+        let gateway_addr = match &gateway {
+            Some(_) => Some(reserve(topology.gateway.listen)?),
+            None => None,
+        };
+        let sink = Arc::new(LogCapture::new(store, tx.clone()));
+        let actuator = build(ActuatorContext {
+            routes: routes.clone(),
+            sink,
         });
-        // Bind the gateway now so its address can go into upstream URLs.
-        let mut gateway_addr = None;
-        let mut gateway_listen = topology.gateway.listen;
-        if gateway.is_some() {
-            let probe = std::net::TcpListener::bind(topology.gateway.listen)
-                .map_err(|e| SupervisorError::Port("gateway".into(), e))?;
-            let addr = probe
-                .local_addr()
-                .map_err(|e| SupervisorError::Port("gateway".into(), e))?;
-            drop(probe);
-            gateway_addr = Some(addr);
-            gateway_listen = addr;
-        }
-        let controller = controller::Controller::new(
-            topology,
-            store.clone(),
-            tx.clone(),
-            routes.clone(),
-            view.clone(),
-            db.clone(),
-            Notifier::new(topology.incidents.webhook.clone()),
+        let wiring = controller::Wiring {
+            actuator,
+            events: tx.clone(),
+            routes: routes.clone(),
+            view: view.clone(),
+            db: db.clone(),
+            notifier: Notifier::new(topology.incidents.webhook.clone()),
             platform_addr,
             gateway_addr,
-        )
-        .await?;
+        };
+        let controller = controller::Controller::new(topology, wiring).await?;
         Ok(Arc::new(Self {
             routes,
             stats,
@@ -344,10 +391,10 @@ impl Supervision {
             events: tx,
             view,
             db,
-            pending: parking_lot::Mutex::new(Some(controller)),
-            rx: parking_lot::Mutex::new(Some(rx)),
+            pending: Mutex::new(Some((controller, rx))),
             gateway,
-            gateway_listen,
+            gateway_listen: gateway_addr.unwrap_or(topology.gateway.listen),
+            gateway_run: Mutex::new(None),
         }))
     }
 
@@ -358,33 +405,39 @@ impl Supervision {
         topology: &Topology,
     ) -> Result<(), SupervisorError> {
         if let Some(gw) = &self.gateway {
-            let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-            let (addr, _task) = gw
+            let (stop, stopped) = oneshot::channel::<()>();
+            let (addr, task) = gw
                 .clone()
                 .spawn(self.gateway_listen, async move {
-                    let _ = shutdown_rx.await;
+                    let _ = stopped.await;
                 })
                 .await?;
             *self.gateway_addr.write() = Some(addr);
-            // Kept alive for the process lifetime; dropping it stops the gateway.
-            std::mem::forget(shutdown_tx);
+            *self.gateway_run.lock() = Some((stop, task));
             tracing::info!(%addr, "gateway listening");
         }
-        let controller = self.pending.lock().take();
-        let rx = self.rx.lock().take();
-        if let (Some(mut c), Some(rx)) = (controller, rx) {
-            c.start_all().await;
-            tokio::spawn(c.run(rx));
+        let pending = self.pending.lock().take();
+        if let Some((mut controller, rx)) = pending {
+            controller.start_all().await;
+            tokio::spawn(controller.run(rx));
         }
         crate::detect::spawn(topology, store, self.stats.clone(), self.events.clone());
         Ok(())
     }
 
-    /// Stops every instance (SIGTERM, then SIGKILL after a grace) and waits.
+    /// Drains the gateway (in-flight requests finish, within [`GATEWAY_DRAIN`]), then stops
+    /// every instance (SIGTERM, then SIGKILL after a grace) and waits.
     pub async fn shutdown(&self) {
+        let run = self.gateway_run.lock().take();
+        if let Some((stop, task)) = run {
+            let _ = stop.send(());
+            if tokio::time::timeout(GATEWAY_DRAIN, task).await.is_err() {
+                tracing::warn!("gateway requests still in flight after the drain grace");
+            }
+        }
         let (reply, rx) = oneshot::channel();
         if self.events.send(Event::Shutdown { reply }).is_ok() {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), rx).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
         }
         if let Some(db) = &self.db {
             db.flush().await;
@@ -425,4 +478,37 @@ impl Supervision {
     pub fn gateway_url(&self) -> Option<String> {
         (*self.gateway_addr.read()).map(|a| format!("http://{a}"))
     }
+}
+
+fn gateway(
+    topology: &Topology,
+    routes: &Arc<Routes>,
+    stats: &Arc<RequestStats>,
+) -> Option<Arc<Gateway>> {
+    let enabled = topology
+        .gateway
+        .enabled
+        .unwrap_or_else(|| topology.services.iter().any(|s| !s.routes.is_empty()));
+    let quiet = topology
+        .services
+        .first()
+        .map(|s| s.detection.quiet_ms)
+        .unwrap_or(2000);
+    enabled.then(|| {
+        Arc::new(Gateway::new(
+            &topology.gateway,
+            routes.clone(),
+            stats.clone(),
+            Duration::from_millis(quiet),
+        ))
+    })
+}
+
+/// Picks the gateway's address now (port 0 becomes a free port).
+fn reserve(listen: SocketAddr) -> Result<SocketAddr, SupervisorError> {
+    let probe = std::net::TcpListener::bind(listen)
+        .map_err(|e| SupervisorError::Port("gateway".into(), e))?;
+    probe
+        .local_addr()
+        .map_err(|e| SupervisorError::Port("gateway".into(), e))
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::{Event, InstanceId, ProbeKind};
+use super::{Event, InstanceId, ProbeKind, ProbeResult};
 use crate::config::HealthConfig;
 use crate::store::now_nanos;
 
@@ -36,7 +36,7 @@ pub(crate) async fn run(
     let ready = format!("http://{addr}{}", health.ready_path());
     let same = ready == live;
     let send = |kind, result: Result<(), String>, sent_at| {
-        let _ = events.send(Event::Probe {
+        let _ = events.send(Event::Probe(ProbeResult {
             id: id.clone(),
             generation,
             kind,
@@ -44,7 +44,7 @@ pub(crate) async fn run(
             sent_at,
             done_at: now_nanos(),
             detail: result.err().unwrap_or_default(),
-        });
+        }));
     };
     let started = Instant::now();
     let grace = Duration::from_millis(health.startup_grace_ms);

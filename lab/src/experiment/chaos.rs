@@ -113,7 +113,7 @@ async fn ready(sup: &Supervision, id: &str, max: Duration) -> Option<InstanceVie
     loop {
         let view = sup.instances().into_iter().find(|i| i.id == id);
         if let Some(v) = &view
-            && v.status == "ready"
+            && v.status == crate::supervisor::InstanceStatus::Ready
             && v.pid.is_some()
         {
             return view;

@@ -357,7 +357,7 @@ pub(crate) async fn wait_ready(
         let list = sup.instances();
         let pending: Vec<String> = list
             .iter()
-            .filter(|i| i.managed && i.status != "ready")
+            .filter(|i| i.managed && i.status != crate::supervisor::InstanceStatus::Ready)
             .map(|i| format!("{} {}", i.id, i.status))
             .collect();
         if pending.is_empty() && !list.is_empty() {

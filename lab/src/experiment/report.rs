@@ -304,7 +304,7 @@ pub(crate) fn build(i: Inputs<'_>) -> Report {
         .map(|(inc, fault)| IncidentRow {
             id: inc.id.clone(),
             service: inc.service.clone(),
-            signals: inc.signals.clone(),
+            signals: inc.signals.iter().map(ToString::to_string).collect(),
             status: match inc.status {
                 IncidentStatus::Open => "open".into(),
                 IncidentStatus::Resolved => "resolved".into(),

@@ -1,0 +1,301 @@
+//! The controller: the one event loop that owns instance and incident state. It only
+//! dispatches: probe results and lifecycle events update instances ([`lifecycle`]), the pure
+//! policies decide repairs and scaling ([`repair`], [`scaling`]), the [`Actuator`] carries them
+//! out in spawned tasks whose effects come back as events, and the [`IncidentLedger`] records —
+//! flushed once per event, so one event is at most one write per incident.
+
+mod instance;
+mod lifecycle;
+mod repair;
+mod scaling;
+mod setup;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use tokio::sync::mpsc;
+
+use self::instance::{Instance, Replacement};
+use super::actuator::{Actuator, LifecycleEvent, LifecycleStream, Traffic, WorkloadSpec};
+use super::backoff::RestartBudget;
+use super::ledger::IncidentLedger;
+use super::policy::ScaleTimers;
+use super::{Event, SupervisorError, View};
+use crate::config::{RecoveryMode, ServiceConfig, Topology};
+use crate::gateway::Routes;
+use crate::incident::{ActionRef, IncidentDb, Notifier};
+use crate::instance::InstanceId;
+
+/// Grace of the instances stopped when the platform stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How often scaling is considered.
+const SCALE_TICK: Duration = Duration::from_millis(200);
+
+#[derive(Debug)]
+struct ServiceState {
+    cfg: ServiceConfig,
+    mode: RecoveryMode,
+    budget: RestartBudget,
+    /// The template its instances are started from (services with a `command`).
+    workload: Option<WorkloadSpec>,
+    scale: ScaleTimers,
+    /// The incident the last scale-out was recorded on (scale-in is recorded there too).
+    scale_incident: Option<String>,
+    /// A scale-out waiting for its new instance to start.
+    pending_scale_out: Option<ActionRef>,
+    /// Replacements asked for, waiting for their new instance to start.
+    pending_replacements: VecDeque<Replacement>,
+}
+
+/// What the controller is wired to.
+#[derive(Debug)]
+pub(super) struct Wiring {
+    /// Acts on instances.
+    pub(super) actuator: Arc<dyn Actuator>,
+    /// Its own input (probes and timers send here).
+    pub(super) events: mpsc::UnboundedSender<Event>,
+    /// The gateway's table, read for in-flight requests per instance.
+    pub(super) routes: Arc<Routes>,
+    /// What the API reads.
+    pub(super) view: Arc<RwLock<View>>,
+    /// Incident tables.
+    pub(super) db: Option<IncidentDb>,
+    /// Webhook notifications.
+    pub(super) notifier: Notifier,
+    /// Where instances send telemetry.
+    pub(super) platform_addr: SocketAddr,
+    /// The gateway's address, when upstream calls go through it.
+    pub(super) gateway_addr: Option<SocketAddr>,
+}
+
+/// Owns the state; runs as one task.
+#[derive(Debug)]
+pub(super) struct Controller {
+    services: BTreeMap<String, ServiceState>,
+    instances: BTreeMap<InstanceId, Instance>,
+    ledger: IncidentLedger,
+    actuator: Arc<dyn Actuator>,
+    lifecycle: Option<LifecycleStream>,
+    events: mpsc::UnboundedSender<Event>,
+    routes: Arc<Routes>,
+    view: Arc<RwLock<View>>,
+    db: Option<IncidentDb>,
+    probe_client: reqwest::Client,
+    shutting_down: bool,
+}
+
+impl Controller {
+    /// Builds the state for `topology` (nothing starts until [`Controller::start_all`]).
+    pub(super) async fn new(topology: &Topology, wiring: Wiring) -> Result<Self, SupervisorError> {
+        let plan = setup::plan(topology, &wiring).await?;
+        let ledger = IncidentLedger::load(
+            wiring.db.clone(),
+            wiring.notifier,
+            plan.deps,
+            wiring.view.clone(),
+        )
+        .await?;
+        let lifecycle = wiring.actuator.watch()?;
+        let probe_client = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(2)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Ok(Self {
+            services: plan.services,
+            instances: plan.instances,
+            ledger,
+            actuator: wiring.actuator,
+            lifecycle: Some(lifecycle),
+            events: wiring.events,
+            routes: wiring.routes,
+            view: wiring.view,
+            db: wiring.db,
+            probe_client,
+            shutting_down: false,
+        })
+    }
+
+    /// Starts every managed instance and probes every external one.
+    pub(super) async fn start_all(&mut self) {
+        let ids: Vec<InstanceId> = self.instances.keys().cloned().collect();
+        for id in ids {
+            let Some(inst) = self.instances.get_mut(&id) else {
+                continue;
+            };
+            self.actuator
+                .set_traffic(&id, Traffic::Registered(inst.addr));
+            if !inst.managed {
+                self.spawn_probe(&id);
+                continue;
+            }
+            inst.status = super::InstanceStatus::Starting;
+            let spec = self
+                .services
+                .get(&id.service)
+                .and_then(|s| s.workload.as_ref())
+                .map(|w| w.instance(id.index, inst.addr.port()));
+            if let Some(spec) = spec
+                && let Err(e) = self.actuator.start(spec).await
+            {
+                tracing::error!(%id, error = %e, "cannot start instance");
+            }
+        }
+        self.publish();
+    }
+
+    /// Runs until [`Event::Shutdown`] or until every sender is gone.
+    pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
+        let scaling = self.services.values().any(|s| scaling::enabled(&s.cfg));
+        let mut tick = tokio::time::interval(SCALE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let Some(mut lifecycle) = self.lifecycle.take() else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                e = rx.recv() => match e {
+                    Some(Event::Shutdown { reply }) => {
+                        self.shutdown().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(e) => self.dispatch(e).await,
+                    None => return,
+                },
+                Some(e) = lifecycle.recv() => self.on_lifecycle(e).await,
+                _ = tick.tick(), if scaling => {
+                    if !self.shutting_down {
+                        self.scale_tick();
+                    }
+                }
+            }
+            self.ledger.flush();
+            self.publish();
+        }
+    }
+
+    async fn dispatch(&mut self, event: Event) {
+        match event {
+            Event::Probe(p) => self.on_probe(p).await,
+            Event::Detector(state) => self.on_detector(state).await,
+            Event::Evidence {
+                service,
+                signal,
+                instance,
+                detail,
+            } => {
+                if let Some(inc) = self.ledger.open_incident(&service) {
+                    let at = crate::store::now_nanos();
+                    self.ledger
+                        .evidence(&inc, signal, instance.as_ref(), detail, at);
+                }
+            }
+            Event::RestartDue { id } => {
+                if !self.shutting_down {
+                    self.restart_now(&id);
+                }
+            }
+            Event::Approve {
+                incident,
+                by,
+                reply,
+            } => {
+                let r = self.approve(&incident, &by);
+                self.ledger.flush();
+                let _ = reply.send(r);
+            }
+            Event::Shutdown { reply } => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    async fn on_lifecycle(&mut self, event: LifecycleEvent) {
+        match event {
+            LifecycleEvent::Started {
+                id,
+                generation,
+                addr,
+                pid,
+                at,
+            } => self.on_started(&id, generation, addr, pid, at),
+            LifecycleEvent::StartFailed {
+                id,
+                generation,
+                error,
+                at,
+            } => self.on_start_failed(&id, generation, error, at).await,
+            LifecycleEvent::Exited {
+                id,
+                generation,
+                exit,
+                at,
+            } => self.on_exit(&id, generation, exit, at).await,
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        self.shutting_down = true;
+        let ids: Vec<InstanceId> = self
+            .instances
+            .values()
+            .filter(|i| i.managed)
+            .map(|i| i.id.clone())
+            .collect();
+        let mut set = tokio::task::JoinSet::new();
+        for id in ids {
+            let actuator = self.actuator.clone();
+            set.spawn(async move { actuator.stop(&id, SHUTDOWN_GRACE).await });
+        }
+        while set.join_next().await.is_some() {}
+        for inst in self.instances.values_mut() {
+            inst.stop_probe();
+        }
+        self.ledger.flush();
+        self.publish();
+    }
+
+    /// Forgets an instance whose process is gone (replaced or scaled in).
+    fn forget(&mut self, id: &InstanceId) {
+        if let Some(mut inst) = self.instances.remove(id) {
+            inst.stop_probe();
+        }
+        self.actuator.set_traffic(id, Traffic::Forgotten);
+    }
+
+    /// Publishes every instance to the API's view.
+    fn publish(&self) {
+        let mut view = self.view.write();
+        view.instances = self
+            .instances
+            .iter()
+            .map(|(id, i)| (id.clone(), i.view()))
+            .collect();
+    }
+
+    /// Spawns an actuator call; a failure is logged (its effects, or their absence, come
+    /// back on the lifecycle stream).
+    fn act<F>(&self, what: &'static str, id: InstanceId, call: F)
+    where
+        F: Future<Output = Result<(), super::ActuatorError>> + Send + 'static,
+    {
+        tokio::spawn(async move {
+            if let Err(error) = call.await {
+                tracing::error!(%id, %error, "{what} failed");
+            }
+        });
+    }
+
+    fn grace(&self, service: &str) -> Duration {
+        self.services
+            .get(service)
+            .map(|s| Duration::from_millis(s.cfg.recovery.kill_grace_ms))
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,236 @@
+//! The controller driven through its real event loop, with a scripted actuator (the test's
+//! stand-in for an engine: it answers every call with the lifecycle events an engine would
+//! send) and a real SQLite incident database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc;
+
+use super::{Controller, Wiring};
+use crate::config::Topology;
+use crate::gateway::Routes;
+use crate::incident::{ActionKind, ActionStatus, IncidentDb, IncidentStatus, Notifier};
+use crate::instance::InstanceId;
+use crate::store::now_nanos;
+use crate::supervisor::actuator::{
+    Actuator, ActuatorError, InstanceSpec, LifecycleEvent, LifecycleStream, ObservedInstance,
+    ScaleOutcome, Traffic, WorkloadSpec,
+};
+use crate::supervisor::{Event, ExitReason, ProbeKind, ProbeResult, View};
+use crate::topology::Balance;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Call {
+    Start(InstanceId),
+    Restart(InstanceId),
+}
+
+/// Answers each call with the events an engine would send.
+#[derive(Debug)]
+struct ScriptedEngine {
+    calls: Mutex<Vec<Call>>,
+    generations: Mutex<std::collections::HashMap<InstanceId, u64>>,
+    events: mpsc::UnboundedSender<LifecycleEvent>,
+    stream: Mutex<Option<LifecycleStream>>,
+}
+
+impl ScriptedEngine {
+    fn new() -> Arc<Self> {
+        let (events, stream) = mpsc::unbounded_channel();
+        Arc::new(Self {
+            calls: Mutex::default(),
+            generations: Mutex::default(),
+            events,
+            stream: Mutex::new(Some(stream)),
+        })
+    }
+
+    fn started(&self, id: &InstanceId) {
+        let generation = {
+            let mut g = self.generations.lock();
+            let n = g.entry(id.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let _ = self.events.send(LifecycleEvent::Started {
+            id: id.clone(),
+            generation,
+            addr: "127.0.0.1:9".parse().unwrap_or_else(|e| panic!("{e}")),
+            pid: Some(4242),
+            at: now_nanos(),
+        });
+    }
+
+    fn crash(&self, id: &InstanceId) {
+        let generation = self.generations.lock().get(id).copied().unwrap_or(0);
+        let _ = self.events.send(LifecycleEvent::Exited {
+            id: id.clone(),
+            generation,
+            exit: ExitReason::Signal(9),
+            at: now_nanos(),
+        });
+    }
+}
+
+#[async_trait::async_trait]
+impl Actuator for ScriptedEngine {
+    async fn start(&self, spec: InstanceSpec) -> Result<(), ActuatorError> {
+        self.calls.lock().push(Call::Start(spec.id.clone()));
+        self.started(&spec.id);
+        Ok(())
+    }
+    async fn stop(&self, _: &InstanceId, _: Duration) -> Result<(), ActuatorError> {
+        Ok(())
+    }
+    async fn restart(&self, id: &InstanceId, _: Duration) -> Result<(), ActuatorError> {
+        self.calls.lock().push(Call::Restart(id.clone()));
+        self.started(id);
+        Ok(())
+    }
+    async fn scale(&self, _: &WorkloadSpec, _: u32) -> Result<ScaleOutcome, ActuatorError> {
+        Ok(ScaleOutcome::default())
+    }
+    fn set_traffic(&self, _: &InstanceId, _: Traffic) {}
+    async fn list(&self) -> Result<Vec<ObservedInstance>, ActuatorError> {
+        Ok(Vec::new())
+    }
+    fn watch(&self) -> Result<LifecycleStream, ActuatorError> {
+        self.stream
+            .lock()
+            .take()
+            .ok_or(ActuatorError::AlreadyWatched)
+    }
+}
+
+fn ready(id: &InstanceId, generation: u64) -> Event {
+    Event::Probe(ProbeResult {
+        id: id.clone(),
+        generation,
+        kind: ProbeKind::Both,
+        ok: true,
+        sent_at: now_nanos(),
+        done_at: now_nanos(),
+        detail: String::new(),
+    })
+}
+
+async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..500 {
+        if let Some(v) = check() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A controller for one service `svc` (one replica), running, with its instance ready.
+async fn running_controller() -> (
+    tempfile::TempDir,
+    IncidentDb,
+    Arc<ScriptedEngine>,
+    mpsc::UnboundedSender<Event>,
+    Arc<RwLock<View>>,
+) {
+    crate::platform::install_crypto_provider();
+    let topology: Topology = toml::from_str(
+        r#"
+        [[service]]
+        name = "svc"
+        command = ["never-run"]
+        health = { startup_grace_ms = 600000 }
+        "#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("i.db").display());
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let db = IncidentDb::open(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let engine = ScriptedEngine::new();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let view = Arc::new(RwLock::new(View::default()));
+    let wiring = Wiring {
+        actuator: engine.clone(),
+        events: tx.clone(),
+        routes: Arc::new(Routes::new(Balance::RoundRobin)),
+        view: view.clone(),
+        db: Some(db.clone()),
+        notifier: Notifier::new(None),
+        platform_addr: "127.0.0.1:4318".parse().unwrap_or_else(|e| panic!("{e}")),
+        gateway_addr: None,
+    };
+    let mut controller = Controller::new(&topology, wiring)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    controller.start_all().await;
+    tokio::spawn(controller.run(rx));
+    let id = InstanceId::new("svc", 0);
+    // Probes are spawned once the start is seen: answer only then.
+    eventually("svc#0 started", || {
+        let v = view.read();
+        v.instances
+            .get(&id)
+            .is_some_and(|i| i.generation == 1)
+            .then_some(())
+    })
+    .await;
+    let _ = tx.send(ready(&id, 1));
+    eventually("svc#0 ready", || {
+        let v = view.read();
+        v.instances
+            .get(&id)
+            .is_some_and(|i| i.status.as_str() == "ready")
+            .then_some(())
+    })
+    .await;
+    (dir, db, engine, tx, view)
+}
+
+#[tokio::test]
+async fn a_crash_is_one_write_per_change_and_the_engine_is_asked_to_restart() {
+    let (_dir, db, engine, tx, view) = running_controller().await;
+    let id = InstanceId::new("svc", 0);
+    let before = db.incident_writes();
+
+    engine.crash(&id);
+    eventually("the restart's start", || {
+        let v = view.read();
+        v.instances
+            .get(&id)
+            .is_some_and(|i| i.generation == 2)
+            .then_some(())
+    })
+    .await;
+    let _ = tx.send(ready(&id, 2));
+    let incident = eventually("the incident resolved", || {
+        let v = view.read();
+        v.incidents
+            .values()
+            .find(|i| i.status == IncidentStatus::Resolved)
+            .cloned()
+    })
+    .await;
+    db.flush().await;
+
+    // Opened (with its evidence and the scheduled restart), restart executed, resolved.
+    assert_eq!(db.incident_writes() - before, 3, "{incident:#?}");
+    assert_eq!(
+        *engine.calls.lock(),
+        [Call::Start(id.clone()), Call::Restart(id.clone())]
+    );
+    assert_eq!(incident.restarts, 1);
+    assert_eq!(incident.actions.len(), 1);
+    assert_eq!(incident.actions[0].what, ActionKind::Restart);
+    assert_eq!(incident.actions[0].status, ActionStatus::Executed);
+    let stored = db.recent(10).await.unwrap_or_default();
+    assert_eq!(
+        stored.first().map(|i| i.status),
+        Some(IncidentStatus::Resolved)
+    );
+}
