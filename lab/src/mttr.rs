@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use aiops_platform::incident::{Incident, IncidentStatus};
-use aiops_platform::supervisor::{InstanceView, Supervision};
+use aiops_platform::supervisor::{InstanceStatus, InstanceView, Supervision};
 use serde_json::json;
 
 use crate::duration::parse_duration;
@@ -95,7 +95,7 @@ async fn ready(sup: &Supervision, service: &str) -> Result<InstanceView, String>
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(i) = first_instance(sup, service)
-            && i.status == "ready"
+            && i.status == InstanceStatus::Ready
             && i.pid.is_some()
         {
             return Ok(i);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aiops_platform::store::now_nanos;
-use aiops_platform::supervisor::{InstanceView, Supervision};
+use aiops_platform::supervisor::{InstanceStatus, InstanceView, Supervision};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -113,7 +113,7 @@ async fn ready(sup: &Supervision, id: &str, max: Duration) -> Option<InstanceVie
     loop {
         let view = sup.instances().into_iter().find(|i| i.id == id);
         if let Some(v) = &view
-            && v.status == crate::supervisor::InstanceStatus::Ready
+            && v.status == InstanceStatus::Ready
             && v.pid.is_some()
         {
             return view;

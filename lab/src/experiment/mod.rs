@@ -22,7 +22,7 @@ use aiops_platform::config::{ConfigError, Topology};
 use aiops_platform::incident::IncidentStatus;
 use aiops_platform::platform::{Platform, PlatformError};
 use aiops_platform::store::{now_nanos, rfc3339};
-use aiops_platform::supervisor::Supervision;
+use aiops_platform::supervisor::{InstanceStatus, Supervision};
 use tokio::sync::watch;
 
 use crate::duration::parse_duration;
@@ -357,7 +357,7 @@ pub(crate) async fn wait_ready(
         let list = sup.instances();
         let pending: Vec<String> = list
             .iter()
-            .filter(|i| i.managed && i.status != crate::supervisor::InstanceStatus::Ready)
+            .filter(|i| i.managed && i.status != InstanceStatus::Ready)
             .map(|i| format!("{} {}", i.id, i.status))
             .collect();
         if pending.is_empty() && !list.is_empty() {
