@@ -1,5 +1,5 @@
 //! The `aiops` command line, as a library function so other binaries (the end-to-end tests
-//! package, a demo) can run the very same program: [`run`].
+//! package) can run the very same program: [`run`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,19 +43,6 @@ enum Command {
     Metrics(MetricsArgs),
     /// The platform's health and counters.
     Health(HealthArgs),
-    /// Run a topology (the built-in food-delivery one by default) under load and chaos, and
-    /// write a report (the seed's Tables 4 and 5, MTTD/MTTR, latency over time).
-    Experiment(crate::experiment::ExperimentArgs),
-    /// The whole idea in one command: the platform, the five food-delivery services, a
-    /// one-minute experiment with crashes, the report, then the dashboard until Ctrl-C.
-    Demo(crate::experiment::ExperimentArgs),
-    /// Run one food-delivery service in this process (used by the built-in topology).
-    #[command(hide = true)]
-    Serve {
-        /// `order-service`, `consumer-service`, `kitchen-service`, `accounting-service` or
-        /// `notification-service`.
-        service: String,
-    },
 }
 
 /// `aiops up`.
@@ -89,11 +76,16 @@ enum LogsCommand {
 
 /// Parses the command line and runs `aiops`.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
-    if let Command::Serve { service } = &cli.command {
-        // The service installs its own providers and runtime.
-        return crate::experiment::serve::serve(service);
+    if let Some(verb) = moved_to_the_lab() {
+        eprintln!(
+            "aiops: error: `aiops {verb}` moved to the lab beside the platform: \
+             `cargo run --release -p aiods-lab -- {verb}` (or `aiods-lab {verb}`); \
+             in a topology file, replace a command `[\"aiops\", \"serve\", …]` with \
+             `[\"aiods-lab\", \"serve\", …]`"
+        );
+        return ExitCode::from(2);
     }
+    let cli = Cli::parse();
     // reqwest and sentry are built without a default TLS provider.
     crate::platform::install_crypto_provider();
     match cli.command {
@@ -111,24 +103,16 @@ pub fn run() -> ExitCode {
         Command::Incidents(a) => read(cli_client::incidents(&a)),
         Command::Metrics(a) => read(cli_client::metrics(&a)),
         Command::Health(a) => read(cli_client::health(&a)),
-        Command::Experiment(a) => {
-            crate::experiment::run(a, crate::experiment::Mode::Experiment, command_line())
-        }
-        Command::Demo(a) => {
-            crate::experiment::run(a, crate::experiment::Mode::Demo, command_line())
-        }
-        Command::Serve { service } => crate::experiment::serve::serve(&service),
     }
 }
 
-/// `aiops demo --users 5`, for the report.
-fn command_line() -> String {
-    let mut args = std::env::args();
-    let _ = args.next();
-    std::iter::once("aiops".to_owned())
-        .chain(args)
-        .collect::<Vec<_>>()
-        .join(" ")
+/// The verbs `aiops` had before the demo moved to `aiods-lab`: named, so that an old
+/// command line or topology file fails with what to run instead of "unrecognized subcommand".
+fn moved_to_the_lab() -> Option<&'static str> {
+    let verb = std::env::args().nth(1)?;
+    ["demo", "experiment", "serve"]
+        .into_iter()
+        .find(|v| *v == verb)
 }
 
 /// Reports the result of a local (offline) command.

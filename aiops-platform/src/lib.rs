@@ -16,7 +16,6 @@ pub mod config;
 pub mod dashboard;
 pub mod db;
 pub mod detect;
-pub mod experiment;
 pub mod exposition;
 pub mod gateway;
 pub mod incident;

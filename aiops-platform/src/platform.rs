@@ -66,7 +66,7 @@ pub struct Platform {
     /// Where the API token came from.
     pub token_source: TokenSource,
     /// Print the machine-readable `{"event":"gateway"}` line on stdout (default true;
-    /// `aiops experiment` prints its report there instead).
+    /// the lab's experiment prints its report there instead).
     pub announce: bool,
     listener: TcpListener,
     limits: Limits,

@@ -1,5 +1,5 @@
-//! Runs the five food-delivery services as real processes for the end-to-end tests and the
-//! load check: each on a free port (`AIODS_PORT=0`, the port read from the `service started`
+//! Runs the five food-delivery services as real processes for the end-to-end tests: each on
+//! a free port (`AIODS_PORT=0`, the port read from the `service started`
 //! log line), with its own SQLite file in a temporary directory, the order service pointed at
 //! the other four, and every process killed when dropped.
 
@@ -51,15 +51,6 @@ impl Binaries {
     /// Binaries named `<service>-service` in `dir`.
     pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
-    }
-
-    /// The directory of the running executable (for the load bin, built beside them).
-    pub fn beside_current_exe() -> std::io::Result<Self> {
-        let exe = std::env::current_exe()?;
-        let dir = exe
-            .parent()
-            .ok_or_else(|| std::io::Error::other("the executable has no directory"))?;
-        Ok(Self::in_dir(dir))
     }
 
     /// The path of `service`'s binary.

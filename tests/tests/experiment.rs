@@ -1,8 +1,8 @@
-//! `aiops experiment`: a short run (4 users, 9 s, kill -9 every 3 s) of the built-in topology
-//! (the five services as `aiops serve <name>` children), then the report's numbers are checked
-//! against what the platform recorded: requests counted by its gateway equal requests sent,
-//! one incident per injected kill on the killed service, every MTTD/MTTR positive and in
-//! order with the fault timeline, and no service process left behind.
+//! `aiods-lab experiment`: a short run (4 users, 9 s, kill -9 every 3 s) of the built-in
+//! topology (the five services as `aiods-lab serve <name>` children), then the report's
+//! numbers are checked against what the platform recorded: requests counted by its gateway
+//! equal requests sent, one incident per injected kill on the killed service, every MTTD/MTTR
+//! positive and in order with the fault timeline, and no service process left behind.
 
 use std::path::Path;
 use std::process::Command;
@@ -39,7 +39,7 @@ fn f(v: &Value, key: &str) -> f64 {
 
 #[test]
 fn a_short_experiment_reports_what_the_platform_recorded() {
-    let exe = Path::new(env!("CARGO_BIN_EXE_aiops"));
+    let exe = Path::new(env!("CARGO_BIN_EXE_aiods-lab"));
     let out = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
     let output = Command::new(exe)
@@ -57,12 +57,12 @@ fn a_short_experiment_reports_what_the_platform_recorded() {
         .arg(out.path())
         .env("RUST_LOG", "off")
         .output()
-        .expect("run aiops experiment");
+        .expect("run aiods-lab experiment");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "aiops experiment failed: {}\n{stdout}\n{stderr}",
+        "aiods-lab experiment failed: {}\n{stdout}\n{stderr}",
         output.status
     );
     assert!(

@@ -6,14 +6,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aiops_platform::store::now_nanos;
+use aiops_platform::supervisor::{InstanceStatus, InstanceView, Supervision};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::watch;
-
-use crate::store::now_nanos;
-use crate::supervisor::{InstanceView, Supervision};
 
 /// One kind of scheduled fault.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -114,7 +113,7 @@ async fn ready(sup: &Supervision, id: &str, max: Duration) -> Option<InstanceVie
     loop {
         let view = sup.instances().into_iter().find(|i| i.id == id);
         if let Some(v) = &view
-            && v.status == crate::supervisor::InstanceStatus::Ready
+            && v.status == InstanceStatus::Ready
             && v.pid.is_some()
         {
             return view;
@@ -139,7 +138,7 @@ pub(crate) fn kill9(pid: u32) -> Result<(), String> {
     }
 }
 
-async fn faults(
+pub(crate) async fn faults(
     client: &reqwest::Client,
     url: &str,
     token: &str,

@@ -1,11 +1,12 @@
-//! `aiops serve <service>` (hidden): runs one of the five food-delivery services in this
-//! process, so `aiops demo` needs no separately built binaries. The platform starts each
-//! instance as `[<aiops>, "serve", "order-service"]`: a real, separate process.
+//! `aiods-lab serve <service>` (hidden): runs one of the five food-delivery services in this
+//! process, so `aiods-lab demo` needs no separately built binaries (`cargo run` builds only
+//! the binary it runs). The platform starts each instance as
+//! `[<aiods-lab>, "serve", "order-service"]`: a real, separate process.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// The services `aiops serve` can run.
+/// The services `aiods-lab serve` can run.
 pub const SERVICES: [&str; 5] = [
     "order-service",
     "consumer-service",
@@ -25,7 +26,7 @@ pub fn serve(name: &str) -> ExitCode {
         "notification-service" | "notification" => notification_service::main(),
         other => {
             eprintln!(
-                "aiops: error: unknown service {other:?}; one of {}",
+                "aiods-lab: error: unknown service {other:?}; one of {}",
                 SERVICES.join(", ")
             );
             ExitCode::from(2)

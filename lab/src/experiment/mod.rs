@@ -1,15 +1,15 @@
-//! `aiops experiment` and `aiops demo`: run a topology (the built-in food-delivery one by
-//! default) under load and a chaos schedule, and report what clients saw beside what the
-//! platform recorded — the seed's Tables 4 and 5, latency over time, the scalability line.
+//! `aiods-lab experiment`, `demo` and `load`: run a topology (the built-in food-delivery one
+//! by default) under the load of a scenario and a chaos schedule, and report what clients saw
+//! beside what the platform recorded — the seed's Tables 4 and 5, latency over time, the
+//! scalability line.
 //!
-//! The platform runs in this process; the services are separate processes it supervises
-//! (for the built-in topology, this very program as `aiops serve <service>`), killed with
-//! real signals.
+//! The platform runs in this process (`aiops-platform` as a library); the services are
+//! separate processes it supervises (for the built-in topology, this very program as
+//! `aiods-lab serve <service>`), killed with real signals.
 
 pub mod chaos;
 pub mod load;
 pub mod report;
-pub mod serve;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,11 +18,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use aiops_platform::config::{ConfigError, Topology};
+use aiops_platform::incident::IncidentStatus;
+use aiops_platform::platform::{Platform, PlatformError};
+use aiops_platform::store::{now_nanos, rfc3339};
+use aiops_platform::supervisor::{InstanceStatus, Supervision};
 use tokio::sync::watch;
 
-use crate::config::{ConfigError, Topology};
-use crate::platform::{Platform, PlatformError};
-use crate::supervisor::Supervision;
+use crate::duration::parse_duration;
+use crate::scenario::{Scenario, ScenarioError};
+use crate::topology::{BUILT_IN_NAME, adopt_old_serve_commands, built_in_topology};
 
 pub use report::Report;
 
@@ -35,6 +40,9 @@ pub enum ExperimentError {
     /// The platform did not start.
     #[error(transparent)]
     Platform(#[from] PlatformError),
+    /// The scenario is unusable, or does not fit the topology.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
     /// A flag is out of range.
     #[error("{0}")]
     Invalid(String),
@@ -57,53 +65,18 @@ pub enum ExperimentError {
     Interrupted,
 }
 
-/// Parses `90s`, `3m`, `1h`, `500ms`, `1m30s`, or a number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        return if secs.is_finite() && secs >= 0.0 {
-            Ok(Duration::from_secs_f64(secs))
-        } else {
-            Err(format!("invalid duration {text:?}"))
-        };
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    if rest.is_empty() {
-        return Err("empty duration".into());
-    }
-    while !rest.is_empty() {
-        let n_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("invalid duration {text:?}: a unit is missing"))?;
-        let (num, tail) = rest.split_at(n_end);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}"))?;
-        let u_end = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(u_end);
-        let secs = match unit.trim() {
-            "ms" => value / 1000.0,
-            "s" | "sec" | "secs" => value,
-            "m" | "min" | "mins" => value * 60.0,
-            "h" | "hr" | "hours" => value * 3600.0,
-            other => return Err(format!("invalid duration {text:?}: unknown unit {other:?}")),
-        };
-        total += Duration::from_secs_f64(secs);
-        rest = next;
-    }
-    Ok(total)
-}
-
-/// Flags of `aiops experiment` and `aiops demo` (the demo has defaults for about a minute).
+/// Flags of `aiods-lab experiment` and `aiods-lab demo` (the demo has defaults for about a
+/// minute).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExperimentArgs {
     /// Topology file; without it, the built-in food-delivery topology (five services, each
-    /// run as `aiops serve <service>` with a fresh database in a temporary directory).
-    #[arg(short = 'c', long = "config")]
-    pub config: Option<PathBuf>,
+    /// run as `aiods-lab serve <service>` with a fresh database in a temporary directory).
+    #[arg(short = 'c', long = "topology", visible_alias = "config")]
+    pub topology: Option<PathBuf>,
+    /// Scenario file: what the virtual users send (docs/experiments.md); without it, the
+    /// built-in food-delivery orders (`lab/scenarios/food-delivery.toml`).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
     /// Concurrent virtual users (demo: 20, experiment: 10).
     #[arg(long)]
     pub users: Option<usize>,
@@ -116,9 +89,10 @@ pub struct ExperimentArgs {
     /// Open loop: send this many requests per second (at most `--users` in flight).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Share of invalid orders (expected 4xx, not counted as failures).
-    #[arg(long, default_value_t = 0.1)]
-    pub invalid_share: f64,
+    /// Share of the scenario's `invalid` requests (expected to be refused, not failures);
+    /// default: the scenario's own weights (built-in: 0.1).
+    #[arg(long)]
+    pub invalid_share: Option<f64>,
     /// Kill -9 an instance this often, services in turn (demo: 15s; `0s` for none).
     #[arg(long, value_parser = parse_duration)]
     pub crash_every: Option<Duration>,
@@ -161,7 +135,7 @@ pub struct ExperimentArgs {
     /// The platform's listener (default: a free port; for `-c`, the topology's).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// `aiops demo`: exit after the report instead of waiting for Ctrl-C.
+    /// `demo`: exit after the report instead of waiting for Ctrl-C.
     #[arg(long)]
     pub no_wait: bool,
     /// No progress bar.
@@ -169,64 +143,103 @@ pub struct ExperimentArgs {
     pub quiet: bool,
 }
 
+/// Flags of `aiods-lab load`: the experiment's load with no fault, through the platform —
+/// or, with `--url`, straight at a running service with no platform at all.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// Send to this base URL (`http://127.0.0.1:8080`) instead of starting a topology.
+    #[arg(long, conflicts_with_all = ["topology", "replicas", "listen"])]
+    pub url: Option<String>,
+    /// Topology file; without it (and without `--url`), the built-in food-delivery one.
+    #[arg(short = 'c', long = "topology", visible_alias = "config")]
+    pub topology: Option<PathBuf>,
+    /// Scenario file; without it, the built-in food-delivery orders.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Concurrent virtual users.
+    #[arg(long, default_value_t = 32)]
+    pub users: usize,
+    /// How long to load.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub duration: Duration,
+    /// Stop after this many requests instead of a duration.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Open loop: send this many requests per second (at most `--users` in flight).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Share of the scenario's `invalid` requests (default: the scenario's weights).
+    #[arg(long)]
+    pub invalid_share: Option<f64>,
+    /// Seed of the request mix.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Replicas of every supervised service (overrides the topology).
+    #[arg(long)]
+    pub replicas: Option<u32>,
+    /// Where to write the report (not with `--url`, which prints a summary).
+    #[arg(long, default_value = "aiops-report")]
+    pub out: PathBuf,
+    /// Timeout of one request.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub timeout: Duration,
+    /// The platform's listener (default: a free port; for `-c`, the topology's).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl From<LoadArgs> for ExperimentArgs {
+    fn from(a: LoadArgs) -> Self {
+        Self {
+            topology: a.topology,
+            scenario: a.scenario,
+            users: Some(a.users),
+            duration: Some(a.duration),
+            requests: a.requests,
+            rate: a.rate,
+            invalid_share: a.invalid_share,
+            crash_every: Some(Duration::ZERO),
+            hang_every: None,
+            error_rate: None,
+            latency_ms: None,
+            soft_every: None,
+            soft_for: Duration::from_secs(10),
+            seed: a.seed,
+            targets: Vec::new(),
+            replicas: a.replicas,
+            out: a.out,
+            scalability: false,
+            scalability_phase: Duration::from_secs(10),
+            timeout: a.timeout,
+            listen: a.listen,
+            no_wait: true,
+            quiet: a.quiet,
+        }
+    }
+}
+
 /// Which command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// `aiops demo`: about a minute, then keeps the platform up until Ctrl-C.
+    /// `aiods-lab demo`: about a minute, then keeps the platform up until Ctrl-C.
     Demo,
-    /// `aiops experiment`.
+    /// `aiods-lab experiment`.
     Experiment,
-}
-
-/// The five services of the built-in topology: name, routes, depends_on.
-const BUILT_IN: [(&str, &str, &str); 5] = [
-    ("consumer", r#"["/consumers"]"#, "[]"),
-    ("kitchen", r#"["/tickets", "/restaurants"]"#, "[]"),
-    ("accounting", r#"["/authorizations"]"#, "[]"),
-    ("notification", r#"["/notifications"]"#, "[]"),
-    (
-        "order",
-        r#"["/orders"]"#,
-        r#"["consumer", "kitchen", "accounting", "notification"]"#,
-    ),
-];
-
-fn toml_str(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
-}
-
-/// The built-in topology: the five food-delivery services, each run as
-/// `<exe> serve <name>-service`, data in `data_dir`. Calls between services go through the
-/// platform's gateway, which holds them while a dependency restarts, so the chassis client's
-/// circuit breaker is off (`AIODS_CLIENT__BREAKER_FAILURES=0`): an open breaker would refuse
-/// for 2 s the calls the gateway would have held for the ~100 ms of a restart.
-pub fn built_in_topology(exe: &Path, data_dir: &Path) -> Result<Topology, ConfigError> {
-    let exe = exe.to_string_lossy();
-    let mut t = format!(
-        "[platform]\nlisten = \"127.0.0.1:0\"\ndata_dir = {}\nscrape_interval_ms = 5000\n\n",
-        toml_str(&data_dir.to_string_lossy())
-    );
-    for (name, routes, deps) in BUILT_IN {
-        t.push_str(&format!(
-            "[[service]]\nname = \"{name}\"\ncommand = [{}, \"serve\", \"{name}-service\"]\n\
-             routes = {routes}\ndepends_on = {deps}\n\
-             [service.recovery]\nrestart_budget = 1000\n\
-             [service.env]\nAIODS_DB__URL = \"sqlite://{{data_dir}}/{name}.db?mode=rwc\"\n\
-             AIODS_CLIENT__BREAKER_FAILURES = \"0\"\n\n",
-            toml_str(&exe)
-        ));
-    }
-    Topology::parse(&t)
+    /// `aiods-lab load`: no fault.
+    Load,
 }
 
 fn random_token() -> String {
     use rand::Rng;
     let bytes: [u8; 16] = rand::rng().random();
-    crate::ingest::otlp::hex(&bytes)
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Enables fault injection on every supervised service (keeping a token the topology set).
-fn enable_faults(topology: &mut Topology) -> String {
+pub(crate) fn enable_faults(topology: &mut Topology) -> String {
     let existing = topology
         .services
         .iter()
@@ -247,7 +260,7 @@ fn enable_faults(topology: &mut Topology) -> String {
     token
 }
 
-fn stop_signal() -> watch::Receiver<bool> {
+pub(crate) fn stop_signal() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         #[cfg(unix)]
@@ -278,7 +291,7 @@ fn stop_signal() -> watch::Receiver<bool> {
     rx
 }
 
-/// Runs `aiops experiment` / `aiops demo`; the command line is for the report.
+/// Runs `aiods-lab experiment` / `demo` / `load`; the command line is for the report.
 pub fn run(args: ExperimentArgs, mode: Mode, command: String) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -286,39 +299,55 @@ pub fn run(args: ExperimentArgs, mode: Mode, command: String) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("aiops: cannot start the async runtime: {e}");
+            eprintln!("aiods-lab: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match rt.block_on(run_async(args, mode, command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("aiops: error: {e}");
+            eprintln!("aiods-lab: error: {e}");
             ExitCode::from(2)
         }
     }
 }
 
-struct Running {
-    sup: Arc<Supervision>,
+/// Reads the scenario (the built-in one without a file), with `--invalid-share` applied.
+pub fn scenario(
+    file: Option<&Path>,
+    invalid_share: Option<f64>,
+) -> Result<(Scenario, String), ExperimentError> {
+    let (mut s, origin) = match file {
+        Some(path) => (Scenario::load(path)?, path.display().to_string()),
+        None => (Scenario::food_delivery()?, "built-in".to_owned()),
+    };
+    if let Some(share) = invalid_share {
+        s.set_invalid_share(share)
+            .map_err(ExperimentError::Invalid)?;
+    }
+    Ok((s, origin))
+}
+
+pub(crate) struct Running {
+    pub(crate) sup: Arc<Supervision>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), PlatformError>>,
 }
 
 impl Running {
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         match tokio::time::timeout(Duration::from_secs(20), &mut self.task).await {
-            Ok(Ok(Err(e))) => eprintln!("aiops: platform: {e}"),
+            Ok(Ok(Err(e))) => eprintln!("aiods-lab: platform: {e}"),
             Ok(_) => {}
-            Err(_) => eprintln!("aiops: the platform did not stop within 20 s"),
+            Err(_) => eprintln!("aiods-lab: the platform did not stop within 20 s"),
         }
     }
 }
 
-async fn wait_ready(
+pub(crate) async fn wait_ready(
     sup: &Supervision,
     stop: &watch::Receiver<bool>,
     max: Duration,
@@ -328,7 +357,7 @@ async fn wait_ready(
         let list = sup.instances();
         let pending: Vec<String> = list
             .iter()
-            .filter(|i| i.managed && i.status != crate::supervisor::InstanceStatus::Ready)
+            .filter(|i| i.managed && i.status != InstanceStatus::Ready)
             .map(|i| format!("{} {}", i.id, i.status))
             .collect();
         if pending.is_empty() && !list.is_empty() {
@@ -344,13 +373,19 @@ async fn wait_ready(
     }
 }
 
-/// The gateway's counters for `service`, read from its Prometheus text.
-fn gateway_count(sup: &Supervision, service: &str) -> report::GatewayCount {
+/// The gateway's counters for `services` together, read from its Prometheus text.
+fn gateway_count(sup: &Supervision, services: &[String]) -> report::GatewayCount {
     let mut text = String::new();
     sup.stats.render(&mut text);
     let mut c = report::GatewayCount::default();
-    let label = format!("service=\"{service}\"");
-    for line in text.lines().filter(|l| l.contains(&label)) {
+    let labels: Vec<String> = services
+        .iter()
+        .map(|s| format!("service=\"{s}\""))
+        .collect();
+    for line in text
+        .lines()
+        .filter(|l| labels.iter().any(|label| l.contains(label.as_str())))
+    {
         let Some((head, value)) = line.rsplit_once(' ') else {
             continue;
         };
@@ -365,9 +400,9 @@ fn gateway_count(sup: &Supervision, service: &str) -> report::GatewayCount {
             }
             c.requests += v;
         } else if head.starts_with("aiops_gateway_retries_total") {
-            c.retries = v;
+            c.retries += v;
         } else if head.starts_with("aiops_gateway_no_instance_total") {
-            c.no_instance = v;
+            c.no_instance += v;
         }
     }
     c
@@ -404,13 +439,11 @@ fn progress(quiet: bool, len: u64, unit: &str) -> indicatif::ProgressBar {
     pb
 }
 
-#[allow(clippy::too_many_lines)]
-async fn run_async(
-    args: ExperimentArgs,
+/// Checks the flags; answers (users, duration, crash_every) with the mode's defaults.
+fn checked(
+    args: &ExperimentArgs,
     mode: Mode,
-    command: String,
-) -> Result<ExitCode, ExperimentError> {
-    crate::platform::install_crypto_provider();
+) -> Result<(usize, Duration, Option<Duration>), ExperimentError> {
     let users = args
         .users
         .unwrap_or(if mode == Mode::Demo { 20 } else { 10 });
@@ -419,19 +452,14 @@ async fn run_async(
     } else {
         Duration::from_secs(30)
     });
-    let crash_every = args.crash_every.or(if mode == Mode::Demo {
-        Some(Duration::from_secs(15))
-    } else {
-        None
-    });
+    let crash_every = match mode {
+        Mode::Demo => args.crash_every.or(Some(Duration::from_secs(15))),
+        Mode::Experiment => args.crash_every,
+        Mode::Load => None,
+    };
     if users == 0 {
         return Err(ExperimentError::Invalid(
             "--users must be at least 1".into(),
-        ));
-    }
-    if !(0.0..=1.0).contains(&args.invalid_share) {
-        return Err(ExperimentError::Invalid(
-            "--invalid-share must be between 0 and 1".into(),
         ));
     }
     if let Some(f) = args.error_rate
@@ -449,33 +477,39 @@ async fn run_async(
             "--replicas must be at least 1".into(),
         ));
     }
+    Ok((users, duration, crash_every))
+}
 
-    // The topology.
-    let tmp = tempfile::Builder::new()
-        .prefix("aiops-demo-")
-        .tempdir()
-        .map_err(|source| ExperimentError::Io {
-            what: "cannot create a temporary directory".into(),
-            source,
-        })?;
-    let (mut topology, topology_name) = match &args.config {
-        Some(path) => (Topology::load(path)?, path.display().to_string()),
-        None => {
-            let exe = std::env::current_exe().map_err(|source| ExperimentError::Io {
-                what: "cannot find this program's path".into(),
-                source,
-            })?;
-            (
-                built_in_topology(&exe, tmp.path())?,
-                "built-in food-delivery (order, consumer, kitchen, accounting, notification)"
-                    .to_owned(),
-            )
+/// The topology to run (`file`, or the built-in one with its data in `tmp`) and how the
+/// report names it.
+pub(crate) fn topology(
+    file: Option<&Path>,
+    listen: Option<SocketAddr>,
+    replicas: Option<u32>,
+    tmp: &Path,
+    backoff_reset_ms: Option<u64>,
+) -> Result<(Topology, String), ExperimentError> {
+    let exe = std::env::current_exe().map_err(|source| ExperimentError::Io {
+        what: "cannot find this program's path".into(),
+        source,
+    })?;
+    let (mut topology, name) = match file {
+        Some(path) => {
+            let mut t = Topology::load(path)?;
+            for note in adopt_old_serve_commands(&mut t, &exe) {
+                eprintln!("aiods-lab: note: {}: {note}", path.display());
+            }
+            (t, path.display().to_string())
         }
+        None => (
+            built_in_topology(&exe, tmp, backoff_reset_ms)?,
+            BUILT_IN_NAME.to_owned(),
+        ),
     };
-    if let Some(listen) = args.listen {
+    if let Some(listen) = listen {
         topology.platform.listen = listen;
     }
-    if let Some(r) = args.replicas {
+    if let Some(r) = replicas {
         for s in topology
             .services
             .iter_mut()
@@ -484,47 +518,19 @@ async fn run_async(
             s.replicas = r;
         }
     }
-    let fault_token = enable_faults(&mut topology);
-    let supervised: Vec<String> = topology
-        .services
-        .iter()
-        .filter(|s| !s.command.is_empty())
-        .map(|s| s.name.clone())
-        .collect();
-    let order_service = topology
-        .services
-        .iter()
-        .find(|s| s.routes.iter().any(|r| r == "/orders"))
-        .map(|s| s.name.clone())
-        .ok_or_else(|| {
-            ExperimentError::Invalid(
-                "the topology routes no service at /orders: the load places food-delivery orders through the gateway".into(),
-            )
-        })?;
-    let targets = if args.targets.is_empty() {
-        supervised.clone()
-    } else {
-        for t in &args.targets {
-            if !supervised.contains(t) {
-                return Err(ExperimentError::Invalid(format!(
-                    "--target {t:?} is not a supervised service (one of {})",
-                    supervised.join(", ")
-                )));
-            }
-        }
-        args.targets.clone()
-    };
-    let replicas_desc = topology
-        .services
-        .iter()
-        .filter(|s| !s.command.is_empty())
-        .map(|s| s.replicas)
-        .max()
-        .unwrap_or(1);
+    Ok((topology, name))
+}
 
-    // The platform, in this process.
+/// The platform, started in this process for `topology`.
+pub(crate) struct Started {
+    pub(crate) running: Running,
+    pub(crate) addr: SocketAddr,
+    pub(crate) api_token: String,
+}
+
+pub(crate) async fn start_platform(topology: Topology) -> Result<Started, ExperimentError> {
     let env_token = std::env::var("AIOPS_API_TOKEN").ok();
-    let mut platform = Platform::build(topology.clone(), env_token).await?;
+    let mut platform = Platform::build(topology, env_token).await?;
     platform.announce = false;
     let addr = platform.local_addr;
     let api_token = platform.api_token().to_owned();
@@ -537,17 +543,100 @@ async fn run_async(
     let task = tokio::spawn(platform.serve(async move {
         let _ = shutdown_rx.await;
     }));
-    let running = Running {
-        sup: sup.clone(),
-        shutdown: Some(shutdown_tx),
-        task,
-    };
+    Ok(Started {
+        running: Running {
+            sup,
+            shutdown: Some(shutdown_tx),
+            task,
+        },
+        addr,
+        api_token,
+    })
+}
+
+pub(crate) fn supervised(topology: &Topology) -> Vec<String> {
+    topology
+        .services
+        .iter()
+        .filter(|s| !s.command.is_empty())
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+/// `--target`, checked against the supervised services (all of them without it).
+pub(crate) fn targets(
+    asked: &[String],
+    supervised: &[String],
+) -> Result<Vec<String>, ExperimentError> {
+    if asked.is_empty() {
+        return Ok(supervised.to_vec());
+    }
+    for t in asked {
+        if !supervised.contains(t) {
+            return Err(ExperimentError::Invalid(format!(
+                "--target {t:?} is not a supervised service (one of {})",
+                supervised.join(", ")
+            )));
+        }
+    }
+    Ok(asked.to_vec())
+}
+
+async fn run_async(
+    args: ExperimentArgs,
+    mode: Mode,
+    command: String,
+) -> Result<ExitCode, ExperimentError> {
+    aiops_platform::platform::install_crypto_provider();
+    let (users, duration, crash_every) = checked(&args, mode)?;
+    let (scenario, scenario_origin) = scenario(args.scenario.as_deref(), args.invalid_share)?;
+
+    // The topology.
+    let tmp = tempfile::Builder::new()
+        .prefix("aiods-lab-")
+        .tempdir()
+        .map_err(|source| ExperimentError::Io {
+            what: "cannot create a temporary directory".into(),
+            source,
+        })?;
+    let (mut topology, topology_name) = topology(
+        args.topology.as_deref(),
+        args.listen,
+        args.replicas,
+        tmp.path(),
+        None,
+    )?;
+    // Every path of the scenario must reach a service before anything starts.
+    let entry_services =
+        scenario.services(&scenario_origin, &crate::topology::routes(&topology))?;
+    let fault_token = enable_faults(&mut topology);
+    let supervised = supervised(&topology);
+    let targets = targets(&args.targets, &supervised)?;
+    let replicas_desc = topology
+        .services
+        .iter()
+        .filter(|s| !s.command.is_empty())
+        .map(|s| s.replicas)
+        .max()
+        .unwrap_or(1);
+
+    // The platform, in this process.
+    let Started {
+        running,
+        addr,
+        api_token,
+    } = start_platform(topology).await?;
     let stop = stop_signal();
     let dashboard = format!("http://{addr}/");
     eprintln!(
-        "aiops: platform at {dashboard} (dashboard), API http://{addr}/api/v1/ (token {api_token}); starting {} service(s)…",
+        "aiods-lab: platform at {dashboard} (dashboard), API http://{addr}/api/v1/ (token {api_token}); starting {} service(s)…",
         supervised.len()
     );
+    let first_path = scenario
+        .requests
+        .first()
+        .map(|r| r.path.literal_prefix().to_owned())
+        .unwrap_or_default();
     let result = experiment(
         &args,
         mode,
@@ -560,7 +649,8 @@ async fn run_async(
             crash_every,
             targets,
             fault_token,
-            order_service,
+            entry_services,
+            scenario: Arc::new(scenario),
             topology_name,
             supervised,
             replicas: args.replicas.or(Some(replicas_desc)),
@@ -576,7 +666,7 @@ async fn run_async(
             };
             if mode == Mode::Demo && !args.no_wait && !*stop.borrow() {
                 println!(
-                    "The platform is still running:\n  dashboard  {dashboard}\n  API        http://{addr}/api/v1/incidents   (Authorization: Bearer {api_token})\n  report     http://{addr}/api/v1/report\n  gateway    {}/orders\nPress Ctrl-C to stop (every service stops with it).",
+                    "The platform is still running:\n  dashboard  {dashboard}\n  API        http://{addr}/api/v1/incidents   (Authorization: Bearer {api_token})\n  report     http://{addr}/api/v1/report\n  gateway    {}{first_path}\nPress Ctrl-C to stop (every service stops with it).",
                     running.sup.gateway_url().unwrap_or_default()
                 );
                 let mut s = stop.clone();
@@ -585,15 +675,15 @@ async fn run_async(
             code
         }
         Err(ExperimentError::Interrupted) => {
-            eprintln!("aiops: interrupted");
+            eprintln!("aiods-lab: interrupted");
             ExitCode::from(130)
         }
         Err(e) => {
-            eprintln!("aiops: error: {e}");
+            eprintln!("aiods-lab: error: {e}");
             ExitCode::from(2)
         }
     };
-    eprintln!("aiops: stopping the platform and its services…");
+    eprintln!("aiods-lab: stopping the platform and its services…");
     running.stop().await;
     drop(tmp);
     Ok(code)
@@ -605,7 +695,9 @@ struct Plan {
     crash_every: Option<Duration>,
     targets: Vec<String>,
     fault_token: String,
-    order_service: String,
+    /// The services the scenario's requests go to (the gateway's counts are theirs).
+    entry_services: Vec<String>,
+    scenario: Arc<Scenario>,
     topology_name: String,
     supervised: Vec<String>,
     replicas: Option<u32>,
@@ -624,7 +716,6 @@ async fn experiment(
     let gateway = sup
         .gateway_url()
         .ok_or_else(|| ExperimentError::Invalid("the gateway is not running".into()))?;
-    let url = format!("{gateway}/orders");
     let max_users = if args.scalability {
         plan.users.max(1000)
     } else {
@@ -637,7 +728,14 @@ async fn experiment(
         .build()?;
     let run_id = random_token();
 
-    // The scalability line: fault-free phases.
+    // The scalability line: fault-free phases, valid requests only.
+    let valid_only = {
+        let mut s = (*plan.scenario).clone();
+        if s.requests.iter().any(|r| !r.invalid) {
+            s.requests.retain(|r| !r.invalid);
+        }
+        Arc::new(s)
+    };
     let mut scalability = Vec::new();
     if args.scalability {
         for n in [1usize, 100, 1000] {
@@ -645,17 +743,17 @@ async fn experiment(
                 return Err(ExperimentError::Interrupted);
             }
             eprintln!(
-                "aiops: scalability phase: {n} user(s) for {:?}",
+                "aiods-lab: scalability phase: {n} user(s) for {:?}",
                 args.scalability_phase
             );
             let counters = Arc::new(load::Counters::default());
             let (rec, elapsed) = load::run(
                 load::LoadConfig {
-                    url: url.clone(),
+                    base_url: gateway.clone(),
+                    scenario: valid_only.clone(),
                     users: n,
                     until: load::Until::Time(args.scalability_phase),
                     rate: None,
-                    invalid_share: 0.0,
                     timeout: args.timeout,
                     seed: args.seed.unwrap_or(7),
                     run_id: format!("{run_id}-s{n}"),
@@ -678,7 +776,7 @@ async fn experiment(
                 p95_ms: lat.p95.unwrap_or(0.0),
                 throughput_rps: rec.samples.len() as f64 / elapsed.as_secs_f64().max(0.001),
             });
-            // Let the order service's pool drain before the next phase.
+            // Let the services' pools drain before the next phase.
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
@@ -740,9 +838,9 @@ async fn experiment(
     };
 
     let instances_before = sup.instances();
-    let gateway_before = gateway_count(sup, &plan.order_service);
-    let start_unix_nano = crate::store::now_nanos();
-    let started_at = crate::store::rfc3339(start_unix_nano);
+    let gateway_before = gateway_count(sup, &plan.entry_services);
+    let start_unix_nano = now_nanos();
+    let started_at = rfc3339(start_unix_nano);
     let start = Instant::now();
     let counters = Arc::new(load::Counters::default());
     let events = Arc::new(parking_lot::Mutex::new(Vec::new()));
@@ -758,11 +856,11 @@ async fn experiment(
     ));
     let load_task = tokio::spawn(load::run(
         load::LoadConfig {
-            url,
+            base_url: gateway.clone(),
+            scenario: plan.scenario.clone(),
             users: plan.users,
             until,
             rate: args.rate,
-            invalid_share: args.invalid_share,
             timeout: args.timeout,
             seed: args.seed.unwrap_or(42),
             run_id,
@@ -792,7 +890,7 @@ async fn experiment(
                 let open = sup
                     .incidents()
                     .iter()
-                    .filter(|i| i.status == crate::incident::IncidentStatus::Open)
+                    .filter(|i| i.status == IncidentStatus::Open)
                     .count();
                 let faults = events.lock().iter().filter(|e| e.kind != "clear").count();
                 pb.set_message(format!(
@@ -821,30 +919,33 @@ async fn experiment(
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline
         && !*stop.borrow()
-        && sup.incidents().iter().any(|i| {
-            i.status == crate::incident::IncidentStatus::Open
-                && i.detected_unix_nano >= start_unix_nano
-        })
+        && sup
+            .incidents()
+            .iter()
+            .any(|i| i.status == IncidentStatus::Open && i.detected_unix_nano >= start_unix_nano)
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     ticker.abort();
     pb.finish_and_clear();
-    let gateway_after = gateway_count(sup, &plan.order_service);
+    let gateway_after = gateway_count(sup, &plan.entry_services);
     let faults = std::mem::take(&mut *events.lock());
     let report = report::build(report::Inputs {
         command,
         topology: plan.topology_name,
+        scenario: plan.scenario.name.clone(),
         started_at,
         start_unix_nano,
         users: plan.users,
         rate: args.rate,
         replicas: plan.replicas,
-        invalid_share: args.invalid_share,
+        invalid_share: plan.scenario.invalid_share(),
         chaos: chaos_text,
         elapsed_s: elapsed.as_secs_f64(),
         samples: &recorded.samples,
         failures: recorded.failures,
+        follow_up_requests: counters.polls.load(Ordering::Relaxed),
+        entry_services: plan.entry_services.clone(),
         faults,
         incidents: sup.incidents(),
         instances_before,
@@ -857,7 +958,7 @@ async fn experiment(
     let chart = args.out.join("latency.svg");
     print!("{}", report.markdown(Some(&chart.display().to_string())));
     eprintln!(
-        "aiops: report written to {} (report.md, report.json, latency.svg)",
+        "aiods-lab: report written to {} (report.md, report.json, latency.svg)",
         args.out.display()
     );
     Ok(report)
@@ -880,32 +981,105 @@ fn write_report(report: &Report, out: &Path) -> Result<(), ExperimentError> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("3 parsecs").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-1").is_err());
+/// Runs `aiods-lab load`: through the platform (a topology, no fault, the full report), or
+/// with `--url` straight at a running service (a summary on stdout; exit 1 if any failed).
+pub fn run_load(args: LoadArgs, command: String) -> ExitCode {
+    let Some(url) = args.url.clone() else {
+        return run(args.into(), Mode::Load, command);
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("aiods-lab: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(load_url(args, url.trim_end_matches('/').to_owned())) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("aiods-lab: error: {e}");
+            ExitCode::from(2)
+        }
     }
+}
 
-    #[test]
-    fn built_in_topology_parses() {
-        let t = built_in_topology(Path::new("/x/aiops"), Path::new("/tmp/d")).expect("valid");
-        assert_eq!(t.services.len(), 5);
-        let order = t
-            .services
-            .iter()
-            .find(|s| s.name == "order")
-            .expect("order");
-        assert_eq!(order.command, ["/x/aiops", "serve", "order-service"]);
-        assert_eq!(order.depends_on.len(), 4);
+async fn load_url(args: LoadArgs, base_url: String) -> Result<ExitCode, ExperimentError> {
+    aiops_platform::platform::install_crypto_provider();
+    if args.users == 0 {
+        return Err(ExperimentError::Invalid(
+            "--users must be at least 1".into(),
+        ));
     }
+    if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        return Err(ExperimentError::Invalid("--rate must be positive".into()));
+    }
+    let (scenario, _) = scenario(args.scenario.as_deref(), args.invalid_share)?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(args.users)
+        .tcp_nodelay(true)
+        .build()?;
+    let counters = Arc::new(load::Counters::default());
+    let until = match args.requests {
+        Some(n) => load::Until::Requests(n),
+        None => load::Until::Time(args.duration),
+    };
+    let (recorded, elapsed) = load::run(
+        load::LoadConfig {
+            base_url: base_url.clone(),
+            scenario: Arc::new(scenario.clone()),
+            users: args.users,
+            until,
+            rate: args.rate,
+            timeout: args.timeout,
+            seed: args.seed.unwrap_or(42),
+            run_id: random_token(),
+        },
+        client,
+        counters.clone(),
+        stop_signal(),
+    )
+    .await;
+    let count = |o: load::Outcome| recorded.samples.iter().filter(|s| s.outcome == o).count();
+    let (ok, rejected, failed) = (
+        count(load::Outcome::Ok),
+        count(load::Outcome::Rejected),
+        count(load::Outcome::Failed),
+    );
+    let lat = report::latency_stat(&recorded.samples);
+    let secs = elapsed.as_secs_f64().max(0.001);
+    let summary = serde_json::json!({
+        "url": base_url,
+        "scenario": scenario.name,
+        "seconds": elapsed.as_secs_f64(),
+        "users": args.users,
+        "requests": recorded.samples.len(),
+        "follow_up_requests": counters.polls.load(Ordering::Relaxed),
+        "ok": ok,
+        "rejected_as_expected": rejected,
+        "errors": failed,
+        "ok_per_second": ok as f64 / secs,
+        "latency_ms": lat,
+        "failures": recorded.failures,
+    });
+    println!(
+        "{} requests in {:.1}s from {} users: {:.1} answered as expected/s, {rejected} rejected as expected, {failed} failed; latency mean {} p50 {} p95 {} p99 {}",
+        recorded.samples.len(),
+        elapsed.as_secs_f64(),
+        args.users,
+        ok as f64 / secs,
+        report::ms(lat.mean),
+        report::ms(lat.p50),
+        report::ms(lat.p95),
+        report::ms(lat.p99),
+    );
+    println!("{summary}");
+    Ok(if failed > 0 || recorded.samples.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -7,10 +7,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use aiops_platform::incident::{Incident, IncidentStatus};
+use aiops_platform::supervisor::InstanceView;
+
 use super::chaos::FaultEvent;
 use super::load::{FailureNote, Outcome, Sample};
-use crate::incident::{Incident, IncidentStatus};
-use crate::supervisor::InstanceView;
 
 /// Mean, median and 95th percentile (nearest rank) of durations in milliseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
@@ -142,7 +143,7 @@ pub struct ScalabilityRow {
     pub throughput_rps: f64,
 }
 
-/// What the platform's gateway counted for the order route.
+/// What the platform's gateway counted for the services the scenario's requests go to.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GatewayCount {
     /// Requests answered (all classes).
@@ -162,6 +163,8 @@ pub struct Report {
     pub command: String,
     /// `built-in food-delivery topology` or the file.
     pub topology: String,
+    /// The scenario's name (what the virtual users sent).
+    pub scenario: String,
     /// When it started (RFC 3339).
     pub started_at: String,
     /// Concurrent users.
@@ -172,17 +175,19 @@ pub struct Report {
     pub duration_s: f64,
     /// Replicas per service, when overridden.
     pub replicas: Option<u32>,
-    /// Share of invalid orders sent.
+    /// Share of invalid requests in the scenario's mix (expected to be refused).
     pub invalid_share: f64,
     /// The chaos schedule, in words.
     pub chaos: String,
-    /// Requests sent.
+    /// Requests sent (a request with a follow-up counts once, however many polls it took).
     pub requests: u64,
-    /// Valid orders answered 200/201.
+    /// Follow-up polls sent besides `requests`.
+    pub follow_up_requests: u64,
+    /// Valid requests answered as the scenario expects (and brought to a final value).
     pub ok: u64,
-    /// Invalid orders answered 4xx, as expected (not failures).
+    /// Invalid requests answered as expected (a 4xx, say; not failures).
     pub rejected_as_expected: u64,
-    /// Failed requests: connection error, timeout, 5xx, unexpected status.
+    /// Failed requests: connection error, timeout, unexpected status, follow-up not ended.
     pub errors: u64,
     /// `errors / requests`.
     pub error_rate: f64,
@@ -190,7 +195,10 @@ pub struct Report {
     pub throughput_rps: f64,
     /// Response time of every request, ms.
     pub latency_ms: Stat,
-    /// What the platform's gateway counted on the order route during the run.
+    /// The services the scenario's requests go to.
+    pub entry_services: Vec<String>,
+    /// What the platform's gateway counted on those services during the run (requests and
+    /// follow-up polls, and the calls other services make to them through it).
     pub gateway: GatewayCount,
     /// Per service.
     pub services: Vec<ServiceRow>,
@@ -216,6 +224,7 @@ pub struct Report {
 pub(crate) struct Inputs<'a> {
     pub(crate) command: String,
     pub(crate) topology: String,
+    pub(crate) scenario: String,
     pub(crate) started_at: String,
     pub(crate) start_unix_nano: u64,
     pub(crate) users: usize,
@@ -226,6 +235,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) elapsed_s: f64,
     pub(crate) samples: &'a [Sample],
     pub(crate) failures: Vec<FailureNote>,
+    pub(crate) follow_up_requests: u64,
+    pub(crate) entry_services: Vec<String>,
     pub(crate) faults: Vec<FaultEvent>,
     pub(crate) incidents: Vec<Incident>,
     pub(crate) instances_before: Vec<InstanceView>,
@@ -385,6 +396,7 @@ pub(crate) fn build(i: Inputs<'_>) -> Report {
     Report {
         command: i.command,
         topology: i.topology,
+        scenario: i.scenario,
         started_at: i.started_at,
         users: i.users,
         rate: i.rate,
@@ -393,6 +405,7 @@ pub(crate) fn build(i: Inputs<'_>) -> Report {
         invalid_share: i.invalid_share,
         chaos: i.chaos,
         requests,
+        follow_up_requests: i.follow_up_requests,
         ok,
         rejected_as_expected: rejected,
         errors,
@@ -407,6 +420,7 @@ pub(crate) fn build(i: Inputs<'_>) -> Report {
             0.0
         },
         latency_ms: latency_stat(i.samples),
+        entry_services: i.entry_services,
         gateway: i.gateway,
         services,
         all_services,
@@ -463,12 +477,13 @@ impl Report {
     /// The report as Markdown.
     pub fn markdown(&self, chart: Option<&str>) -> String {
         let mut o = String::new();
-        let _ = writeln!(o, "# aiops experiment report\n");
+        let _ = writeln!(o, "# aiods-lab experiment report\n");
         let _ = writeln!(o, "`{}`\n", self.command);
         let _ = writeln!(
             o,
-            "Topology: {}. Started {}. Load: {} virtual users{}, {} % invalid orders (expected 4xx, not failures). Chaos: {}.\n",
+            "Topology: {}. Scenario: {}. Started {}. Load: {} virtual users{}, {} % invalid requests (expected to be refused, not failures). Chaos: {}.\n",
             self.topology,
+            self.scenario,
             self.started_at,
             self.users,
             self.rate
@@ -493,8 +508,16 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "{} orders approved, {} invalid orders rejected as expected; {:.0} requests/s; response time mean {}, p50 {}, p95 {}, p99 {}, max {}. The gateway counted {} requests on the order route ({} retried for the client, {} held past the hold time).\n",
+            "{} requests answered as expected{}, {} invalid requests rejected as expected; {:.0} requests/s; response time mean {}, p50 {}, p95 {}, p99 {}, max {}. The gateway counted {} requests to {} ({} retried for the client, {} held past the hold time).\n",
             thousands(self.ok),
+            if self.follow_up_requests > 0 {
+                format!(
+                    " (with {} follow-up polls to a final state)",
+                    thousands(self.follow_up_requests)
+                )
+            } else {
+                String::new()
+            },
             thousands(self.rejected_as_expected),
             self.throughput_rps,
             ms(self.latency_ms.mean),
@@ -503,6 +526,7 @@ impl Report {
             ms(self.latency_ms.p99),
             ms(self.latency_ms.max),
             thousands(self.gateway.requests),
+            self.entry_services.join(", "),
             self.gateway.retries,
             self.gateway.no_instance,
         );
@@ -650,8 +674,9 @@ impl Report {
             for f in self.failures.iter().take(10) {
                 let _ = writeln!(
                     o,
-                    "- {:.3} s, {} order, {}: {}",
+                    "- {:.3} s, {} ({}), {}: {}",
                     f.at_ms as f64 / 1000.0,
+                    f.request,
                     if f.valid { "valid" } else { "invalid" },
                     f.status
                         .map_or("no answer".to_owned(), |s| format!("status {s}")),

@@ -1,0 +1,5 @@
+//! `aiods-lab`: the lab beside the aiods platform (see [`aiods_lab::cli`]).
+
+fn main() -> std::process::ExitCode {
+    aiods_lab::cli::run()
+}
