@@ -21,6 +21,7 @@
 mod burn;
 mod exceptions;
 mod latency;
+mod templates;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use tokio::sync::mpsc;
 
 pub use burn::{AlertReading, Objective, read_alerts};
 pub use latency::{LatencyJudge, LatencyReading};
+pub use templates::{NewTemplate, QUIET_SECS, TemplateBook, TemplateNews, TemplateWatch};
 
 use crate::config::{DetectionConfig, SloConfig, Topology};
 use crate::incident::Signal;
@@ -60,12 +62,19 @@ pub struct ServiceDetection {
 }
 
 /// Starts the detection task: topology services with their settings, discovered ones with
-/// the defaults.
+/// the defaults; known log templates live in `pool`.
 pub fn spawn(
     topology: &Topology,
     store: Arc<Store>,
     events: mpsc::UnboundedSender<Event>,
+    pool: Option<sqlx::SqlitePool>,
 ) -> tokio::task::JoinHandle<()> {
+    let captured: std::collections::HashSet<String> = topology
+        .services
+        .iter()
+        .filter(|s| !s.command.is_empty())
+        .map(|s| s.name.clone())
+        .collect();
     let declared: HashMap<String, Watch> = topology
         .services
         .iter()
@@ -78,6 +87,14 @@ pub fn spawn(
         })
         .collect();
     tokio::spawn(async move {
+        let book = match TemplateBook::open(pool).await {
+            Ok(b) => b,
+            Err(error) => {
+                tracing::error!(%error, "log templates: no SQLite table, known for this run only");
+                TemplateBook::in_memory()
+            }
+        };
+        let mut templates = TemplateWatch::new(book, captured, now_nanos()).await;
         let default = Watch::default();
         let mut state: HashMap<String, ServiceDetection> = HashMap::new();
         let mut tick = tokio::time::interval(TICK);
@@ -85,13 +102,28 @@ pub fn spawn(
         loop {
             tick.tick().await;
             let now = now_nanos();
+            let detection_of = |s: &str| {
+                declared
+                    .get(s)
+                    .map(|w| w.detection.clone())
+                    .unwrap_or_default()
+            };
+            let mut news = templates.tick(&store, detection_of, now);
             // Bounded: the registry caps discovered services.
             let names = store.services.read().names();
             for service in names {
                 let watch = declared.get(&service).unwrap_or(&default);
                 let st = state.entry(service.clone()).or_default();
-                for s in st.evaluate(&service, watch, &store, now) {
-                    if events.send(Event::Detector(s)).is_err() {
+                let mut out: Vec<Event> = st
+                    .evaluate(&service, watch, &store, now)
+                    .into_iter()
+                    .map(Event::Detector)
+                    .collect();
+                if let Some(n) = news.remove(&service) {
+                    out.extend(st.templates(&service, n, now));
+                }
+                for e in out {
+                    if events.send(e).is_err() {
                         return;
                     }
                 }
@@ -137,6 +169,40 @@ impl ServiceDetection {
         });
         states.retain(|s| self.due(s, now));
         states
+    }
+
+    /// The new-template condition and rate-jump evidence of one tick.
+    fn templates(&mut self, service: &str, news: TemplateNews, now: u64) -> Vec<Event> {
+        let mut out: Vec<Event> = news
+            .jumps
+            .into_iter()
+            .map(|(template, count, baseline)| Event::Evidence {
+                service: service.to_owned(),
+                signal: Signal::LogTemplate,
+                instance: None,
+                detail: serde_json::json!({
+                    "kind": "error_template_rate_jump", "template": template,
+                    "count": count, "baseline_per_10s": baseline
+                }),
+            })
+            .collect();
+        let state = DetectorState {
+            service: service.to_owned(),
+            signal: Signal::LogTemplate,
+            active: news.open.is_some(),
+            since: news.open.as_ref().map_or(now, |o| o.since),
+            recovered_at: news.closed_at.unwrap_or(now),
+            detail: match &news.open {
+                Some(o) => serde_json::json!({
+                    "kind": "new_error_template", "template": o.template, "example": o.example,
+                }),
+                None => serde_json::Value::Null,
+            },
+        };
+        if self.due(&state, now) {
+            out.push(Event::Detector(state));
+        }
+        out
     }
 
     /// Whether `s` changed since it was last sent, or is due again.

@@ -123,6 +123,18 @@ impl LogStore {
         self.records.is_empty()
     }
 
+    /// Up to `max` records stored after sequence number `seq`, oldest first (records dropped
+    /// in between are skipped: their sequence numbers are gone).
+    pub fn since(&self, seq: u64, max: usize) -> Vec<Arc<LogRecord>> {
+        let start = self.records.partition_point(|(_, r)| r.seq <= seq);
+        self.records
+            .iter()
+            .skip(start)
+            .take(max)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
     /// Appends records; returns how many old ones were dropped.
     pub fn insert(&mut self, logs: Vec<LogRecord>, now: u64) -> u64 {
         let mut dropped = 0;

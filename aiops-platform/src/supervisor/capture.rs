@@ -1,34 +1,24 @@
 //! Output of supervised instances: stdout JSON lines (and stderr) become log records in the
-//! store; error-level lines go through the log template miner, whose new or jumping
-//! templates are evidence for the service's incident.
+//! store, where detection mines error-level ones for new templates (see
+//! `detect::templates`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-use tokio::sync::mpsc;
-
+use super::InstanceId;
 use super::actuator::LineSink;
-use super::{Event, InstanceId};
-use crate::logmine::{Evidence as LogEvidence, Level, Miner, RateTracker};
+use crate::logmine::Level;
 use crate::store::{LogRecord, Severity, Store, now_nanos, rfc3339};
 
-/// Sends instance output to the store and the log miner.
+/// Sends instance output to the store (one log record per line, marked with its `stream`).
 #[derive(Debug)]
 pub struct LogCapture {
     store: Arc<Store>,
-    events: mpsc::UnboundedSender<Event>,
-    miners: Mutex<HashMap<String, (Miner, RateTracker)>>,
 }
 
 impl LogCapture {
-    /// A capture into `store`, reporting log evidence to `events`.
-    pub fn new(store: Arc<Store>, events: mpsc::UnboundedSender<Event>) -> Self {
-        Self {
-            store,
-            events,
-            miners: Mutex::default(),
-        }
+    /// A capture into `store`.
+    pub fn new(store: Arc<Store>) -> Self {
+        Self { store }
     }
 }
 
@@ -128,35 +118,7 @@ fn json_record(
 
 impl LineSink for LogCapture {
     fn line(&self, id: &InstanceId, stderr: bool, line: String) {
-        let record = to_record(id, stderr, &line);
-        if record.level >= Severity::Error {
-            let ts = i64::try_from(record.time_unix_nano / 1_000_000_000).unwrap_or(0);
-            let mut miners = self.miners.lock();
-            let (miner, rate) = miners
-                .entry(id.service.clone())
-                .or_insert_with(|| (Miner::new(), RateTracker::new(10)));
-            let obs = miner.observe(&record.message);
-            if let Some(ev) = rate.observe(ts, &obs, Some(Level::Error)) {
-                let template = miner.template(obs.id);
-                let detail = match ev {
-                    LogEvidence::NewTemplate { .. } => {
-                        serde_json::json!({"kind": "new_error_template", "template": template})
-                    }
-                    LogEvidence::RateJump {
-                        count, baseline, ..
-                    } => serde_json::json!({
-                        "kind": "error_template_rate_jump", "template": template,
-                        "count": count, "baseline_per_10s": baseline
-                    }),
-                };
-                let _ = self.events.send(Event::Evidence {
-                    service: id.service.clone(),
-                    signal: crate::incident::Signal::LogTemplate,
-                    instance: Some(id.clone()),
-                    detail,
-                });
-            }
-        }
-        self.store.insert_logs(vec![record]);
+        // Mined for new error templates by detection, like OTLP logs.
+        self.store.insert_logs(vec![to_record(id, stderr, &line)]);
     }
 }

@@ -308,6 +308,8 @@ pub struct Supervision {
     gateway_listen: SocketAddr,
     /// Stops the gateway (dropping it does too), and the task that drains it.
     gateway_run: Mutex<Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>>,
+    /// The SQLite pool detection keeps its known log templates in.
+    pool: Option<sqlx::SqlitePool>,
 }
 
 #[derive(Debug, Default)]
@@ -357,7 +359,7 @@ impl Supervision {
                 routes.add_prefix(r, &s.name);
             }
         }
-        let db = match pool {
+        let db = match pool.clone() {
             Some(p) => Some(IncidentDb::open(p).await?),
             None => None,
         };
@@ -368,7 +370,7 @@ impl Supervision {
             Some(_) => Some(reserve(topology.gateway.listen)?),
             None => None,
         };
-        let sink = Arc::new(LogCapture::new(store, tx.clone()));
+        let sink = Arc::new(LogCapture::new(store));
         let actuator = build(ActuatorContext {
             routes: routes.clone(),
             sink,
@@ -395,6 +397,7 @@ impl Supervision {
             gateway,
             gateway_listen: gateway_addr.unwrap_or(topology.gateway.listen),
             gateway_run: Mutex::new(None),
+            pool,
         }))
     }
 
@@ -421,7 +424,7 @@ impl Supervision {
             controller.start_all().await;
             tokio::spawn(controller.run(rx));
         }
-        crate::detect::spawn(topology, store, self.events.clone());
+        crate::detect::spawn(topology, store, self.events.clone(), self.pool.clone());
         Ok(())
     }
 

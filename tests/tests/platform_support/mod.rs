@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod python;
+
 use serde_json::Value;
 
 pub const TOKEN: &str = "platform-test-token";

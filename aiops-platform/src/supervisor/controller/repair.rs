@@ -321,6 +321,9 @@ impl Controller {
         let title = match s.signal {
             crate::incident::Signal::ErrorRate => format!("{} error rate burning", s.service),
             crate::incident::Signal::Latency => format!("{} latency degraded", s.service),
+            crate::incident::Signal::LogTemplate => {
+                format!("{}: new error log template", s.service)
+            }
             _ => format!("{} exception burst", s.service),
         };
         let description = format!("{}: {}", s.signal, s.detail);
