@@ -115,6 +115,9 @@ pub struct RcaBenchArgs {
     /// (`case,family,target,target_metric,root,fault_time`), ready for `aiops rca`.
     #[arg(long, value_name = "DIR")]
     pub write: Option<PathBuf>,
+    /// Print every case whose root did not rank first to stderr, with the top three.
+    #[arg(long)]
+    pub failures: bool,
 }
 
 /// Runs `aiops rca-bench`: prints the accuracy table (CSV) on stdout.
@@ -134,6 +137,9 @@ pub fn bench(args: &RcaBenchArgs) -> Result<(), RcaCliError> {
     };
     if let Some(dir) = &args.write {
         write_cases(&options, dir)?;
+    }
+    if args.failures {
+        print_failures(&options);
     }
     let report = bench::run(&options);
     let mut out = io::stdout().lock();
@@ -165,4 +171,46 @@ fn write_cases(options: &BenchOptions, dir: &std::path::Path) -> Result<(), RcaC
         .map_err(failed)?;
     }
     index.flush().map_err(failed)
+}
+
+fn print_failures(options: &BenchOptions) {
+    for id in 0..options.cases {
+        let Some(case) = bench::case(options, id) else {
+            break;
+        };
+        let mut rank_options = options.rank.clone().with_target_metric(&case.target_metric);
+        if options.since_known {
+            rank_options.since = Some(case.fault_time);
+        }
+        let Ok(ranked) = rca::rank(&case.metrics, &case.graph, &case.target, &rank_options) else {
+            continue;
+        };
+        let position = ranked.iter().position(|c| c.node == case.root);
+        if position == Some(0) {
+            continue;
+        }
+        let top: Vec<String> = ranked
+            .iter()
+            .take(3)
+            .map(|c| match &c.evidence {
+                Some(e) => format!(
+                    "{}={:.3}({} z={:.1} at {:.0})",
+                    c.node,
+                    c.score,
+                    e.metric,
+                    e.z,
+                    e.onset - case.fault_time
+                ),
+                None => format!("{}={:.3}", c.node, c.score),
+            })
+            .collect();
+        eprintln!(
+            "case {id} {}: root {} at {:?}, target {}; top {}",
+            case.family,
+            case.root,
+            position.map(|p| p + 1),
+            case.target,
+            top.join(" ")
+        );
+    }
 }

@@ -4,16 +4,18 @@
 //! higher ranks, in the metric's bad direction); the anomalous segment runs from the onset to
 //! the end that maximises a scan statistic (so a burst that is over is not diluted by the
 //! healthy points after it); the size is the robust z-score of the segment's median against
-//! the baseline's median, in units of the baseline's MAD.
+//! the baseline's median, in units of the baseline's MAD (its mean absolute deviation when the
+//! MAD is 0).
 
 use super::series::{MetricKind, Point};
 
 /// Series shorter than this are not judged.
-pub(crate) const MIN_POINTS: usize = 8;
-/// A baseline needs at least this many points.
-const MIN_BASELINE: usize = 4;
-/// An anomalous segment needs at least this many points.
-const MIN_SEGMENT: usize = 3;
+pub(crate) const MIN_POINTS: usize = 12;
+/// A baseline needs at least this many points (and a tenth of the series): a MAD from
+/// fewer is too unsure to measure a change with.
+const MIN_BASELINE: usize = 8;
+/// An anomalous segment needs at least this many points (a few spikes are not a change).
+const MIN_SEGMENT: usize = 6;
 
 /// The change found in one series.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,7 +54,7 @@ pub(crate) fn change_of(
     // weighted as CUSUM weights it.
     let (lo, hi) = match since_split {
         Some(k) => (k, n.saturating_sub(MIN_SEGMENT).max(k)),
-        None => (MIN_BASELINE.max(n / 40), n - MIN_SEGMENT.max(n / 40)),
+        None => (MIN_BASELINE.max(n / 10), n - MIN_SEGMENT.max(n / 40)),
     };
     let total = prefix[n];
     let mut onset_at = lo;
@@ -103,7 +105,14 @@ pub(crate) fn change_of(
     let segment_median = median(&mut segment);
     let mut deviations: Vec<f64> = base.iter().map(|v| (v - base_median).abs()).collect();
     let mad = median(&mut deviations);
-    let scale = (1.4826 * mad).max(1e-3 * base_median.abs()).max(1e-9);
+    // MAD is 0 when most of the baseline sits on one value (an error rate that is mostly 0):
+    // then the mean absolute deviation stands in, as in the usual modified z-score.
+    let spread = if mad > 0.0 {
+        1.4826 * mad
+    } else {
+        1.2533 * deviations.iter().sum::<f64>() / deviations.len().max(1) as f64
+    };
+    let scale = spread.max(1e-3 * base_median.abs()).max(1e-9);
     let z = sign(segment_median - base_median) / scale;
     Some(SeriesChange {
         onset: points[onset_at].0,
@@ -206,7 +215,7 @@ mod tests {
         let flat = series(&[3.0; 50]);
         let c = change_of(&flat, MetricKind::Other, None).expect("judged");
         assert_eq!(c.z, 0.0);
-        assert!(change_of(&flat[..5], MetricKind::Other, None).is_none());
+        assert!(change_of(&flat[..10], MetricKind::Other, None).is_none());
     }
 
     #[test]

@@ -14,10 +14,11 @@
 //!   latency weighted by call fraction 0.3–1, lognormal noise of 3–20 %, 1 % spikes),
 //!   `error_rate` (own rate plus the callees', each attenuated by retries), `requests` (entry
 //!   load with a slow wave, times fan-out along edges, 3 % noise) and `cpu` (following the
-//!   load). Each edge delays what crosses it by 0–2 points. 2 % of points are missing.
+//!   load). Each edge delays what crosses it by 0–2 points; each node is sampled at its own
+//!   phase within the step; 2 % of points are missing.
 //! - **Faults** at a uniformly drawn root, at a uniformly drawn point 120–180:
-//!   [`FaultFamily::Latency`] (root latency ×1.5–4), [`FaultFamily::Errors`] (a burst of
-//!   5–40 % errors lasting 40–120 points), [`FaultFamily::Saturation`] (capacity cut to
+//!   [`FaultFamily::Latency`] (root latency ×1.2–4), [`FaultFamily::Errors`] (a burst of
+//!   2–40 % errors lasting 40–120 points), [`FaultFamily::Saturation`] (capacity cut to
 //!   60–85 % of the load: requests plateau, latency up 1.8–3.5×, some rejections) and
 //!   [`FaultFamily::Cpu`] (a CPU hog: CPU up 0.25–0.45, own latency up 30–100 %, no errors).
 //! - **Distractors**: half the cases have a benign change at another node at any time (a
@@ -348,13 +349,13 @@ impl BenchCase {
         let baseline_total = world.total_latency(&own_latency, root);
         match family {
             FaultFamily::Latency => {
-                let add = baseline_total * rng.range(0.5, 3.0);
+                let add = baseline_total * rng.range(0.2, 3.0);
                 inj.own_latency[root][fault_at..]
                     .iter_mut()
                     .for_each(|l| *l += add);
             }
             FaultFamily::Errors => {
-                let rate = rng.range(0.05, 0.4);
+                let rate = rng.range(0.02, 0.4);
                 let end = (fault_at + rng.int(40, 120)).min(t);
                 inj.own_errors[root][fault_at..end]
                     .iter_mut()
@@ -473,9 +474,11 @@ impl BenchCase {
         // Observations with noise and gaps.
         let mut metrics = MetricSeries::new();
         for i in 0..n {
+            // Each node is scraped at its own phase within the step.
+            let offset = rng.range(0.0, STEP);
             let mean_load = served[i].iter().sum::<f64>() / t as f64;
             for k in 0..t {
-                let ts = START + k as f64 * STEP;
+                let ts = START + k as f64 * STEP + offset;
                 let keep = |rng: &mut SplitMix| !rng.chance(0.02);
                 let spike = if rng.chance(0.01) {
                     rng.range(1.5, 3.0)

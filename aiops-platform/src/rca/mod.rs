@@ -17,12 +17,14 @@
 //!    metric, weighted by how well that metric's kind can explain the target metric's kind
 //!    ([`MetricKind::explains`]); its onset is the earliest among its metrics at least half
 //!    as anomalous.
-//! 3. **Per candidate, a score** = `A · (1 − w_v · victim) · (1 − w_e · (1 − explained))`,
+//! 3. **Per candidate, a score** = `A · lead · (1 − w_v · victim) · (1 − w_e · (1 − explained))`,
 //!    where *victim* is the strongest anomalous dependency that started no later than it
 //!    (within a tolerance, default two sampling steps), weighted by kind compatibility — its
 //!    own anomaly is then probably inherited — and *explained* is the anomaly-weighted share of
 //!    its anomalous dependents (the callers up to the target) that started no earlier than it.
-//!    A dependency that degraded first and explains its callers ranks above them.
+//!    A dependency that degraded first and explains its callers ranks above them. *lead*
+//!    discounts a change that started long before the target's own (more than 30 sampling
+//!    steps, decaying with that scale): an old change rarely explains a new incident.
 //!
 //! Candidates are the target and its transitive callees; nodes elsewhere are never ranked.
 //! Ties are broken by node name, so the output is deterministic.
@@ -86,6 +88,9 @@ pub struct RankOptions {
     pub onset_tolerance: Option<f64>,
     /// The onset tolerance in sampling steps, when `onset_tolerance` is `None`.
     pub tolerance_steps: f64,
+    /// A candidate whose anomaly started more than this many sampling steps before the
+    /// target's is discounted, exponentially with the same scale.
+    pub lead_window_steps: f64,
     /// Robust z-scores up to this are no anomaly at all.
     pub z_threshold: f64,
     /// Robust z-score units over the threshold for the anomaly to reach `1 − 1/e`.
@@ -103,6 +108,7 @@ impl Default for RankOptions {
             since: None,
             onset_tolerance: None,
             tolerance_steps: 2.0,
+            lead_window_steps: 30.0,
             z_threshold: 3.0,
             z_scale: 4.0,
             victim_weight: 0.9,

@@ -38,6 +38,17 @@ fn no_later(earlier: f64, later: f64, tolerance: f64) -> f64 {
     }
 }
 
+/// How plausible a cause is that started `lead` seconds before the incident: 1 up to `window`,
+/// then decaying exponentially with the same scale (an old change rarely explains a new
+/// incident).
+fn lead_relevance(lead: f64, window: f64) -> f64 {
+    if lead <= window || window <= 0.0 {
+        1.0
+    } else {
+        (-(lead - window) / window).exp()
+    }
+}
+
 /// Median spacing of the timestamps of the given series, the default onset tolerance unit.
 fn typical_step<'a>(series: impl Iterator<Item = &'a [Point]>) -> f64 {
     let mut steps: Vec<f64> = Vec::new();
@@ -97,14 +108,15 @@ pub(crate) fn rank(
     candidates.sort_unstable();
     candidates.dedup();
 
-    let tolerance = options.onset_tolerance.unwrap_or_else(|| {
-        options.tolerance_steps
-            * typical_step(
-                candidates
-                    .iter()
-                    .flat_map(|c| metrics.metrics_of(c).map(|(_, p)| p)),
-            )
-    });
+    let step = typical_step(
+        candidates
+            .iter()
+            .flat_map(|c| metrics.metrics_of(c).map(|(_, p)| p)),
+    );
+    let tolerance = options
+        .onset_tolerance
+        .unwrap_or(options.tolerance_steps * step);
+    let lead_window = options.lead_window_steps * step;
 
     let mut anomalies: BTreeMap<&str, NodeAnomaly> = BTreeMap::new();
     for &node in &candidates {
@@ -112,6 +124,12 @@ pub(crate) fn rank(
             anomalies.insert(node, a);
         }
     }
+
+    // The incident's own start, when the target shows it: a cause starts shortly before.
+    let incident_onset = anomalies
+        .get(target)
+        .filter(|a| a.strength > 0.0)
+        .map(|a| a.onset);
 
     // The strongest anomalous candidates take part in the pairwise terms.
     let mut anomalous: Vec<(&str, f64)> = anomalies
@@ -154,7 +172,9 @@ pub(crate) fn rank(
             } else {
                 1.0
             };
+            let relevance = incident_onset.map_or(1.0, |t| lead_relevance(t - a.onset, lead_window));
             let score = a.strength
+                * relevance
                 * (1.0 - options.victim_weight * victim)
                 * (1.0 - options.explain_weight * (1.0 - explained));
             RankedCause::new(
@@ -223,6 +243,8 @@ mod tests {
         assert_eq!(no_later(24.0, 20.0, 5.0), 1.0);
         assert!((no_later(30.0, 20.0, 5.0) - 0.5).abs() < 1e-9);
         assert_eq!(no_later(40.0, 20.0, 5.0), 0.0);
+        assert_eq!(lead_relevance(-50.0, 100.0), 1.0);
+        assert!((lead_relevance(200.0, 100.0) - (-1.0f64).exp()).abs() < 1e-12);
         let steps = [(0.0, 1.0), (10.0, 1.0), (20.0, 1.0)];
         assert_eq!(typical_step([&steps[..]].into_iter()), 10.0);
     }
