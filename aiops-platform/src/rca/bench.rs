@@ -14,13 +14,13 @@
 //!   latency weighted by call fraction 0.3–1, lognormal noise of 3–20 %, 1 % spikes),
 //!   `error_rate` (own rate plus the callees', each attenuated by retries), `requests` (entry
 //!   load with a slow wave, times fan-out along edges, 3 % noise) and `cpu` (following the
-//!   load). Each edge delays what crosses it by 0–2 points; each node is sampled at its own
+//!   load, noise 0.01–0.06). Each edge delays what crosses it by 0–2 points; each node is sampled at its own
 //!   phase within the step; 2 % of points are missing.
 //! - **Faults** at a uniformly drawn root, at a uniformly drawn point 120–180:
 //!   [`FaultFamily::Latency`] (root latency ×1.2–4), [`FaultFamily::Errors`] (a burst of
 //!   2–40 % errors lasting 40–120 points), [`FaultFamily::Saturation`] (capacity cut to
-//!   60–85 % of the load: requests plateau, latency up 1.8–3.5×, some rejections) and
-//!   [`FaultFamily::Cpu`] (a CPU hog: CPU up 0.25–0.45, own latency up 30–100 %, no errors).
+//!   70–95 % of the load: requests plateau, latency up 1.2–2.5×, some rejections) and
+//!   [`FaultFamily::Cpu`] (a CPU hog: CPU up 0.05–0.3, own latency up 10–60 %, no errors).
 //! - **Distractors**: half the cases have a benign change at another node at any time (a
 //!   traffic shift or a CPU step after a deploy); 30 % have a real latency fault at a node
 //!   that is not a candidate (outside the target's dependencies).
@@ -320,7 +320,7 @@ impl BenchCase {
         let own_errors: Vec<f64> = (0..n).map(|_| rng.range(0.0, 0.01)).collect();
         let latency_noise: Vec<f64> = (0..n).map(|_| rng.range(0.03, 0.2)).collect();
         let cpu_base: Vec<f64> = (0..n).map(|_| rng.range(0.1, 0.5)).collect();
-        let cpu_noise: Vec<f64> = (0..n).map(|_| rng.range(0.01, 0.04)).collect();
+        let cpu_noise: Vec<f64> = (0..n).map(|_| rng.range(0.01, 0.06)).collect();
 
         // Load: entries get a slow wave, the rest what their callers send.
         let mut requests = vec![vec![0.0; t]; n];
@@ -362,13 +362,13 @@ impl BenchCase {
                     .for_each(|e| *e += rate);
             }
             FaultFamily::Saturation => {
-                let factor = rng.range(0.6, 0.85);
-                let slow = rng.range(0.8, 2.5);
+                let factor = rng.range(0.7, 0.95);
+                let slow = rng.range(0.2, 1.5);
                 inj.saturation = Some((root, factor, slow * baseline_total));
             }
             FaultFamily::Cpu => {
-                let cpu = rng.range(0.25, 0.45);
-                let add = own_latency[root] * rng.range(0.3, 1.0);
+                let cpu = rng.range(0.05, 0.3);
+                let add = own_latency[root] * rng.range(0.1, 0.6);
                 inj.cpu[root][fault_at..].iter_mut().for_each(|c| *c += cpu);
                 inj.own_latency[root][fault_at..]
                     .iter_mut()
