@@ -769,4 +769,36 @@ mod tests {
         );
         assert!("nope".parse::<FaultFamily>().is_err());
     }
+
+    /// Floors a little below the measurement (`aiops rca-bench --cases 300 --seed 7`: held-out
+    /// top-1 0.867, top-3 0.920; cpu top-1 0.733; all top-1 0.903, top-3 0.940), so that a
+    /// change that makes the ranking worse fails here.
+    #[test]
+    fn accuracy_stays_above_the_floors() {
+        let options = BenchOptions {
+            cases: 300,
+            seed: 7,
+            ..BenchOptions::default()
+        };
+        let report = run(&options);
+        println!("{report}");
+        assert_eq!(report.overall.cases, 300);
+        assert_eq!(report.held_out.cases, 150);
+        let floors = [
+            ("held-out top-1", report.held_out.top1_rate(), 0.80),
+            ("held-out top-3", report.held_out.top3_rate(), 0.87),
+            ("all top-1", report.overall.top1_rate(), 0.85),
+            ("all top-3", report.overall.top3_rate(), 0.90),
+        ];
+        for (what, got, floor) in floors {
+            assert!(got >= floor, "{what}: {got:.3} < floor {floor}\n{report}");
+        }
+        for (family, accuracy) in &report.families {
+            assert!(
+                accuracy.top1_rate() >= 0.65,
+                "{family} top-1 {:.3}\n{report}",
+                accuracy.top1_rate()
+            );
+        }
+    }
 }

@@ -172,7 +172,8 @@ pub(crate) fn rank(
             } else {
                 1.0
             };
-            let relevance = incident_onset.map_or(1.0, |t| lead_relevance(t - a.onset, lead_window));
+            let relevance =
+                incident_onset.map_or(1.0, |t| lead_relevance(t - a.onset, lead_window));
             let score = a.strength
                 * relevance
                 * (1.0 - options.victim_weight * victim)
