@@ -76,9 +76,13 @@ pub fn run(args: &RcaArgs) -> Result<(), RcaCliError> {
     };
     let mut out = BufWriter::new(io::stdout().lock());
     if args.json {
-        let rows: Vec<serde_json::Value> = ranked
+        let rows: Vec<JsonRow<'_>> = ranked
             .iter()
-            .map(|c| serde_json::json!({ "rank": c.rank, "node": c.node, "score": round(c.score) }))
+            .map(|c| JsonRow {
+                rank: c.rank,
+                node: &c.node,
+                score: round(c.score),
+            })
             .collect();
         serde_json::to_writer(&mut out, &rows).map_err(|e| stdout(e.into()))?;
         writeln!(out).map_err(stdout)?;
@@ -89,6 +93,14 @@ pub fn run(args: &RcaArgs) -> Result<(), RcaCliError> {
         }
     }
     out.flush().map_err(stdout)
+}
+
+/// One element of `--json` output, fields in the CSV's order.
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    rank: usize,
+    node: &'a str,
+    score: f64,
 }
 
 /// Six decimals, like the CSV.

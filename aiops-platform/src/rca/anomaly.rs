@@ -59,13 +59,13 @@ pub(crate) fn change_of(
     let total = prefix[n];
     let mut onset_at = lo;
     let mut best = f64::NEG_INFINITY;
-    for k in lo..=hi {
+    for (k, &below) in prefix.iter().enumerate().take(hi + 1).skip(lo) {
         if k == 0 || k >= n {
             continue;
         }
         let (kf, nf) = (k as f64, n as f64);
-        let before = prefix[k] / kf;
-        let after = (total - prefix[k]) / (nf - kf);
+        let before = below / kf;
+        let after = (total - below) / (nf - kf);
         let stat = sign(after - before) * (kf * (nf - kf) / nf).sqrt();
         if stat > best {
             best = stat;
