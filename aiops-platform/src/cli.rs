@@ -25,6 +25,11 @@ struct Cli {
 enum Command {
     /// Score a `timestamp,value` CSV for anomalies.
     Detect(crate::cli_detect::DetectArgs),
+    /// Rank the root causes of an incident at a node from metrics and a call graph (CSV).
+    Rca(crate::cli_rca::RcaArgs),
+    /// The synthetic root-cause benchmark: top-1 and top-3 per fault family.
+    #[command(name = "rca-bench", hide = true)]
+    RcaBench(crate::cli_rca::RcaBenchArgs),
     /// Run the platform: OTLP and Sentry receivers, Prometheus scraping, management API.
     Up(UpArgs),
     /// Services seen from any signal.
@@ -90,6 +95,8 @@ pub fn run() -> ExitCode {
     crate::platform::install_crypto_provider();
     match cli.command {
         Command::Detect(a) => local(crate::cli_detect::run(&a)),
+        Command::Rca(a) => local(crate::cli_rca::run(&a)),
+        Command::RcaBench(a) => local(crate::cli_rca::bench(&a)),
         Command::Up(args) => up(args),
         Command::Services(a) => read(cli_client::services(&a)),
         Command::Traces(a) => read(cli_client::traces(&a)),
