@@ -166,6 +166,9 @@ impl Default for RecoveryConfig {
 pub struct DetectionConfig {
     /// Fewest requests in an alert's short window to judge its burn (default 10).
     pub min_requests: u64,
+    /// Fewest bad requests (failed, or slower than the objective) in the short window for an
+    /// alert to fire (default 3): one stray failure among a few requests is not an incident.
+    pub min_bad: u64,
     /// An error episode is over after this long without a failed request (ms, default 2000).
     pub quiet_ms: u64,
     /// Latency degradation: the robust detector's score of the current second's mean
@@ -198,6 +201,7 @@ impl Default for DetectionConfig {
     fn default() -> Self {
         Self {
             min_requests: 10,
+            min_bad: 3,
             quiet_ms: 2_000,
             latency_score: 0.3,
             latency_factor: 3.0,

@@ -33,6 +33,25 @@ pub struct AlertReading {
     pub firing: bool,
 }
 
+/// The least evidence an alert needs in its short window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinEvidence {
+    /// Requests.
+    pub requests: u64,
+    /// Bad requests.
+    pub bad: u64,
+}
+
+impl MinEvidence {
+    /// From a service's detection settings.
+    pub fn of(cfg: &crate::config::DetectionConfig) -> Self {
+        Self {
+            requests: cfg.min_requests,
+            bad: cfg.min_bad,
+        }
+    }
+}
+
 /// Reads every burn alert of `slo` for `objective` at `now`. `None` for the latency
 /// objective when the SLO sets no `latency_ms`.
 pub fn read_alerts(
@@ -40,21 +59,21 @@ pub fn read_alerts(
     now: u64,
     slo: &SloConfig,
     objective: Objective,
-    min_requests: u64,
+    min: MinEvidence,
 ) -> Option<Vec<AlertReading>> {
     let (budget, slow_ms) = match objective {
         Objective::Availability => (1.0 - slo.availability, None),
         Objective::Latency => (1.0 - slo.latency_target, Some(slo.latency_ms?)),
     };
+    let bad = |w: &WindowCounts| match slow_ms {
+        Some(_) => w.slow,
+        None => w.errors,
+    };
     let bad_ratio = |w: &WindowCounts| {
-        let bad = match slow_ms {
-            Some(_) => w.slow,
-            None => w.errors,
-        };
         if w.total == 0 {
             0.0
         } else {
-            bad as f64 / w.total as f64
+            bad(w) as f64 / w.total as f64
         }
     };
     let window = |secs| match slow_ms {
@@ -74,7 +93,8 @@ pub fn read_alerts(
                 short,
                 long_burn,
                 short_burn,
-                firing: short.total >= min_requests
+                firing: short.total >= min.requests
+                    && bad(&short) >= min.bad
                     && long_burn >= alert.factor
                     && short_burn >= alert.factor,
             }
@@ -88,6 +108,10 @@ mod tests {
     use super::*;
 
     const S: u64 = 1_000_000_000;
+    const MIN: MinEvidence = MinEvidence {
+        requests: 10,
+        bad: 3,
+    };
 
     /// `rps` requests per second from `from` to `to` (seconds), `bad` of them failed.
     fn traffic(b: &mut Buckets, from: u64, to: u64, rps: u64, bad: u64) {
@@ -101,7 +125,7 @@ mod tests {
     }
 
     fn firing(b: &Buckets, now_s: u64, objective: Objective, slo: &SloConfig) -> bool {
-        read_alerts(b, now_s * S, slo, objective, 10)
+        read_alerts(b, now_s * S, slo, objective, MIN)
             .unwrap_or_default()
             .iter()
             .any(|r| r.firing)
@@ -142,7 +166,7 @@ mod tests {
         let mut slo = SloConfig::default();
         let mut b = Buckets::default();
         traffic(&mut b, 0, 10, 20, 6);
-        assert!(read_alerts(&b, 9 * S, &slo, Objective::Latency, 10).is_none());
+        assert!(read_alerts(&b, 9 * S, &slo, Objective::Latency, MIN).is_none());
         slo.latency_ms = Some(300.0);
         assert!(firing(&b, 9, Objective::Latency, &slo));
         let mut fast = Buckets::default();

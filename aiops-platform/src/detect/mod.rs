@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-pub use burn::{AlertReading, Objective, read_alerts};
+pub use burn::{AlertReading, MinEvidence, Objective, read_alerts};
 pub use latency::{LatencyJudge, LatencyReading};
 pub use templates::{NewTemplate, QUIET_SECS, TemplateBook, TemplateNews, TemplateWatch};
 
@@ -231,7 +231,7 @@ impl ServiceDetection {
             now,
             &watch.slo,
             Objective::Availability,
-            cfg.min_requests,
+            MinEvidence::of(cfg),
         )
         .unwrap_or_default();
         let firing = readings.iter().any(|r| r.firing);
@@ -270,7 +270,7 @@ impl ServiceDetection {
             now,
             &watch.slo,
             Objective::Latency,
-            watch.detection.min_requests,
+            MinEvidence::of(&watch.detection),
         );
         let slo_firing = slo.as_ref().is_some_and(|r| r.iter().any(|a| a.firing));
         let slo_since = slo_firing.then(|| first_slow(b, now, &watch.slo)).flatten();
