@@ -2,11 +2,13 @@
 clients: server spans and the OTel-semconv HTTP histogram over OTLP (OpenTelemetry Python SDK),
 and `/metrics` (prometheus_client). The platform neither starts it nor routes its traffic.
 
-    PORT=0 python3 telemetry_app.py [--no-otlp] [--no-metrics-endpoint]
+    PORT=0 [UPSTREAM=http://host:port] python3 telemetry_app.py [--no-otlp] [--no-metrics-endpoint]
 
 Prints `{"event": "listening", "port": N}` once bound. GET /work answers 200, or 500 with the
 configured share, after the configured latency; POST /admin/mode {"error_rate": 0.3,
-"latency_ms": 300} changes both. /health/live answers UP.
+"latency_ms": 300} changes both. /health/live answers UP. With UPSTREAM, each /work first
+calls the upstream's /work with the W3C trace context (so the platform learns the call), and
+fails when it fails.
 """
 
 import json
@@ -15,16 +17,19 @@ import random
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 OTLP = "--no-otlp" not in sys.argv
+UPSTREAM = os.environ.get("UPSTREAM")
 METRICS_ENDPOINT = "--no-metrics-endpoint" not in sys.argv
 
 mode = {"error_rate": 0.0, "latency_ms": 0.0}
 lock = threading.Lock()
 
 if OTLP:
-    from opentelemetry import metrics, trace
+    from opentelemetry import metrics, propagate, trace
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.metrics import MeterProvider
@@ -98,9 +103,21 @@ class Handler(BaseHTTPRequestHandler):
             error_rate, latency_ms = mode["error_rate"], mode["latency_ms"]
         status = 500 if random.random() < error_rate else 200
         if OTLP:
-            span = tracer.start_span("GET /work", kind=SpanKind.SERVER)
+            parent = propagate.extract(self.headers)
+            span = tracer.start_span("GET /work", kind=SpanKind.SERVER, context=parent)
         if latency_ms > 0:
             time.sleep(latency_ms / 1000.0)
+        if UPSTREAM:
+            headers = {}
+            if OTLP:
+                with trace.use_span(span, end_on_exit=False):
+                    propagate.inject(headers)
+            try:
+                urllib.request.urlopen(
+                    urllib.request.Request(UPSTREAM + "/work", headers=headers), timeout=10
+                ).read()
+            except (urllib.error.URLError, OSError):
+                status = 502
         self.answer(status, '{"ok":%s}' % ("false" if status >= 500 else "true"))
         elapsed = time.time() - started
         attrs = {"http.request.method": "GET", "http.route": "/work", "http.response.status_code": status}

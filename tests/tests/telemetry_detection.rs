@@ -234,3 +234,45 @@ AIODS_FAULTS__TOKEN = "{FAULT_TOKEN}"
     clear_fault(p.client(), &url).await;
     resolved(&p, inc["id"].as_str().unwrap_or_default()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstreams_latency_is_named_first_in_the_callers_incident() {
+    // Two services known only from their telemetry: py-front calls py-back on every request,
+    // with the W3C trace context, so the platform learns the call from the spans.
+    let p = PlatformProcess::start("");
+    let otlp = |name: &str| {
+        vec![
+            ("OTEL_SERVICE_NAME", name.to_owned()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", p.url.clone()),
+        ]
+    };
+    let back = PythonApp::start(&["--no-metrics-endpoint"], &otlp("py-back"));
+    let mut front_env = otlp("py-front");
+    front_env.push(("UPSTREAM", back.url.clone()));
+    let front = PythonApp::start(&["--no-metrics-endpoint"], &front_env);
+    let _load = Load::start(p.client(), format!("{}/work", front.url));
+    // Both latency judges need their warm-up of seconds with requests.
+    tokio::time::sleep(Duration::from_secs(36)).await;
+    back.set_mode(p.client(), 0.0, 300.0).await;
+    let inc = p
+        .wait_for(
+            "py-front's incident naming py-back first",
+            Duration::from_secs(40),
+            || async {
+                p.incidents("py-front")
+                    .await
+                    .into_iter()
+                    .find(|i| i["status"] == "open" && i["root_causes"][0]["node"] == "py-back")
+            },
+        )
+        .await;
+    assert_eq!(inc["probable_root_cause"], "py-back", "{inc:#}");
+    let causes = inc["root_causes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        causes.len(),
+        2,
+        "the caller and its one dependency: {inc:#}"
+    );
+    assert_eq!(causes[1]["node"], "py-front");
+    back.set_mode(p.client(), 0.0, 0.0).await;
+}

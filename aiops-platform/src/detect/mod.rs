@@ -21,6 +21,7 @@
 mod burn;
 mod exceptions;
 mod latency;
+mod rootcause;
 mod templates;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use tokio::sync::mpsc;
 
 pub use burn::{AlertReading, MinEvidence, Objective, read_alerts};
 pub use latency::{LatencyJudge, LatencyReading};
+pub use rootcause::rank_causes;
 pub use templates::{NewTemplate, QUIET_SECS, TemplateBook, TemplateNews, TemplateWatch};
 
 use crate::config::{DetectionConfig, SloConfig, Topology};
@@ -41,6 +43,8 @@ use crate::supervisor::{DetectorState, Event};
 const TICK: Duration = Duration::from_millis(250);
 /// Unchanged states are sent again this often.
 const REFRESH_NS: u64 = 5_000_000_000;
+/// Root causes of a service with an open request-level condition are ranked again this often.
+pub const RANK_EVERY_NS: u64 = 2_000_000_000;
 
 /// How a service is watched: its thresholds and objectives.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +63,9 @@ pub struct ServiceDetection {
     latency_slo_active: bool,
     exceptions: exceptions::ExceptionWatch,
     sent: HashMap<Signal, (bool, u64)>,
+    latency_active: bool,
+    /// When causes were last ranked, and the order then.
+    ranked: Option<(u64, Vec<String>)>,
 }
 
 /// Starts the detection task: topology services with their settings, discovered ones with
@@ -69,6 +76,11 @@ pub fn spawn(
     events: mpsc::UnboundedSender<Event>,
     pool: Option<sqlx::SqlitePool>,
 ) -> tokio::task::JoinHandle<()> {
+    let declared_edges: Vec<(String, String)> = topology
+        .services
+        .iter()
+        .flat_map(|s| s.depends_on.iter().map(|d| (s.name.clone(), d.clone())))
+        .collect();
     let captured: std::collections::HashSet<String> = topology
         .services
         .iter()
@@ -122,6 +134,7 @@ pub fn spawn(
                 if let Some(n) = news.remove(&service) {
                     out.extend(st.templates(&service, n, now));
                 }
+                out.extend(st.root_causes(&service, &store, &declared_edges, now));
                 for e in out {
                     if events.send(e).is_err() {
                         return;
@@ -169,6 +182,41 @@ impl ServiceDetection {
         });
         states.retain(|s| self.due(s, now));
         states
+    }
+
+    /// While a request-level condition holds, the ranked root causes (every
+    /// [`RANK_EVERY_NS`], sent when their order changed).
+    fn root_causes(
+        &mut self,
+        service: &str,
+        store: &Store,
+        declared: &[(String, String)],
+        now: u64,
+    ) -> Option<Event> {
+        if !self.errors_active && !self.latency_active {
+            self.ranked = None;
+            return None;
+        }
+        if self
+            .ranked
+            .as_ref()
+            .is_some_and(|(at, _)| now.saturating_sub(*at) < RANK_EVERY_NS)
+        {
+            return None;
+        }
+        let metric = if self.latency_active {
+            "latency"
+        } else {
+            "error_rate"
+        };
+        let causes = rank_causes(store, declared, service, metric, now)?;
+        let order: Vec<String> = causes.iter().map(|c| c.node.clone()).collect();
+        let changed = self.ranked.as_ref().is_none_or(|(_, o)| *o != order);
+        self.ranked = Some((now, order));
+        changed.then(|| Event::RootCauses {
+            service: service.to_owned(),
+            causes,
+        })
     }
 
     /// The new-template condition and rate-jump evidence of one tick.
@@ -280,6 +328,7 @@ impl ServiceDetection {
             self.latency_slo_active = false;
         }
         let active = reading.active || self.latency_slo_active;
+        self.latency_active = active;
         let since = match (reading.active, slo_since) {
             (true, Some(s)) => reading.since.min(s),
             (true, None) => reading.since,

@@ -112,6 +112,24 @@ pub struct Action {
     pub approved_by: Option<String>,
 }
 
+/// One candidate root cause of an incident, as ranked from the call graph and the
+/// services' signals (see `rca::rank`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootCause {
+    /// 1 = most likely.
+    pub rank: usize,
+    /// The service.
+    pub node: String,
+    /// Its score in `[0, 1]`.
+    pub score: f64,
+    /// The metric whose change supports it, when one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// When that change started (epoch seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub onset: Option<f64>,
+}
+
 /// A timeline entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TimelineEntry {
@@ -150,6 +168,9 @@ pub struct Incident {
     /// An upstream dependency whose own incident probably explains this one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probable_root_cause: Option<String>,
+    /// Candidate root causes, most likely first (the service itself among them).
+    #[serde(default)]
+    pub root_causes: Vec<RootCause>,
     /// True when automatic recovery gave up (restart budget spent) and a human is needed.
     pub needs_attention: bool,
     /// Why a human is needed.
@@ -214,6 +235,7 @@ impl Incident {
             title,
             signals: Vec::new(),
             probable_root_cause: None,
+            root_causes: Vec::new(),
             needs_attention: false,
             attention_reason: None,
             failure_start: rfc3339(failure_start),

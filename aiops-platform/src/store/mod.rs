@@ -4,6 +4,7 @@
 //! outside any lock and then holds the lock only to append a batch, so a slow API reader never
 //! holds up a receiver for long. What retention drops is counted in [`Stats`].
 
+mod callgraph;
 mod exceptions;
 mod logs;
 mod metrics;
@@ -18,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::RwLock;
 use serde::Serialize;
 
+pub use callgraph::{MAX_EDGES, ServiceGraph};
 pub use exceptions::{ExceptionEvent, ExceptionGroup, ExceptionStore};
 pub use logs::{LogQuery, LogRecord, LogStore, Severity};
 pub use metrics::{MetricPoint, MetricQuery, MetricSample, MetricStore, SeriesView};
@@ -191,6 +193,8 @@ pub struct Store {
     pub services: RwLock<ServiceRegistry>,
     /// Per-second request facts of each service, per source (what detection reads).
     pub requests: RequestAccounting,
+    /// Which service calls which, learned from spans.
+    pub calls: RwLock<ServiceGraph>,
     durable: Option<DurableWriter>,
 }
 
@@ -208,6 +212,7 @@ impl Store {
             services: RwLock::new(ServiceRegistry::with_max_discovered(
                 retention.max_discovered_services,
             )),
+            calls: RwLock::new(ServiceGraph::default()),
             requests: RequestAccounting::new(AccountingLimits {
                 // Declared services come on top of the discovered cap.
                 max_services: retention.max_discovered_services + 1000,
@@ -231,7 +236,21 @@ impl Store {
         self.touch_services(spans.iter().map(|s| s.service.as_str()), Signal::Traces);
         let n = spans.len() as u64;
         self.requests.record_spans(&spans);
-        let dropped = self.traces.write().insert(spans, now_nanos());
+        let ids: Vec<(String, String)> = spans
+            .iter()
+            .map(|s| (s.trace_id.clone(), s.span_id.clone()))
+            .collect();
+        let mut traces = self.traces.write();
+        let dropped = traces.insert(spans, now_nanos());
+        let mut calls = self.calls.write();
+        for (trace, span) in ids {
+            traces.with_trace(&trace, |all| {
+                if let Some(s) = all.iter().find(|s| s.span_id == span) {
+                    calls.learn(s, all);
+                }
+            });
+        }
+        drop((calls, traces));
         Stats::add(&self.stats.spans_accepted, n);
         Stats::add(&self.stats.spans_dropped, dropped);
     }

@@ -203,6 +203,14 @@ impl TraceStore {
             .collect()
     }
 
+    /// Runs `f` on the spans of a trace (no copy).
+    pub fn with_trace(&self, trace_id: &str, f: impl FnOnce(&[&SpanRecord])) {
+        if let Some(e) = self.traces.get(trace_id) {
+            let spans: Vec<&SpanRecord> = e.spans.iter().map(|s| &**s).collect();
+            f(&spans);
+        }
+    }
+
     /// All spans of a trace, cloned.
     pub fn spans(&self, trace_id: &str) -> Option<Vec<SpanRecord>> {
         self.traces

@@ -289,6 +289,31 @@ impl IncidentLedger {
         });
     }
 
+    /// Replaces the ranked root causes of incident `inc`; a top cause other than the service
+    /// itself becomes its probable root cause (noted when it changes).
+    pub(super) fn root_causes(&mut self, inc: &str, causes: Vec<crate::incident::RootCause>) {
+        let now = now_nanos();
+        self.with(inc, |i| {
+            let top = causes
+                .first()
+                .filter(|c| c.node != i.service && c.score > 0.0)
+                .map(|c| c.node.clone());
+            if top.is_some() && top != i.probable_root_cause {
+                let message = format!(
+                    "root causes ranked: {}",
+                    causes
+                        .iter()
+                        .map(|c| format!("{} ({:.2})", c.node, c.score))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                i.note_at(now, "note", message);
+                i.probable_root_cause = top;
+            }
+            i.root_causes = causes;
+        });
+    }
+
     /// Counts a restart made for incident `inc`.
     pub(super) fn count_restart(&mut self, inc: &str) {
         self.with(inc, |i| i.restarts += 1);

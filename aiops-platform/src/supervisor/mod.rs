@@ -190,6 +190,13 @@ pub enum Event {
         /// Details.
         detail: serde_json::Value,
     },
+    /// Candidate root causes of the service's open incident, most likely first.
+    RootCauses {
+        /// The service.
+        service: String,
+        /// The ranking.
+        causes: Vec<crate::incident::RootCause>,
+    },
     /// A back-off delay elapsed: restart the instance.
     RestartDue {
         /// The instance.

@@ -196,6 +196,11 @@ impl Controller {
                         .evidence(&inc, signal, instance.as_ref(), detail, at);
                 }
             }
+            Event::RootCauses { service, causes } => {
+                if let Some(inc) = self.ledger.open_incident(&service) {
+                    self.ledger.root_causes(&inc, causes);
+                }
+            }
             Event::RestartDue { id } => {
                 if !self.shutting_down {
                     self.restart_now(&id);
