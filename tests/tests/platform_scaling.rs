@@ -155,6 +155,22 @@ async fn saturation_scales_out_and_quiet_scales_back_in() {
         (p.instance("kitchen#1").await["status"] == "ready").then_some(())
     })
     .await;
+    // The scaled-out instance is scraped, like the first.
+    let new_metrics = format!(
+        "{}/metrics",
+        p.instance("kitchen#1").await["url"].as_str().unwrap()
+    );
+    p.wait_for("kitchen#1 scraped", Duration::from_secs(10), || async {
+        let health = p.api("health").await;
+        health["scrape_targets"]
+            .as_array()
+            .is_some_and(|t| {
+                t.iter()
+                    .any(|t| t["url"] == new_metrics.as_str() && t["up"] == true)
+            })
+            .then_some(())
+    })
+    .await;
     // Never more than max_replicas.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(p.instances().await.len() <= 2);
@@ -199,5 +215,19 @@ async fn saturation_scales_out_and_quiet_scales_back_in() {
         let all = p.instances().await;
         (all.len() == 1 && all[0]["id"] == "kitchen#0" && all[0]["status"] == "ready").then_some(())
     })
+    .await;
+    // The retired instance is no longer a scrape target.
+    p.wait_for(
+        "kitchen#1 no longer scraped",
+        Duration::from_secs(5),
+        || async {
+            let health = p.api("health").await;
+            let targets = health["scrape_targets"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            (!targets.iter().any(|t| t["url"] == new_metrics.as_str())).then_some(())
+        },
+    )
     .await;
 }
