@@ -99,15 +99,19 @@ impl LatencyJudge {
     /// Feeds every second completed before `now` not fed yet, and answers the reading.
     pub fn tick<'a>(
         &mut self,
-        buckets: impl Iterator<Item = &'a Bucket>,
+        buckets: impl DoubleEndedIterator<Item = &'a Bucket>,
         now: u64,
         cfg: &DetectionConfig,
     ) -> LatencyReading {
         let now_s = now / NS;
-        let fresh: Vec<Bucket> = buckets
-            .filter(|b| b.second > self.last_second && b.second < now_s)
+        // Newest first, only as far back as the last second fed.
+        let mut fresh: Vec<Bucket> = buckets
+            .rev()
+            .take_while(|b| b.second > self.last_second)
+            .filter(|b| b.second < now_s)
             .copied()
             .collect();
+        fresh.reverse();
         for b in fresh {
             self.last_second = b.second;
             if let Some(mean) = b.mean_latency_ms() {

@@ -169,18 +169,19 @@ impl ServiceDetection {
                     self.latency(service, watch, b, source, now),
                 ]
             });
-            states.extend(judged.into_iter().flatten());
+            states.extend(judged.into_iter().flatten().flatten());
         }
         let e = self.exceptions.tick(service, &watch.detection, store, now);
-        states.push(DetectorState {
-            service: service.to_owned(),
-            signal: Signal::ExceptionBurst,
-            active: e.active,
-            since: e.since,
-            recovered_at: now,
-            detail: e.detail,
-        });
-        states.retain(|s| self.due(s, now));
+        if self.due(Signal::ExceptionBurst, e.active, now) {
+            states.push(DetectorState {
+                service: service.to_owned(),
+                signal: Signal::ExceptionBurst,
+                active: e.active,
+                since: e.since,
+                recovered_at: now,
+                detail: e.detail,
+            });
+        }
         states
     }
 
@@ -247,20 +248,21 @@ impl ServiceDetection {
                 None => serde_json::Value::Null,
             },
         };
-        if self.due(&state, now) {
+        if self.due(state.signal, state.active, now) {
             out.push(Event::Detector(state));
         }
         out
     }
 
     /// Whether `s` changed since it was last sent, or is due again.
-    fn due(&mut self, s: &DetectorState, now: u64) -> bool {
-        let due = match self.sent.get(&s.signal) {
-            Some((active, at)) => *active != s.active || now.saturating_sub(*at) >= REFRESH_NS,
-            None => s.active,
+    /// (Checked before the state's evidence is built: most ticks send nothing.)
+    fn due(&mut self, signal: Signal, active: bool, now: u64) -> bool {
+        let due = match self.sent.get(&signal) {
+            Some((was, at)) => *was != active || now.saturating_sub(*at) >= REFRESH_NS,
+            None => active,
         };
-        if due || !self.sent.contains_key(&s.signal) {
-            self.sent.insert(s.signal, (s.active, now));
+        if due || !self.sent.contains_key(&signal) {
+            self.sent.insert(signal, (active, now));
         }
         due
     }
@@ -272,7 +274,7 @@ impl ServiceDetection {
         b: &Buckets,
         source: RequestSource,
         now: u64,
-    ) -> DetectorState {
+    ) -> Option<DetectorState> {
         let cfg = &watch.detection;
         let readings = read_alerts(
             b,
@@ -293,15 +295,18 @@ impl ServiceDetection {
         } else if self.errors_active && quiet && ok_after {
             self.errors_active = false;
         }
+        if !self.due(Signal::ErrorRate, self.errors_active, now) {
+            return None;
+        }
         let quiet_secs = cfg.quiet_ms.div_ceil(1000).max(1);
-        DetectorState {
+        Some(DetectorState {
             service: service.to_owned(),
             signal: Signal::ErrorRate,
             active: self.errors_active,
             since: b.episode_start(quiet_secs).unwrap_or(now),
             recovered_at: last_error.and_then(|(_, ok)| ok).unwrap_or(now),
             detail: burn_detail(source, watch.slo.availability, &readings),
-        }
+        })
     }
 
     fn latency(
@@ -311,7 +316,7 @@ impl ServiceDetection {
         b: &Buckets,
         source: RequestSource,
         now: u64,
-    ) -> DetectorState {
+    ) -> Option<DetectorState> {
         let reading = self.latency.tick(b.iter(), now, &watch.detection);
         let slo = read_alerts(
             b,
@@ -329,13 +334,16 @@ impl ServiceDetection {
         }
         let active = reading.active || self.latency_slo_active;
         self.latency_active = active;
+        if !self.due(Signal::Latency, active, now) {
+            return None;
+        }
         let since = match (reading.active, slo_since) {
             (true, Some(s)) => reading.since.min(s),
             (true, None) => reading.since,
             (false, Some(s)) => s,
             (false, None) => now,
         };
-        DetectorState {
+        Some(DetectorState {
             service: service.to_owned(),
             signal: Signal::Latency,
             active,
@@ -351,7 +359,7 @@ impl ServiceDetection {
                 "slo_latency_ms": watch.slo.latency_ms,
                 "slo_alerts": slo,
             }),
-        }
+        })
     }
 }
 
@@ -461,18 +469,11 @@ mod tests {
     #[test]
     fn unchanged_states_are_sent_again_only_when_due() {
         let mut d = ServiceDetection::default();
-        let state = |active| DetectorState {
-            service: "s".into(),
-            signal: Signal::ErrorRate,
-            active,
-            since: 0,
-            recovered_at: 0,
-            detail: serde_json::Value::Null,
-        };
-        assert!(!d.due(&state(false), 0), "nothing to say yet");
-        assert!(d.due(&state(true), S));
-        assert!(!d.due(&state(true), 2 * S));
-        assert!(d.due(&state(true), 7 * S));
-        assert!(d.due(&state(false), 8 * S));
+        let e = Signal::ErrorRate;
+        assert!(!d.due(e, false, 0), "nothing to say yet");
+        assert!(d.due(e, true, S));
+        assert!(!d.due(e, true, 2 * S));
+        assert!(d.due(e, true, 7 * S));
+        assert!(d.due(e, false, 8 * S));
     }
 }

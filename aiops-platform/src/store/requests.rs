@@ -131,6 +131,8 @@ impl WindowCounts {
 #[derive(Debug, Clone, Default)]
 pub struct Buckets {
     buckets: VecDeque<Bucket>,
+    /// Buckets with a failure among those kept (most have none: no scan for them).
+    error_seconds: usize,
 }
 
 impl Buckets {
@@ -161,7 +163,9 @@ impl Buckets {
             .front()
             .is_some_and(|b| b.second + HORIZON_SECS <= newest)
         {
-            self.buckets.pop_front();
+            if self.buckets.pop_front().is_some_and(|b| b.errors > 0) {
+                self.error_seconds -= 1;
+            }
         }
         let idx = self.buckets.iter().rposition(|b| b.second == second)?;
         self.buckets.get_mut(idx)
@@ -180,6 +184,7 @@ impl Buckets {
         let Some(b) = self.bucket(at) else {
             return;
         };
+        let first_error = b.errors == 0 && errors > 0;
         b.total += total;
         b.errors += errors;
         b.latency_sum_ms += latency_sum_ms;
@@ -199,6 +204,9 @@ impl Buckets {
         let ok = total > errors;
         if ok && at > b.last_error_at && (b.ok_after_error_at == 0 || at < b.ok_after_error_at) {
             b.ok_after_error_at = at;
+        }
+        if first_error {
+            self.error_seconds += 1;
         }
     }
 
@@ -253,6 +261,9 @@ impl Buckets {
     /// The first failed request of the current error episode: the first failure after the
     /// last stretch of at least `quiet_secs` without one.
     pub fn episode_start(&self, quiet_secs: u64) -> Option<u64> {
+        if self.error_seconds == 0 {
+            return None;
+        }
         let mut start = None;
         let mut last_error_second: Option<u64> = None;
         for b in self.buckets.iter().filter(|b| b.errors > 0) {
@@ -267,6 +278,9 @@ impl Buckets {
 
     /// The last failure and the first success after it (ns), if any.
     pub fn last_error(&self) -> Option<(u64, Option<u64>)> {
+        if self.error_seconds == 0 {
+            return None;
+        }
         let (idx, b) = self
             .buckets
             .iter()
@@ -436,11 +450,18 @@ impl RequestAccounting {
     /// requests in the last `secs` seconds.
     pub fn preferred_source(&self, service: &str, now: u64, secs: u64) -> Option<RequestSource> {
         let inner = self.inner.lock();
+        let now_s = now / NS;
         RequestSource::ALL.into_iter().find(|source| {
             inner
                 .series
                 .get(&(service.to_owned(), *source))
-                .is_some_and(|b| b.window(now, secs).total > 0)
+                .is_some_and(|b| {
+                    b.buckets
+                        .iter()
+                        .rev()
+                        .find(|x| x.total > 0)
+                        .is_some_and(|x| x.second + secs > now_s)
+                })
         })
     }
 
