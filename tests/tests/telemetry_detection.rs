@@ -24,21 +24,33 @@ fn now_ns() -> u64 {
 /// Sends `GET url` from two clients, about 60 requests a second, until dropped.
 struct Load {
     stop: Arc<AtomicBool>,
+    /// When the last 5xx answer came (ns since the epoch).
+    last_5xx: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Load {
     fn start(client: &reqwest::Client, url: String) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        let last_5xx = Arc::new(std::sync::atomic::AtomicU64::new(0));
         for _ in 0..2 {
-            let (client, url, stop) = (client.clone(), url.clone(), stop.clone());
+            let (client, url, stop, last) =
+                (client.clone(), url.clone(), stop.clone(), last_5xx.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let _ = client.get(&url).send().await;
+                    if let Ok(r) = client.get(&url).send().await
+                        && r.status().is_server_error()
+                    {
+                        last.fetch_max(now_ns(), Ordering::Relaxed);
+                    }
                     tokio::time::sleep(Duration::from_millis(30)).await;
                 }
             });
         }
-        Self { stop }
+        Self { stop, last_5xx }
+    }
+
+    fn last_5xx(&self) -> u64 {
+        self.last_5xx.load(Ordering::Relaxed)
     }
 }
 
@@ -102,7 +114,7 @@ async fn a_service_known_only_from_its_otlp_gets_an_error_incident() {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", p.url.clone()),
         ],
     );
-    let _load = Load::start(p.client(), format!("{}/work", app.url));
+    let load = Load::start(p.client(), format!("{}/work", app.url));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let switched = now_ns();
     app.set_mode(p.client(), 0.3, 0.0).await;
@@ -122,14 +134,36 @@ async fn a_service_known_only_from_its_otlp_gets_an_error_incident() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(me["discovered"], true, "{services:#}");
+    let metrics = p
+        .client()
+        .get(format!("{}/metrics", p.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    for counter in [
+        "aiops_services_refused_total 0",
+        "aiops_request_series_refused_total 0",
+    ] {
+        assert!(metrics.contains(counter), "{counter} missing:\n{metrics}");
+    }
 
     let cleared = now_ns();
     app.set_mode(p.client(), 0.0, 0.0).await;
     let done = resolved(&p, inc["id"].as_str().unwrap_or_default()).await;
     let recovered = done["recovered_unix_nano"].as_u64().unwrap_or(0);
+    // Recovery is the first success after the last failure: after the last 5xx the load
+    // saw (its server-side end comes a little before the client reads it).
+    let last_failure = load.last_5xx();
     assert!(
-        recovered >= cleared,
-        "recovered before the errors stopped: {done:#}"
+        recovered + 20_000_000 >= last_failure && recovered <= now_ns(),
+        "recovered at {recovered}, the last 5xx came at {last_failure}: {done:#}"
+    );
+    assert!(
+        last_failure <= cleared + 1_000_000_000,
+        "5xx after the errors were cleared"
     );
 }
 
@@ -254,18 +288,23 @@ async fn an_upstreams_latency_is_named_first_in_the_callers_incident() {
     // Both latency judges need their warm-up of seconds with requests.
     tokio::time::sleep(Duration::from_secs(36)).await;
     back.set_mode(p.client(), 0.0, 300.0).await;
-    let inc = p
-        .wait_for(
-            "py-front's incident naming py-back first",
-            Duration::from_secs(40),
-            || async {
-                p.incidents("py-front")
-                    .await
-                    .into_iter()
-                    .find(|i| i["status"] == "open" && i["root_causes"][0]["node"] == "py-back")
-            },
-        )
-        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let inc = loop {
+        let seen = p.incidents("py-front").await;
+        if let Some(i) = seen.iter().find(|i| {
+            i["status"] == "open"
+                && i["root_causes"][0]["node"] == "py-back"
+                && i["root_causes"][0]["score"].as_f64() > Some(0.0)
+        }) {
+            break i.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no py-front incident naming py-back first: {seen:#?}\nall: {:#}",
+            p.api("incidents").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(inc["probable_root_cause"], "py-back", "{inc:#}");
     let causes = inc["root_causes"].as_array().cloned().unwrap_or_default();
     assert_eq!(

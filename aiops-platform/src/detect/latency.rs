@@ -2,11 +2,14 @@
 //! the same [`anomaly`](crate::anomaly) detector `aiops detect --detector robust-online` runs.
 //!
 //! Each completed second with requests gives one point, its mean latency. The detector scores
-//! it against the recent seconds; the judge opens when the score reaches `latency_score` *and*
-//! the second is at least `latency_factor` × the baseline median and `latency_min_ms` slower
-//! (so a quiet service's 2 ms → 4 ms is no incident). While open it stops learning (a
+//! it against the recent seconds; the judge opens when the second is at least
+//! `latency_factor` × the baseline median and `latency_min_ms` slower (so a quiet service's
+//! 2 ms → 4 ms is no incident), for two seconds in a row with the score reaching
+//! `latency_score`, or for three whatever the score (a noisy baseline widens the detector's
+//! scale). While open it stops learning (a
 //! sustained step must not become the new normal) and it closes after three good seconds in a
-//! row. The failure start is the first request of the first bad second; the recovery, the
+//! row. The failure start is the first request slower than the limit in the first slow second
+//! (its own time; for scraped or pushed histograms, the first request of that second); the recovery, the
 //! first request of the first good second.
 
 use std::collections::VecDeque;
@@ -24,6 +27,12 @@ const BASELINE_SECS: usize = 60;
 const MIN_BASELINE: usize = 10;
 /// Good seconds in a row that close an open judgement.
 const GOOD_TO_CLOSE: u32 = 3;
+/// Slow seconds in a row that open it even when the detector's score stays low (a noisy
+/// baseline widens its scale; three seconds at 3 × the median and 50 ms slower are enough).
+const SLOW_TO_OPEN: u32 = 3;
+/// Slow seconds in a row that open it with the detector's score: one slow second alone (a
+/// stalled machine) is not an incident.
+const SLOW_SCORED_TO_OPEN: u32 = 2;
 
 /// The judge's state after a tick.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -51,6 +60,8 @@ pub struct LatencyJudge {
     last_second: u64,
     reading: LatencyReading,
     good_run: u32,
+    /// Slow seconds in a row (not yet open), and the first request of the first of them.
+    slow_run: (u32, u64),
     /// Scores of every point fed, in order (kept only in tests, to compare with offline).
     #[cfg(test)]
     scores: Vec<f64>,
@@ -80,6 +91,7 @@ impl Default for LatencyJudge {
                 recovered_at: 0,
             },
             good_run: 0,
+            slow_run: (0, 0),
             #[cfg(test)]
             scores: Vec::new(),
         }
@@ -146,11 +158,26 @@ impl LatencyJudge {
         }
         let score = self.learn(b.second, mean);
         self.reading.score = score;
-        if slow && score >= cfg.latency_score {
+        // The first slow request's own time, when the source reports single requests.
+        let first_slow = limit
+            .and_then(|l| b.first_slower_than(l))
+            .unwrap_or(b.first_at);
+        self.slow_run = match (slow, self.slow_run) {
+            (false, _) => (0, 0),
+            (true, (0, _)) => (1, first_slow),
+            (true, (n, since)) => (n + 1, since),
+        };
+        let scored = score >= cfg.latency_score && self.slow_run.0 >= SLOW_SCORED_TO_OPEN;
+        if slow && (scored || self.slow_run.0 >= SLOW_TO_OPEN) {
             self.reading.active = true;
-            self.reading.since = b.first_at;
+            self.reading.since = self.slow_run.1;
             self.reading.recovered_at = 0;
             self.good_run = 0;
+            self.slow_run = (0, 0);
+            return;
+        }
+        if slow {
+            // Not learned: a step in progress must not become the baseline.
             return;
         }
         if self.baseline.len() == BASELINE_SECS {
@@ -207,7 +234,7 @@ mod tests {
             }
         }
         let (at, since) = opened.unwrap_or_else(|| panic!("no latency incident"));
-        assert!(at <= 102, "opened at {at}, more than 2 s after the step");
+        assert!(at <= 103, "opened at {at}, more than 3 s after the step");
         assert_eq!(
             since,
             100 * NS,

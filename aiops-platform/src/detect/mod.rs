@@ -287,12 +287,15 @@ impl ServiceDetection {
         let firing = readings.iter().any(|r| r.firing);
         let last_error = b.last_error();
         let quiet_ns = cfg.quiet_ms.saturating_mul(1_000_000);
-        let quiet = last_error.is_none_or(|(t, _)| now.saturating_sub(t) >= quiet_ns);
-        // Cleared by requests that succeed, never by silence.
-        let ok_after = last_error.is_none_or(|(_, ok)| ok.is_some());
+        // Cleared by requests that succeed, never by silence: `quiet_ms` of reported
+        // requests (the source's own times, not the clock) after the last failure, and a
+        // success among them. A source that stops reporting keeps the condition.
+        let reported = b.latest_observation().unwrap_or(0);
+        let quiet =
+            last_error.is_none_or(|(t, ok)| ok.is_some() && reported.saturating_sub(t) >= quiet_ns);
         if firing {
             self.errors_active = true;
-        } else if self.errors_active && quiet && ok_after {
+        } else if self.errors_active && quiet {
             self.errors_active = false;
         }
         if !self.due(Signal::ErrorRate, self.errors_active, now) {
@@ -417,7 +420,7 @@ fn first_slow(b: &Buckets, now: u64, slo: &SloConfig) -> Option<u64> {
         .take_while(|x| x.slower_than(ms) > 0 || x.total == 0)
         .filter(|x| x.total > 0)
         .last()
-        .map(|x| x.first_at)
+        .map(|x| x.first_slower_than(ms).unwrap_or(x.first_at))
 }
 
 #[cfg(test)]
@@ -464,6 +467,47 @@ mod tests {
             "detected {} ms after",
             (at - since) / 1_000_000
         );
+    }
+
+    #[test]
+    fn silence_never_clears_an_error_condition_and_reported_successes_do() {
+        let store = Store::new(RetentionConfig::default(), None);
+        let watch = Watch::default();
+        let mut d = ServiceDetection::default();
+        let t0 = 1_000 * S;
+        let record = |s: u64, failed: &dyn Fn(u64) -> bool| {
+            for i in 0..20u64 {
+                let at = t0 + s * S + i * 40_000_000;
+                store.requests.record_request(
+                    "svc",
+                    RequestSource::Spans,
+                    at,
+                    failed(i),
+                    Some(5.0),
+                );
+            }
+        };
+        for s in 0..10 {
+            record(s, &|i| s >= 5 && i % 3 == 0);
+        }
+        let active = |d: &mut ServiceDetection, now| {
+            d.evaluate("svc", &watch, &store, now);
+            d.errors_active
+        };
+        assert!(active(&mut d, t0 + 10 * S));
+        // The telemetry stops (a stalled exporter): the condition stays.
+        for k in 0..40 {
+            assert!(
+                active(&mut d, t0 + 10 * S + k * S / 4),
+                "cleared by silence"
+            );
+        }
+        // Successes reported until no alert's short window (30 s at most) holds a failure:
+        // cleared.
+        for s in 20..42 {
+            record(s, &|_| false);
+        }
+        assert!(!active(&mut d, t0 + 42 * S));
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl RequestSource {
 }
 
 /// One second of one service's requests from one source.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Bucket {
     /// The epoch second.
     pub second: u64,
@@ -65,6 +65,8 @@ pub struct Bucket {
     pub latency_n: u64,
     /// Time of the first observation in this second (ns).
     pub first_at: u64,
+    /// Time of the last observation in this second (ns).
+    pub last_at: u64,
     /// Time of the first failed request (ns, 0 when none).
     pub first_error_at: u64,
     /// Time of the last failed request (ns, 0 when none).
@@ -74,6 +76,28 @@ pub struct Bucket {
     /// Requests per latency bucket ([`LATENCY_BOUNDS_MS`], then the rest), for sources that
     /// see each request.
     pub latency_hist: [u32; 16],
+    /// Per histogram bucket, the first request's offset into the second (ns; `u32::MAX`
+    /// when none): the first slow request's own time.
+    pub latency_first: [u32; 16],
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Self {
+            second: 0,
+            total: 0,
+            errors: 0,
+            latency_sum_ms: 0.0,
+            latency_n: 0,
+            first_at: 0,
+            last_at: 0,
+            first_error_at: 0,
+            last_error_at: 0,
+            ok_after_error_at: 0,
+            latency_hist: [0; 16],
+            latency_first: [u32::MAX; 16],
+        }
+    }
 }
 
 impl Bucket {
@@ -88,6 +112,20 @@ impl Bucket {
             .iter()
             .map(|n| u64::from(*n))
             .sum()
+    }
+
+    /// The first request slower than `ms` (rounded up to the histogram's next bound) in this
+    /// second, by its own time, when the source reports single requests.
+    pub fn first_slower_than(&self, ms: f64) -> Option<u64> {
+        let first = LATENCY_BOUNDS_MS
+            .iter()
+            .position(|b| *b >= ms)
+            .map_or(LATENCY_BOUNDS_MS.len(), |i| i + 1);
+        self.latency_first[first..]
+            .iter()
+            .filter(|o| **o != u32::MAX)
+            .min()
+            .map(|o| self.second * NS + u64::from(*o))
     }
 
     /// Mean latency of the second, when known.
@@ -190,6 +228,7 @@ impl Buckets {
         b.latency_sum_ms += latency_sum_ms;
         b.latency_n += latency_n;
         b.first_at = b.first_at.min(at);
+        b.last_at = b.last_at.max(at);
         if errors > 0 {
             if b.first_error_at == 0 || at < b.first_error_at {
                 b.first_error_at = at;
@@ -218,6 +257,8 @@ impl Buckets {
                 .position(|bound| ms <= *bound)
                 .unwrap_or(LATENCY_BOUNDS_MS.len());
             b.latency_hist[i] = b.latency_hist[i].saturating_add(1);
+            let offset = u32::try_from(at.saturating_sub(b.second * NS)).unwrap_or(u32::MAX - 1);
+            b.latency_first[i] = b.latency_first[i].min(offset);
         }
     }
 
@@ -274,6 +315,11 @@ impl Buckets {
             last_error_second = Some(b.second);
         }
         start
+    }
+
+    /// The newest observation's own time (ns): how far the source has reported.
+    pub fn latest_observation(&self) -> Option<u64> {
+        self.buckets.back().map(|b| b.last_at)
     }
 
     /// The last failure and the first success after it (ns), if any.

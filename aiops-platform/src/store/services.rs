@@ -187,3 +187,30 @@ impl ServiceRegistry {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovered_services_are_capped_and_refusals_counted() {
+        let mut r = ServiceRegistry::with_max_discovered(2);
+        r.declare("declared", 1);
+        assert!(r.touch("a", Signal::Traces, 1));
+        assert!(r.touch("b", Signal::Logs, 1));
+        assert!(!r.touch("c", Signal::Traces, 1), "past the cap");
+        assert!(r.touch("a", Signal::Metrics, 2), "known ones still count");
+        assert!(
+            r.touch("declared", Signal::Traces, 2),
+            "declared ones are not capped"
+        );
+        assert_eq!(r.refused(), 1);
+        assert_eq!(r.names(), ["a", "b", "declared"]);
+        let views = r.views();
+        assert!(views.iter().any(|v| v.name == "a" && v.discovered));
+        assert!(views.iter().any(|v| v.name == "declared" && !v.discovered));
+        // A discovered service the topology names later frees its place.
+        r.declare("a", 3);
+        assert!(r.touch("c", Signal::Traces, 3));
+    }
+}
