@@ -16,6 +16,7 @@ pub(super) struct ExceptionWatch {
     counts: HashMap<String, u64>,
     deltas: VecDeque<(u64, String, u64)>,
     primed: bool,
+    last_event: u64,
 }
 
 /// What the watch says now.
@@ -23,6 +24,9 @@ pub(super) struct ExceptionWatch {
 pub(super) struct ExceptionReading {
     pub(super) active: bool,
     pub(super) since: u64,
+    /// The newest event seen (ns): the recovery time when the burst is over (exceptions
+    /// have no successes to observe).
+    pub(super) last_event: u64,
     pub(super) detail: serde_json::Value,
 }
 
@@ -82,6 +86,7 @@ impl ExceptionWatch {
             None => serde_json::Value::Null,
         };
         ExceptionReading {
+            last_event: self.last_event,
             active: self.active,
             since: self.deltas.front().map_or(now, |(t, _, _)| *t),
             detail,

@@ -64,7 +64,7 @@ pub struct ServiceDetection {
     exceptions: exceptions::ExceptionWatch,
     sent: HashMap<Signal, (bool, u64)>,
     latency_active: bool,
-    /// When causes were last ranked, and the order then.
+    /// When causes were last ranked, and the order and scores then.
     ranked: Option<(u64, Vec<String>)>,
 }
 
@@ -178,7 +178,7 @@ impl ServiceDetection {
                 signal: Signal::ExceptionBurst,
                 active: e.active,
                 since: e.since,
-                recovered_at: now,
+                recovered_at: if e.last_event > 0 { e.last_event } else { now },
                 detail: e.detail,
             });
         }
@@ -186,7 +186,7 @@ impl ServiceDetection {
     }
 
     /// While a request-level condition holds, the ranked root causes (every
-    /// [`RANK_EVERY_NS`], sent when their order changed).
+    /// [`RANK_EVERY_NS`], sent when their order or scores changed).
     fn root_causes(
         &mut self,
         service: &str,
@@ -211,7 +211,12 @@ impl ServiceDetection {
             "error_rate"
         };
         let causes = rank_causes(store, declared, service, metric, now)?;
-        let order: Vec<String> = causes.iter().map(|c| c.node.clone()).collect();
+        // Order and scores (to two decimals): an early ranking over a short anomalous
+        // stretch is refined as the stretch grows.
+        let order: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}={:.2}", c.node, c.score))
+            .collect();
         let changed = self.ranked.as_ref().is_none_or(|(_, o)| *o != order);
         self.ranked = Some((now, order));
         changed.then(|| Event::RootCauses {

@@ -11,7 +11,10 @@
 //!   example line; at start the examples are fed to the miners again, so the same templates
 //!   are known, without counting as news.
 //! - **Failure start** is the first line's own timestamp; the condition clears
-//!   [`QUIET_SECS`] after the template's last line, and that moment is the recovery time.
+//!   [`QUIET_SECS`] after the template's last line. Logs have no successes to observe, so
+//!   its recovery is that last line: the condition never makes an incident's recovery later
+//!   than its last bad observation (the incident's other conditions, an error rate's first
+//!   success for instance, set the real one).
 
 use std::collections::{HashMap, HashSet};
 
@@ -133,7 +136,8 @@ impl ServiceTemplates {
 pub struct TemplateNews {
     /// The open new-template condition, if any (closed ones are `None`).
     pub open: Option<NewTemplate>,
-    /// Whether a condition closed in this tick, and when (the recovery time).
+    /// Whether a condition closed in this tick, and its recovery time (the template's last
+    /// line).
     pub closed_at: Option<u64>,
     /// Rate jumps to add as evidence: (template, count, baseline).
     pub jumps: Vec<(String, u64, f64)>,
@@ -201,7 +205,7 @@ impl TemplateWatch {
             if let Some(open) = &s.open
                 && now.saturating_sub(open.last_at) >= QUIET_SECS * NS
             {
-                entry.closed_at = Some(open.last_at + QUIET_SECS * NS);
+                entry.closed_at = Some(open.last_at);
                 s.open = None;
             }
             entry.open.clone_from(&s.open);
@@ -332,7 +336,7 @@ mod tests {
         // Quiet for QUIET_SECS: closed, recovered at the end of the quiet period.
         let quiet = later + NS + QUIET_SECS * NS;
         let news = watch.tick(&store, cfg, quiet);
-        assert_eq!(news.get("svc").and_then(|n| n.closed_at), Some(quiet));
+        assert_eq!(news.get("svc").and_then(|n| n.closed_at), Some(later + NS));
 
         // A restart knows both templates, even before its own learning period ends... and
         // after it: neither opens again.

@@ -171,6 +171,9 @@ pub struct Incident {
     /// Candidate root causes, most likely first (the service itself among them).
     #[serde(default)]
     pub root_causes: Vec<RootCause>,
+    /// The latest recovery time of the conditions cleared so far (ns).
+    #[serde(default)]
+    pub latest_recovery: u64,
     /// True when automatic recovery gave up (restart budget spent) and a human is needed.
     pub needs_attention: bool,
     /// Why a human is needed.
@@ -236,6 +239,7 @@ impl Incident {
             signals: Vec::new(),
             probable_root_cause: None,
             root_causes: Vec::new(),
+            latest_recovery: 0,
             needs_attention: false,
             attention_reason: None,
             failure_start: rfc3339(failure_start),
@@ -316,13 +320,17 @@ impl Incident {
 
     /// Clears a condition at `at` (the first success after the repair). Answers true when
     /// that resolved the incident.
+    ///
+    /// The incident's recovery is the latest recovery among its conditions, whatever order
+    /// they clear in.
     pub fn clear_condition(&mut self, key: &ConditionKey, at: u64, how: &str) -> bool {
         if self.conditions.remove(key).is_none() {
             return false;
         }
         self.note_at(at, "note", format!("condition {key} cleared: {how}"));
+        self.latest_recovery = self.latest_recovery.max(at);
         if self.conditions.is_empty() {
-            self.resolve(at);
+            self.resolve(self.latest_recovery);
             true
         } else {
             false
