@@ -62,6 +62,10 @@ pub(crate) struct ChaosConfig {
 const BUSY_GIVE_UP: Duration = Duration::from_secs(60);
 /// How often a fault waiting for its service is tried again.
 const BUSY_RETRY: Duration = Duration::from_millis(100);
+/// Once its service is free, a fault waits a random part of this before it is injected, so
+/// fault times fall at every phase of the probe interval and of the per-second buckets
+/// detection judges (without it a periodic schedule hits the same phase every time).
+const PHASE_JITTER_MS: u64 = 1000;
 
 /// A fault that was injected.
 #[derive(Debug, Clone, Serialize)]
@@ -178,8 +182,10 @@ struct Slot {
     /// When it is due next (since the start).
     next: Duration,
     every: Duration,
-    /// The service picked for it, and since when it waits for that service to be free.
-    waiting: Option<(String, Duration)>,
+    /// The service and instance picked for it, and since when it waits for them.
+    waiting: Option<(String, Duration, String)>,
+    /// The service is free and the random phase delay is running: inject when due.
+    jittered: bool,
 }
 
 /// Why `service` cannot take a fault now: an incident of it is open, its instance is not
@@ -235,6 +241,7 @@ pub(crate) async fn run(
                 next: d.max(cfg.first_at),
                 every: d,
                 waiting: None,
+                jittered: false,
             });
         }
     };
@@ -245,6 +252,7 @@ pub(crate) async fn run(
     }
     let mut soft_i = 0usize;
     let mut injected = 0usize;
+    let mut phase = StdRng::seed_from_u64(cfg.seed.unwrap_or_else(now_nanos));
     let mut clears: Vec<(Duration, String, Vec<String>)> = Vec::new();
     let record = |e: FaultEvent| events.lock().push(e);
     let event = |service: &str, instance: &str, kind: &str, detail: String, ok: bool| FaultEvent {
@@ -284,28 +292,53 @@ pub(crate) async fn run(
                 record(event(&service, &url, "clear", String::new(), r.is_ok()));
             }
         }
-        if now > cfg.last_at || cfg.max_faults.is_some_and(|m| injected >= m) {
+        if cfg.max_faults.is_some_and(|m| injected >= m) {
             due.clear();
             continue;
         }
-        for slot in due.iter_mut().filter(|d| d.next <= now) {
-            let Some((service, since)) = slot
-                .waiting
-                .take()
-                .or_else(|| picker.service().map(|s| (s, now)))
-            else {
-                slot.next += slot.every;
+        // Past the last time, only faults already decided (waiting out their phase) go in.
+        if now > cfg.last_at {
+            due.retain(|d| d.jittered);
+            if due.is_empty() {
                 continue;
+            }
+        }
+        for slot in due.iter_mut().filter(|d| d.next <= now) {
+            let (service, since, inst) = match slot.waiting.take() {
+                // The same instance again, as it is now.
+                Some((service, since, id)) => {
+                    let inst = sup.instances().into_iter().find(|i| i.id == id);
+                    (service, since, inst)
+                }
+                None => match picker.service() {
+                    Some(service) => {
+                        let inst = picker.instance(&service, &sup);
+                        (service, now, inst)
+                    }
+                    None => {
+                        slot.next += slot.every;
+                        continue;
+                    }
+                },
             };
-            let Some(inst) = picker.instance(&service, &sup) else {
+            let Some(inst) = inst else {
                 slot.next += slot.every;
+                slot.jittered = false;
                 continue;
             };
             let softened = clears.iter().any(|c| c.1 == service);
-            if let Some(why) = busy(&service, &inst, &sup, cfg.watched.as_deref(), softened) {
+            let why = busy(&service, &inst, &sup, cfg.watched.as_deref(), softened);
+            if why.is_none() && !slot.jittered {
+                slot.jittered = true;
+                slot.waiting = Some((service, since, inst.id));
+                slot.next = now + Duration::from_millis(phase.random_range(0..PHASE_JITTER_MS));
+                continue;
+            }
+            slot.jittered = false;
+            if let Some(why) = why {
                 if now.saturating_sub(since) < BUSY_GIVE_UP {
                     // Try the same service again shortly.
-                    slot.waiting = Some((service, since));
+                    slot.waiting = Some((service, since, inst.id));
                     slot.next = now + BUSY_RETRY;
                 } else {
                     record(event(&service, &inst.id, "skipped", why.into(), false));
