@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # MTTD / MTTR / downtime, and MTTD and downtime *from the fault*, measured over at least 20
 # faults of each kind on this machine (release build), plus a fault-free run that counts false
-# incidents. Not a CI step: it takes about 25 minutes.
+# incidents. Not a CI step: it takes about 40 minutes.
 #
 #   bench/mttd.sh [OUT_DIR]        # default bench/out/mttd
 #
 # Knobs (environment): FAULTS (20), USERS (20, the load during fault runs), QUIET_USERS (50),
-# QUIET_FOR (10m), ONLY (space-separated subset of: kill watched errors latency quiet).
+# QUIET_FOR (10m), LATENCY_EVERY (30s), ONLY (space-separated subset of: kill watched errors
+# latency quiet).
 #
 # Each run is one `aiods-lab experiment` (or `load`) on the built-in food-delivery topology
-# with the platform's default probe (200 ms) and scrape (1 s) intervals; its report
+# with the platform's default probe (200 ms) and scrape (1 s) intervals; each fault waits for
+# its service's previous incident to resolve, then a random 0-1 s (so fault times fall at every
+# phase of the probe interval and of detection's one-second buckets); its report
 # (report.md, report.json) is in OUT_DIR/<run>/. The summary at the end reads
 # `figures_by_kind` from each report.json.
 set -euo pipefail
@@ -54,10 +57,13 @@ for what in $ONLY; do
     # window holds at most one earlier burst, too little to fire that alert on its own).
     errors) run errors experiment --users "$USERS" --error-rate 0.3 --soft-for 3s \
         --soft-every 32s --faults "$FAULTS" --duration 20m ;;
-    # +300 ms on every request for 3 s, a service every 10 s, after a 35 s warm-up (the
-    # latency baseline learns over the first 30 s with traffic).
+    # +300 ms on every request for 3 s, a service every 30 s, after a 35 s warm-up (the
+    # latency baseline learns over the first 30 s with traffic). Closer steps teach the order
+    # service's baseline the slow seconds its calls to the stepped services cause (at 10 s,
+    # 3 s of every 10 are slow), and a step of its own is then no anomaly.
     latency) run latency experiment --users "$USERS" --latency-ms 300 --soft-for 3s \
-        --soft-every 10s --faults-after 35s --faults "$FAULTS" --duration 10m ;;
+        --soft-every "${LATENCY_EVERY:-30s}" --faults-after 35s --faults "$FAULTS" \
+        --duration 20m ;;
     # No fault at all: every incident is a false one.
     quiet) run quiet load --users "$QUIET_USERS" --duration "$QUIET_FOR" ;;
     *) echo "unknown run $what" >&2; exit 2 ;;

@@ -170,17 +170,25 @@ fn a_short_experiment_reports_what_the_platform_recorded() {
         let (mttd, from_fault) = (f(fig, "mttd_ms"), f(fig, "mttd_from_fault_ms"));
         let (down, down_from_fault) = (f(fig, "downtime_ms"), f(fig, "downtime_from_fault_ms"));
         assert!((mttd - f(inc, "mttd_ms")).abs() < 0.01, "{fig} {inc}");
-        assert!((f(fig, "mttr_ms") - f(inc, "mttr_ms")).abs() < 0.01, "{fig}");
+        assert!(
+            (f(fig, "mttr_ms") - f(inc, "mttr_ms")).abs() < 0.01,
+            "{fig}"
+        );
         // The kill's time is taken just before the signal: the exit follows it.
         assert!(from_fault >= mttd - 0.5, "{fig}");
-        assert!(down_from_fault >= down - 0.5 && down_from_fault >= 0.0, "{fig}");
+        assert!(
+            down_from_fault >= down - 0.5 && down_from_fault >= 0.0,
+            "{fig}"
+        );
         assert!(
             (f(fig, "t0_ms") + from_fault - f(fig, "detected_ms")).abs() < 0.01,
             "{fig}"
         );
         assert!(from_fault < 500.0, "{fig}");
     }
-    let by_kind = report["figures_by_kind"].as_array().expect("figures_by_kind");
+    let by_kind = report["figures_by_kind"]
+        .as_array()
+        .expect("figures_by_kind");
     assert_eq!(by_kind.len(), 1, "{by_kind:?}");
     assert_eq!(by_kind[0]["name"], "kill");
     assert_eq!(by_kind[0]["faults"].as_u64(), Some(2));

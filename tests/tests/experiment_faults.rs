@@ -57,8 +57,14 @@ fn consistent(fig: &Value, report: &Value) {
     assert!((f(fig, "mttd_ms") - (d - fs)).abs() < 0.01, "{fig}");
     assert!((f(fig, "mttr_ms") - (r - d)).abs() < 0.01, "{fig}");
     assert!((f(fig, "downtime_ms") - (r - fs)).abs() < 0.01, "{fig}");
-    assert!((f(fig, "mttd_from_fault_ms") - (d - t0)).abs() < 0.01, "{fig}");
-    assert!((f(fig, "downtime_from_fault_ms") - (r - t0)).abs() < 0.01, "{fig}");
+    assert!(
+        (f(fig, "mttd_from_fault_ms") - (d - t0)).abs() < 0.01,
+        "{fig}"
+    );
+    assert!(
+        (f(fig, "downtime_from_fault_ms") - (r - t0)).abs() < 0.01,
+        "{fig}"
+    );
     assert!(f(fig, "downtime_from_fault_ms") >= 0.0, "{fig}");
 }
 
@@ -82,7 +88,11 @@ fn a_watched_service_killed_by_the_lab_is_found_by_its_probes() {
             "20s",
         ],
     );
-    assert!(report["conditions"].as_str().is_some_and(|c| c.contains("watched")));
+    assert!(
+        report["conditions"]
+            .as_str()
+            .is_some_and(|c| c.contains("watched"))
+    );
     let figures = report["fault_figures"].as_array().expect("fault_figures");
     assert_eq!(figures.len(), 2, "{figures:?}");
     for fig in figures {

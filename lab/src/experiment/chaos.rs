@@ -168,7 +168,6 @@ pub(crate) async fn faults(
     }
 }
 
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Crash,

@@ -199,7 +199,11 @@ impl Percentiles {
         Self {
             n: v.len(),
             p50: rank(&v, 0.5),
-            p95: if few { v.last().copied() } else { rank(&v, 0.95) },
+            p95: if few {
+                v.last().copied()
+            } else {
+                rank(&v, 0.95)
+            },
             p95_is_max: few,
             p95_label: if few { "max (n<20)" } else { "p95" }.to_owned(),
         }
