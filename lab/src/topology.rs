@@ -43,7 +43,7 @@ pub fn built_in_topology(
 ) -> Result<Topology, ConfigError> {
     let exe = exe.to_string_lossy();
     let mut t = format!(
-        "[platform]\nlisten = \"127.0.0.1:0\"\ndata_dir = {}\nscrape_interval_ms = 5000\n\n",
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndata_dir = {}\n\n",
         toml_str(&data_dir.to_string_lossy())
     );
     let reset = backoff_reset_ms

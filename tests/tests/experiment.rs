@@ -153,6 +153,63 @@ fn a_short_experiment_reports_what_the_platform_recorded() {
         assert!(mttd < 500.0 && mttr < 5000.0, "{inc}");
     }
 
+    // Times from the fault: one figure per kill, with its incident's times.
+    assert!(
+        md.contains("## Time to detect and repair, from the fault"),
+        "{md}"
+    );
+    let figures = report["fault_figures"].as_array().expect("fault_figures");
+    assert_eq!(figures.len(), kills.len(), "{figures:?}");
+    for fig in figures {
+        assert_eq!(fig["kind"], "kill");
+        let inc = incidents
+            .iter()
+            .find(|i| i["id"] == fig["incident"])
+            .unwrap_or_else(|| panic!("no incident for {fig}"));
+        assert_eq!(fig["service"], inc["service"]);
+        let (mttd, from_fault) = (f(fig, "mttd_ms"), f(fig, "mttd_from_fault_ms"));
+        let (down, down_from_fault) = (f(fig, "downtime_ms"), f(fig, "downtime_from_fault_ms"));
+        assert!((mttd - f(inc, "mttd_ms")).abs() < 0.01, "{fig} {inc}");
+        assert!(
+            (f(fig, "mttr_ms") - f(inc, "mttr_ms")).abs() < 0.01,
+            "{fig}"
+        );
+        // The kill's time is taken just before the signal: the exit follows it.
+        assert!(from_fault >= mttd - 0.5, "{fig}");
+        assert!(
+            down_from_fault >= down - 0.5 && down_from_fault >= 0.0,
+            "{fig}"
+        );
+        assert!(
+            (f(fig, "t0_ms") + from_fault - f(fig, "detected_ms")).abs() < 0.01,
+            "{fig}"
+        );
+        assert!(from_fault < 500.0, "{fig}");
+    }
+    let by_kind = report["figures_by_kind"]
+        .as_array()
+        .expect("figures_by_kind");
+    assert_eq!(by_kind.len(), 1, "{by_kind:?}");
+    assert_eq!(by_kind[0]["name"], "kill");
+    assert_eq!(by_kind[0]["faults"].as_u64(), Some(2));
+    assert_eq!(by_kind[0]["matched"].as_u64(), Some(2));
+    let p = &by_kind[0]["mttd_from_fault_ms"];
+    assert_eq!(p["n"].as_u64(), Some(2));
+    assert_eq!(p["p95_label"], "max (n<20)", "{p}");
+    assert_eq!(p["p95_is_max"], true);
+    assert!(md.contains("max (n<20)"), "{md}");
+    assert!(
+        report["conditions"]
+            .as_str()
+            .is_some_and(|c| c.contains("probes every 200 ms") && c.contains("scrapes every")),
+        "{}",
+        report["conditions"]
+    );
+    assert!(
+        stderr.contains("kill: 2 faults, 2 matched; MTTD from fault p50"),
+        "{stderr}"
+    );
+
     // Table 5: per service, incidents and instances created (replica + one per restart).
     let services = report["services"].as_array().expect("services");
     assert_eq!(services.len(), 5);

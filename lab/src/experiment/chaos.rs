@@ -1,11 +1,15 @@
-//! The chaos schedule: kill -9 an instance every `crash_every`, hang one every `hang_every`
+//! The chaos schedule: kill -9 an instance every `crash_every` (a supervised one, or a
+//! watched service's process, which the lab restarts itself), hang one every `hang_every`
 //! (fault injection; the liveness probe must catch it), and soft faults (an error rate or
 //! added latency for a while) every `soft_every`. Services are taken round-robin, or at random
-//! with a seed; instances of a replicated service in turn.
+//! with a seed; instances of a replicated service in turn. A fault waits until its service is
+//! free — no open incident, its instance back, no soft fault running — so faults never merge
+//! into one incident.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aiops_platform::incident::IncidentStatus;
 use aiops_platform::store::now_nanos;
 use aiops_platform::supervisor::{InstanceStatus, InstanceView, Supervision};
 use rand::rngs::StdRng;
@@ -13,6 +17,8 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::watch;
+
+use super::watched::Watched;
 
 /// One kind of scheduled fault.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,7 +50,22 @@ pub(crate) struct ChaosConfig {
     pub(crate) fault_token: String,
     /// Stop injecting this long before the end (so the last fault is repaired in the run).
     pub(crate) last_at: Duration,
+    /// No fault before this (a latency baseline needs seconds of traffic first).
+    pub(crate) first_at: Duration,
+    /// Stop after this many faults injected.
+    pub(crate) max_faults: Option<usize>,
+    /// Services the lab runs itself: their kills are the lab's.
+    pub(crate) watched: Option<Arc<Watched>>,
 }
+
+/// A service busy this long (an incident open, an instance not back) is skipped.
+const BUSY_GIVE_UP: Duration = Duration::from_secs(60);
+/// How often a fault waiting for its service is tried again.
+const BUSY_RETRY: Duration = Duration::from_millis(100);
+/// Once its service is free, a fault waits a random part of this before it is injected, so
+/// fault times fall at every phase of the probe interval and of the per-second buckets
+/// detection judges (without it a periodic schedule hits the same phase every time).
+const PHASE_JITTER_MS: u64 = 1000;
 
 /// A fault that was injected.
 #[derive(Debug, Clone, Serialize)]
@@ -58,12 +79,16 @@ pub struct FaultEvent {
     pub service: String,
     /// The instance (`order#0`).
     pub instance: String,
-    /// `kill`, `hang`, `error_rate`, `latency`, `clear`.
+    /// `kill` (a supervised instance), `kill_watched` (a watched service's process),
+    /// `hang`, `error_rate`, `latency`, `clear`, `skipped`.
     pub kind: String,
     /// Pid killed, rate set…
     pub detail: String,
     /// Whether the injection itself worked.
     pub ok: bool,
+    /// How long the fault lasts when the lab ends it (error rate and latency until cleared; a
+    /// watched kill until the lab starts the process again).
+    pub lasts_ms: Option<u64>,
 }
 
 struct Picker {
@@ -89,12 +114,12 @@ impl Picker {
         self.targets.get(i).cloned()
     }
 
-    /// The next instance of `service` in turn.
+    /// The next instance of `service` in turn (a watched service's one instance).
     fn instance(&mut self, service: &str, sup: &Supervision) -> Option<InstanceView> {
         let mut list: Vec<InstanceView> = sup
             .instances()
             .into_iter()
-            .filter(|i| i.service == service && i.managed)
+            .filter(|i| i.service == service)
             .collect();
         list.sort_by_key(|i| i.index);
         if list.is_empty() {
@@ -104,24 +129,6 @@ impl Picker {
         let pick = list.get(*n as usize % list.len()).cloned();
         *n += 1;
         pick
-    }
-}
-
-/// Waits until `id` is ready (up to `max`), answering its view.
-async fn ready(sup: &Supervision, id: &str, max: Duration) -> Option<InstanceView> {
-    let deadline = Instant::now() + max;
-    loop {
-        let view = sup.instances().into_iter().find(|i| i.id == id);
-        if let Some(v) = &view
-            && v.status == InstanceStatus::Ready
-            && v.pid.is_some()
-        {
-            return view;
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -161,14 +168,56 @@ pub(crate) async fn faults(
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Crash,
     Hang,
     Soft,
 }
 
-/// Runs the schedule until the load phase ends (`stop`) or `cfg.last_at` passes.
+/// One kind of fault on its own clock.
+struct Slot {
+    kind: Kind,
+    /// When it is due next (since the start).
+    next: Duration,
+    every: Duration,
+    /// The service and instance picked for it, and since when it waits for them.
+    waiting: Option<(String, Duration, String)>,
+    /// The service is free and the random phase delay is running: inject when due.
+    jittered: bool,
+}
+
+/// Why `service` cannot take a fault now: an incident of it is open, its instance is not
+/// back, or its last soft fault is not cleared yet. `None` when it can.
+fn busy(
+    service: &str,
+    inst: &InstanceView,
+    sup: &Supervision,
+    watched: Option<&Watched>,
+    softened: bool,
+) -> Option<&'static str> {
+    if softened {
+        return Some("its last soft fault still runs");
+    }
+    if sup
+        .incidents()
+        .iter()
+        .any(|i| i.service == service && i.status == IncidentStatus::Open)
+    {
+        return Some("an incident of it is open");
+    }
+    match watched.filter(|w| w.contains(service)) {
+        Some(w) => (!w.running(service)).then_some("its process is not restarted yet"),
+        None => (inst.managed && (inst.status != InstanceStatus::Ready || inst.pid.is_none()))
+            .then_some("its instance is not ready"),
+    }
+}
+
+/// Runs the schedule until the load phase ends (`stop`), `cfg.last_at` passes or
+/// `cfg.max_faults` were injected. A fault waits for its service to be free (no open
+/// incident, instance back, no soft fault running), so one fault is one incident; a service
+/// busy for a minute is skipped (recorded as `skipped`).
+#[allow(clippy::too_many_lines)]
 pub(crate) async fn run(
     cfg: ChaosConfig,
     sup: Arc<Supervision>,
@@ -183,33 +232,40 @@ pub(crate) async fn run(
         rng: cfg.seed.map(StdRng::seed_from_u64),
         per_service: Default::default(),
     };
-    // Next due time per kind.
-    let mut due: Vec<(Kind, Duration, Duration)> = Vec::new();
-    if let Some(d) = cfg.crash_every.filter(|d| !d.is_zero()) {
-        due.push((Kind::Crash, d, d));
-    }
-    if let Some(d) = cfg.hang_every.filter(|d| !d.is_zero()) {
-        due.push((Kind::Hang, d, d));
-    }
-    if !cfg.soft.is_empty() && !cfg.soft_every.is_zero() {
-        due.push((Kind::Soft, cfg.soft_every, cfg.soft_every));
+    let mut due: Vec<Slot> = Vec::new();
+    let mut add = |kind, every: Option<Duration>| {
+        if let Some(d) = every.filter(|d| !d.is_zero()) {
+            due.push(Slot {
+                kind,
+                next: d.max(cfg.first_at),
+                every: d,
+                waiting: None,
+                jittered: false,
+            });
+        }
+    };
+    add(Kind::Crash, cfg.crash_every);
+    add(Kind::Hang, cfg.hang_every);
+    if !cfg.soft.is_empty() {
+        add(Kind::Soft, Some(cfg.soft_every));
     }
     let mut soft_i = 0usize;
+    let mut injected = 0usize;
+    let mut phase = StdRng::seed_from_u64(cfg.seed.unwrap_or_else(now_nanos));
     let mut clears: Vec<(Duration, String, Vec<String>)> = Vec::new();
-    let record = |service: &str, instance: &str, kind: &str, detail: String, ok: bool| {
-        let e = FaultEvent {
-            at_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
-            at_unix_nano: now_nanos(),
-            service: service.to_owned(),
-            instance: instance.to_owned(),
-            kind: kind.to_owned(),
-            detail,
-            ok,
-        };
-        events.lock().push(e);
+    let record = |e: FaultEvent| events.lock().push(e);
+    let event = |service: &str, instance: &str, kind: &str, detail: String, ok: bool| FaultEvent {
+        at_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+        at_unix_nano: now_nanos(),
+        service: service.to_owned(),
+        instance: instance.to_owned(),
+        kind: kind.to_owned(),
+        detail,
+        ok,
+        lasts_ms: None,
     };
     loop {
-        let next_fault = due.iter().map(|d| d.1).min();
+        let next_fault = due.iter().map(|d| d.next).min();
         let next_clear = clears.iter().map(|c| c.0).min();
         let Some(next) = [next_fault, next_clear].into_iter().flatten().min() else {
             let _ = stop.changed().await;
@@ -232,46 +288,119 @@ pub(crate) async fn run(
         for (_, service, urls) in done {
             for url in urls {
                 let r = faults(&client, &url, &cfg.fault_token, None).await;
-                record(&service, &url, "clear", String::new(), r.is_ok());
+                record(event(&service, &url, "clear", String::new(), r.is_ok()));
             }
         }
-        if now > cfg.last_at {
+        if cfg.max_faults.is_some_and(|m| injected >= m) {
             due.clear();
             continue;
         }
-        for slot in due.iter_mut().filter(|d| d.1 <= now) {
-            slot.1 += slot.2;
-            let Some(service) = picker.service() else {
+        // Past the last time, only faults already decided (waiting out their phase) go in.
+        if now > cfg.last_at {
+            due.retain(|d| d.jittered);
+            if due.is_empty() {
+                continue;
+            }
+        }
+        for slot in due.iter_mut().filter(|d| d.next <= now) {
+            let (service, since, inst) = match slot.waiting.take() {
+                // The same instance again, as it is now.
+                Some((service, since, id)) => {
+                    let inst = sup.instances().into_iter().find(|i| i.id == id);
+                    (service, since, inst)
+                }
+                None => match picker.service() {
+                    Some(service) => {
+                        let inst = picker.instance(&service, &sup);
+                        (service, now, inst)
+                    }
+                    None => {
+                        slot.next += slot.every;
+                        continue;
+                    }
+                },
+            };
+            let Some(inst) = inst else {
+                slot.next += slot.every;
+                slot.jittered = false;
                 continue;
             };
-            let Some(inst) = picker.instance(&service, &sup) else {
+            let softened = clears.iter().any(|c| c.1 == service);
+            let why = busy(&service, &inst, &sup, cfg.watched.as_deref(), softened);
+            if why.is_none() && !slot.jittered {
+                slot.jittered = true;
+                slot.waiting = Some((service, since, inst.id));
+                slot.next = now + Duration::from_millis(phase.random_range(0..PHASE_JITTER_MS));
                 continue;
-            };
-            // A fault hits a running instance: wait for it to be back from the previous one.
-            let Some(inst) = ready(&sup, &inst.id, Duration::from_secs(10)).await else {
-                record(&service, &inst.id, "skipped", "not ready".into(), false);
+            }
+            slot.jittered = false;
+            if let Some(why) = why {
+                if now.saturating_sub(since) < BUSY_GIVE_UP {
+                    // Try the same service again shortly.
+                    slot.waiting = Some((service, since, inst.id));
+                    slot.next = now + BUSY_RETRY;
+                } else {
+                    record(event(&service, &inst.id, "skipped", why.into(), false));
+                    slot.next = now + slot.every;
+                }
                 continue;
-            };
-            match slot.0 {
+            }
+            slot.next = (slot.next + slot.every).max(now + BUSY_RETRY);
+            match slot.kind {
                 Kind::Crash => {
-                    let pid = inst.pid.unwrap_or_default();
-                    let at = now_nanos();
-                    let r = kill9(pid);
-                    let e = FaultEvent {
-                        at_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
-                        at_unix_nano: at,
-                        service: service.clone(),
-                        instance: inst.id.clone(),
-                        kind: "kill".into(),
-                        detail: match &r {
-                            Ok(()) => format!("SIGKILL pid {pid}"),
-                            Err(e) => e.clone(),
-                        },
-                        ok: r.is_ok(),
+                    let watched = cfg.watched.as_ref().filter(|w| w.contains(&service));
+                    let e = match watched {
+                        Some(w) => {
+                            let r = w.kill(&service).await;
+                            let mut e = event(
+                                &service,
+                                &inst.id,
+                                "kill_watched",
+                                match &r {
+                                    Ok((pid, _)) => format!(
+                                        "SIGKILL pid {pid}; the lab restarts it after {:?}",
+                                        w.restart_after()
+                                    ),
+                                    Err(e) => e.clone(),
+                                },
+                                r.is_ok(),
+                            );
+                            if let Ok((_, at)) = r {
+                                e.at_unix_nano = at;
+                            }
+                            e.lasts_ms = u64::try_from(w.restart_after().as_millis()).ok();
+                            e
+                        }
+                        None => {
+                            let pid = inst.pid.unwrap_or_default();
+                            let at = now_nanos();
+                            let r = kill9(pid);
+                            let mut e = event(
+                                &service,
+                                &inst.id,
+                                "kill",
+                                match &r {
+                                    Ok(()) => format!("SIGKILL pid {pid}"),
+                                    Err(e) => e.clone(),
+                                },
+                                r.is_ok(),
+                            );
+                            e.at_unix_nano = at;
+                            e
+                        }
                     };
-                    events.lock().push(e);
+                    injected += usize::from(e.ok);
+                    record(e);
                 }
                 Kind::Hang => {
+                    if cfg.watched.as_ref().is_some_and(|w| w.contains(&service)) {
+                        // Nothing would end it: the platform does not restart what it did
+                        // not start.
+                        let why = "a watched service is not hung (no one would repair it)";
+                        record(event(&service, &inst.id, "skipped", why.into(), false));
+                        continue;
+                    }
+                    let at = now_nanos();
                     let r = faults(
                         &client,
                         &inst.url,
@@ -280,7 +409,10 @@ pub(crate) async fn run(
                     )
                     .await;
                     let detail = r.clone().err().unwrap_or_else(|| "hang: true".into());
-                    record(&service, &inst.id, "hang", detail, r.is_ok());
+                    let mut e = event(&service, &inst.id, "hang", detail, r.is_ok());
+                    e.at_unix_nano = at;
+                    injected += usize::from(e.ok);
+                    record(e);
                 }
                 Kind::Soft => {
                     let Some(fault) = cfg.soft.get(soft_i % cfg.soft.len()).copied() else {
@@ -299,17 +431,39 @@ pub(crate) async fn run(
                             format!("latency {ms} ms"),
                         ),
                     };
-                    let urls: Vec<String> = sup
+                    let list: Vec<InstanceView> = sup
                         .instances()
                         .into_iter()
-                        .filter(|i| i.service == service && i.managed)
-                        .map(|i| i.url)
+                        .filter(|i| i.service == service)
                         .collect();
-                    for url in &urls {
-                        let r = faults(&client, url, &cfg.fault_token, Some(body.clone())).await;
-                        let d = r.clone().err().unwrap_or_else(|| detail.clone());
-                        record(&service, url, kind, d, r.is_ok());
+                    // One fault per service: every instance at once, T0 before the first.
+                    let at = now_nanos();
+                    let mut errors = Vec::new();
+                    for i in &list {
+                        if let Err(e) =
+                            faults(&client, &i.url, &cfg.fault_token, Some(body.clone())).await
+                        {
+                            errors.push(format!("{}: {e}", i.id));
+                        }
                     }
+                    let ids: Vec<&str> = list.iter().map(|i| i.id.as_str()).collect();
+                    let ok = errors.is_empty() && !list.is_empty();
+                    let mut e = event(
+                        &service,
+                        &ids.join(","),
+                        kind,
+                        if ok {
+                            format!("{detail} for {:?}", cfg.soft_for)
+                        } else {
+                            errors.join("; ")
+                        },
+                        ok,
+                    );
+                    e.at_unix_nano = at;
+                    e.lasts_ms = u64::try_from(cfg.soft_for.as_millis()).ok();
+                    injected += usize::from(ok);
+                    record(e);
+                    let urls = list.into_iter().map(|i| i.url).collect();
                     clears.push((start.elapsed() + cfg.soft_for, service.clone(), urls));
                 }
             }
@@ -319,7 +473,7 @@ pub(crate) async fn run(
     for (_, service, urls) in clears {
         for url in urls {
             let r = faults(&client, &url, &cfg.fault_token, None).await;
-            record(&service, &url, "clear", String::new(), r.is_ok());
+            record(event(&service, &url, "clear", String::new(), r.is_ok()));
         }
     }
 }

@@ -8,8 +8,10 @@
 //! `aiods-lab serve <service>`), killed with real signals.
 
 pub mod chaos;
+pub mod figures;
 pub mod load;
 pub mod report;
+mod watched;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,7 @@ use crate::scenario::{Scenario, ScenarioError};
 use crate::topology::{BUILT_IN_NAME, adopt_old_serve_commands, built_in_topology};
 
 pub use report::Report;
+use watched::Watched;
 
 /// Errors of an experiment.
 #[derive(Debug, thiserror::Error)]
@@ -114,9 +117,25 @@ pub struct ExperimentArgs {
     /// Pick the service of each fault at random with this seed (default: in turn).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Services to inject faults into (default: every supervised one).
+    /// Services to inject faults into (default: every supervised and watched one).
     #[arg(long = "target", value_delimiter = ',')]
     pub targets: Vec<String>,
+    /// Run these services as *watched*: the lab starts their command itself and the platform
+    /// only gets their `url` (probes, scrapes, telemetry; no restart). `--crash-every` kills
+    /// of them are the lab's: SIGKILL, then a restart after `--watched-restart-after`.
+    #[arg(long = "watched", value_delimiter = ',')]
+    pub watched: Vec<String>,
+    /// How long a killed watched service stays down before the lab starts it again.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub watched_restart_after: Duration,
+    /// Stop injecting after this many faults, and end the run once their incidents are
+    /// resolved (or at `--duration`).
+    #[arg(long)]
+    pub faults: Option<usize>,
+    /// No fault before this (default: the first interval). Latency detection judges a
+    /// service against its own baseline, learnt over its first 30 seconds with traffic.
+    #[arg(long, value_parser = parse_duration)]
+    pub faults_after: Option<Duration>,
     /// Replicas of every supervised service (overrides the topology).
     #[arg(long)]
     pub replicas: Option<u32>,
@@ -209,6 +228,10 @@ impl From<LoadArgs> for ExperimentArgs {
             soft_for: Duration::from_secs(10),
             seed: a.seed,
             targets: Vec::new(),
+            watched: Vec::new(),
+            watched_restart_after: Duration::from_secs(1),
+            faults: None,
+            faults_after: None,
             replicas: a.replicas,
             out: a.out,
             scalability: false,
@@ -521,6 +544,69 @@ pub(crate) fn topology(
     Ok((topology, name))
 }
 
+/// `a` when every value is `a`, else `a–b`.
+fn span<T: Ord + Copy + std::fmt::Display>(values: impl Iterator<Item = T>) -> String {
+    let v: Vec<T> = values.collect();
+    match (v.iter().min(), v.iter().max()) {
+        (Some(a), Some(b)) if a == b => a.to_string(),
+        (Some(a), Some(b)) => format!("{a}–{b}"),
+        _ => "–".into(),
+    }
+}
+
+/// What detection runs with, in words, for the report: probe and scrape intervals, the
+/// gateway, the objectives, the watched services.
+pub(crate) fn conditions(topology: &Topology, watched: Option<&Watched>) -> String {
+    let s = &topology.services;
+    let h = |f: fn(&aiops_platform::config::ServiceConfig) -> u64| span(s.iter().map(f));
+    let routed = s.iter().any(|x| !x.routes.is_empty());
+    let gateway = if !routed {
+        "no gateway route: detection reads spans, scrapes and pushed metrics".to_owned()
+    } else {
+        format!(
+            "load through the platform's gateway (it retries refused connections and holds \
+             requests up to {} ms while no instance is ready; detection reads its counters \
+             first){}",
+            topology.gateway.hold_ms,
+            if topology.gateway.upstreams_via_gateway {
+                ", calls between services through it too"
+            } else {
+                ""
+            }
+        )
+    };
+    let slo: std::collections::BTreeSet<String> =
+        s.iter().map(|x| x.slo.availability.to_string()).collect();
+    let slo = slo.into_iter().collect::<Vec<_>>().join(" / ");
+    let alerts = s.first().map_or(String::new(), |x| {
+        x.slo
+            .burn_alerts
+            .iter()
+            .map(|a| format!("{} s/{} s at {}×", a.long_secs, a.short_secs, a.factor))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    let mut out = format!(
+        "probes every {} ms (timeout {} ms; readiness fails after {}, liveness after {} \
+         failures in a row), scrapes every {} ms, {gateway}; availability SLO {}, \
+         burn alerts {alerts}",
+        h(|x| x.health.interval_ms),
+        h(|x| x.health.timeout_ms),
+        h(|x| u64::from(x.health.ready_failure_threshold)),
+        h(|x| u64::from(x.health.failure_threshold)),
+        topology.platform.scrape_interval_ms,
+        slo,
+    );
+    if let Some(w) = watched {
+        out.push_str(&format!(
+            "; watched (started and restarted by the lab, {:?} after a kill): {}",
+            w.restart_after(),
+            w.names().join(", ")
+        ));
+    }
+    out
+}
+
 /// The platform, started in this process for `topology`.
 pub(crate) struct Started {
     pub(crate) running: Running,
@@ -574,7 +660,7 @@ pub(crate) fn targets(
     for t in asked {
         if !supervised.contains(t) {
             return Err(ExperimentError::Invalid(format!(
-                "--target {t:?} is not a supervised service (one of {})",
+                "--target {t:?} is not a supervised or watched service (one of {})",
                 supervised.join(", ")
             )));
         }
@@ -610,8 +696,21 @@ async fn run_async(
     let entry_services =
         scenario.services(&scenario_origin, &crate::topology::routes(&topology))?;
     let fault_token = enable_faults(&mut topology);
+    let watched = if args.watched.is_empty() {
+        None
+    } else {
+        Some(Watched::take_over(
+            &mut topology,
+            &args.watched,
+            args.watched_restart_after,
+        )?)
+    };
     let supervised = supervised(&topology);
-    let targets = targets(&args.targets, &supervised)?;
+    let mut services = supervised.clone();
+    services.extend(watched.as_ref().map(|w| w.names()).unwrap_or_default());
+    let targets = targets(&args.targets, &services)?;
+    let conditions = conditions(&topology, watched.as_deref());
+    let upstreams_via_gateway = topology.gateway.upstreams_via_gateway;
     let replicas_desc = topology
         .services
         .iter()
@@ -652,8 +751,12 @@ async fn run_async(
             entry_services,
             scenario: Arc::new(scenario),
             topology_name,
-            supervised,
+            services,
             replicas: args.replicas.or(Some(replicas_desc)),
+            watched: watched.clone(),
+            platform_addr: addr,
+            upstreams_via_gateway,
+            conditions,
         },
     )
     .await;
@@ -684,6 +787,9 @@ async fn run_async(
         }
     };
     eprintln!("aiods-lab: stopping the platform and its services…");
+    if let Some(w) = &watched {
+        w.stop_all().await;
+    }
     running.stop().await;
     drop(tmp);
     Ok(code)
@@ -699,8 +805,17 @@ struct Plan {
     entry_services: Vec<String>,
     scenario: Arc<Scenario>,
     topology_name: String,
-    supervised: Vec<String>,
+    /// Supervised and watched services: the report's rows.
+    services: Vec<String>,
     replicas: Option<u32>,
+    /// Services the lab runs itself.
+    watched: Option<Arc<Watched>>,
+    /// The platform's listener (the watched services' telemetry endpoint).
+    platform_addr: SocketAddr,
+    /// Upstream URLs of watched services are the gateway's.
+    upstreams_via_gateway: bool,
+    /// What detection ran with, in words.
+    conditions: String,
 }
 
 #[allow(clippy::too_many_lines)]
@@ -727,6 +842,14 @@ async fn experiment(
         .tcp_nodelay(true)
         .build()?;
     let run_id = random_token();
+    if let Some(w) = &plan.watched {
+        let upstreams = plan.upstreams_via_gateway.then(|| gateway.clone());
+        w.start_all(plan.platform_addr, upstreams, &client).await?;
+        eprintln!(
+            "aiods-lab: watched service(s) {} started by the lab",
+            w.names().join(", ")
+        );
+    }
 
     // The scalability line: fault-free phases, valid requests only.
     let valid_only = {
@@ -808,10 +931,26 @@ async fn experiment(
         fault_token: plan.fault_token.clone(),
         // Leave time for the last repair inside the run.
         last_at: nominal.saturating_sub(Duration::from_secs(2)),
+        first_at: args.faults_after.unwrap_or(Duration::ZERO),
+        max_faults: args.faults,
+        watched: plan.watched.clone(),
     };
     let mut chaos_desc = Vec::new();
     if let Some(d) = plan.crash_every.filter(|d| !d.is_zero()) {
         chaos_desc.push(format!("kill -9 every {d:?}"));
+    }
+    if let Some(w) = &plan.watched {
+        chaos_desc.push(format!(
+            "watched (started, killed and restarted after {:?} by the lab): {}",
+            w.restart_after(),
+            w.names().join(", ")
+        ));
+    }
+    if let Some(n) = args.faults {
+        chaos_desc.push(format!("at most {n} faults"));
+    }
+    if let Some(d) = args.faults_after {
+        chaos_desc.push(format!("none before {d:?}"));
     }
     if let Some(d) = args.hang_every.filter(|d| !d.is_zero()) {
         chaos_desc.push(format!("hang every {d:?}"));
@@ -854,6 +993,55 @@ async fn experiment(
         load_done_rx,
         events.clone(),
     ));
+    // The load ends at its time, on Ctrl-C, or once `--faults` faults were injected and
+    // every incident of the run is resolved.
+    let (load_stop_tx, load_stop_rx) = watch::channel(false);
+    let load_stop_tx = Arc::new(load_stop_tx);
+    let stopper = {
+        let tx = load_stop_tx.clone();
+        let mut global = stop.clone();
+        let sup = sup.clone();
+        let events = events.clone();
+        let max = args.faults;
+        // Past the last fault's own length (a soft fault, a watched service's restart).
+        let settle = Duration::from_secs(3)
+            + if args.error_rate.is_some() || args.latency_ms.is_some() {
+                args.soft_for
+            } else {
+                args.watched_restart_after
+            };
+        tokio::spawn(async move {
+            let mut all_in: Option<Instant> = None;
+            loop {
+                tokio::select! {
+                    r = global.changed() => {
+                        if r.is_err() || *global.borrow() {
+                            let _ = tx.send(true);
+                            return;
+                        }
+                    }
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+                let Some(max) = max else { continue };
+                let injected = events
+                    .lock()
+                    .iter()
+                    .filter(|e| e.ok && figures::MATCHED_KINDS.contains(&e.kind.as_str()))
+                    .count();
+                if injected < max {
+                    continue;
+                }
+                let since = *all_in.get_or_insert_with(Instant::now);
+                let open = sup.incidents().iter().any(|i| {
+                    i.status == IncidentStatus::Open && i.detected_unix_nano >= start_unix_nano
+                });
+                if since.elapsed() >= settle && !open {
+                    let _ = tx.send(true);
+                    return;
+                }
+            }
+        })
+    };
     let load_task = tokio::spawn(load::run(
         load::LoadConfig {
             base_url: gateway.clone(),
@@ -867,7 +1055,7 @@ async fn experiment(
         },
         client.clone(),
         counters.clone(),
-        stop.clone(),
+        load_stop_rx,
     ));
     let (len, unit) = match until {
         load::Until::Time(d) => (d.as_secs(), "s"),
@@ -913,6 +1101,7 @@ async fn experiment(
             )));
         }
     };
+    stopper.abort();
     let _ = load_done_tx.send(true);
     let _ = chaos_task.await;
     // Let open incidents of the last faults resolve, so their MTTR counts.
@@ -941,6 +1130,7 @@ async fn experiment(
         replicas: plan.replicas,
         invalid_share: plan.scenario.invalid_share(),
         chaos: chaos_text,
+        conditions: plan.conditions.clone(),
         elapsed_s: elapsed.as_secs_f64(),
         samples: &recorded.samples,
         failures: recorded.failures,
@@ -950,13 +1140,25 @@ async fn experiment(
         incidents: sup.incidents(),
         instances_before,
         instances_after: sup.instances(),
-        services: plan.supervised,
+        services: plan.services,
+        lab_restarts: plan
+            .watched
+            .as_ref()
+            .map(|w| w.restarts().into_iter().collect())
+            .unwrap_or_default(),
         gateway: delta(&gateway_after, &gateway_before),
         scalability,
     });
     write_report(&report, &args.out)?;
     let chart = args.out.join("latency.svg");
     print!("{}", report.markdown(Some(&chart.display().to_string())));
+    if !report.figures_by_kind.is_empty() {
+        eprint!(
+            "aiods-lab: from the fault ({}):\n{}",
+            report.conditions,
+            figures::summary(&report.figures_by_kind)
+        );
+    }
     eprintln!(
         "aiods-lab: report written to {} (report.md, report.json, latency.svg)",
         args.out.display()

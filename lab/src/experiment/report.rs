@@ -11,6 +11,7 @@ use aiops_platform::incident::{Incident, IncidentStatus};
 use aiops_platform::supervisor::InstanceView;
 
 use super::chaos::FaultEvent;
+use super::figures::{self, FaultFigure, FigureRow, IncidentTimes};
 use super::load::{FailureNote, Outcome, Sample};
 
 /// Mean, median and 95th percentile (nearest rank) of durations in milliseconds.
@@ -66,7 +67,7 @@ pub struct ServiceRow {
     pub name: String,
     /// Instances started during the run: replicas + restarts.
     pub instances_created: u64,
-    /// Restarts by the platform during the run.
+    /// Restarts during the run: by the platform (by the lab for a watched service).
     pub restarts: u64,
     /// Faults injected on it (kill, hang, soft).
     pub faults_injected: usize,
@@ -208,8 +209,18 @@ pub struct Report {
     pub faults: Vec<FaultEvent>,
     /// Incidents opened during the run.
     pub incidents: Vec<IncidentRow>,
-    /// Indexes in `faults` of kills and hangs no incident was found for.
+    /// Indexes in `faults` of faults (kills, hangs, error bursts, latency steps) no incident
+    /// was found for.
     pub unmatched_faults: Vec<usize>,
+    /// What detection ran with: probe and scrape intervals, gateway, watched services.
+    pub conditions: String,
+    /// Every injected fault with its incident's times and the five figures (MTTD, MTTR,
+    /// downtime, MTTD from fault, downtime from fault).
+    pub fault_figures: Vec<FaultFigure>,
+    /// The figures per fault kind.
+    pub figures_by_kind: Vec<FigureRow>,
+    /// The figures per service.
+    pub figures_by_service: Vec<FigureRow>,
     /// Width of the latency buckets, seconds.
     pub bucket_s: u64,
     /// Latency over time.
@@ -232,6 +243,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) replicas: Option<u32>,
     pub(crate) invalid_share: f64,
     pub(crate) chaos: String,
+    pub(crate) conditions: String,
     pub(crate) elapsed_s: f64,
     pub(crate) samples: &'a [Sample],
     pub(crate) failures: Vec<FailureNote>,
@@ -242,6 +254,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) instances_before: Vec<InstanceView>,
     pub(crate) instances_after: Vec<InstanceView>,
     pub(crate) services: Vec<String>,
+    /// Watched services (one instance each, run by the lab) and the lab's restarts of them.
+    pub(crate) lab_restarts: BTreeMap<String, u64>,
     pub(crate) gateway: GatewayCount,
     pub(crate) scalability: Vec<ScalabilityRow>,
 }
@@ -275,29 +289,22 @@ pub(crate) fn build(i: Inputs<'_>) -> Report {
         .filter(|x| x.detected_unix_nano >= start)
         .collect();
     incidents.sort_by_key(|x| x.detected_unix_nano);
-    // Match each kill / hang to the incident of its service that started with it.
-    let mut fault_of: Vec<Option<usize>> = vec![None; incidents.len()];
-    let mut unmatched = Vec::new();
-    for (fi, f) in i.faults.iter().enumerate() {
-        if !(f.kind == "kill" || f.kind == "hang") || !f.ok {
-            continue;
-        }
-        let window_end = f.at_unix_nano + 15_000_000_000;
-        let hit = incidents.iter().enumerate().position(|(ii, inc)| {
-            fault_of.get(ii).is_some_and(Option::is_none)
-                && inc.service == f.service
-                && inc.failure_start_unix_nano + 200_000_000 >= f.at_unix_nano
-                && inc.failure_start_unix_nano <= window_end
-        });
-        match hit {
-            Some(ii) => {
-                if let Some(slot) = fault_of.get_mut(ii) {
-                    *slot = Some(fi);
-                }
-            }
-            None => unmatched.push(fi),
-        }
-    }
+    // Match each fault to the incident of its service that started with it.
+    let times: Vec<IncidentTimes> = incidents
+        .iter()
+        .map(|x| IncidentTimes {
+            id: x.id.clone(),
+            service: x.service.clone(),
+            signals: x.signals.iter().map(ToString::to_string).collect(),
+            failure_start: x.failure_start_unix_nano,
+            detected: x.detected_unix_nano,
+            recovered: x.recovered_unix_nano,
+        })
+        .collect();
+    let (fault_of, unmatched) = figures::match_faults(&i.faults, &times);
+    let fault_figures = figures::fault_figures(&i.faults, &times, &fault_of, start);
+    let figures_by_kind = figures::rows_by(&fault_figures, |f| f.kind.as_str());
+    let figures_by_service = figures::rows_by(&fault_figures, |f| f.service.as_str());
     let rows: Vec<IncidentRow> = incidents
         .iter()
         .zip(&fault_of)
@@ -339,12 +346,19 @@ pub(crate) fn build(i: Inputs<'_>) -> Report {
             .filter(|s| filter(s))
             .map(|s| generations(&i.instances_after, s))
             .sum();
+        let watched: Vec<u64> = i
+            .lab_restarts
+            .iter()
+            .filter(|(s, _)| filter(s))
+            .map(|(_, n)| *n)
+            .collect();
         let replicas = i
             .instances_after
             .iter()
             .filter(|v| filter(&v.service) && v.managed)
-            .count() as u64;
-        let restarts = after.saturating_sub(before);
+            .count() as u64
+            + watched.len() as u64;
+        let restarts = after.saturating_sub(before) + watched.iter().sum::<u64>();
         ServiceRow {
             name: name.to_owned(),
             instances_created: replicas + restarts,
@@ -427,6 +441,10 @@ pub(crate) fn build(i: Inputs<'_>) -> Report {
         faults: i.faults,
         incidents: rows,
         unmatched_faults: unmatched,
+        conditions: i.conditions,
+        fault_figures,
+        figures_by_kind,
+        figures_by_service,
         bucket_s,
         timeline,
         scalability: i.scalability,
@@ -614,6 +632,13 @@ impl Report {
                 );
             }
         }
+        figures::markdown(
+            &mut o,
+            &self.fault_figures,
+            &self.figures_by_kind,
+            &self.figures_by_service,
+            &self.conditions,
+        );
         let _ = writeln!(o, "## Latency over time ({} s buckets)\n", self.bucket_s);
         if let Some(c) = chart {
             let _ = writeln!(
