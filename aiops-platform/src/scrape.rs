@@ -78,14 +78,6 @@ impl Scraper {
         *self.targets.write() = targets;
     }
 
-    /// Adds a target unless present.
-    pub fn add_target(&self, target: ScrapeTarget) {
-        let mut t = self.targets.write();
-        if !t.contains(&target) {
-            t.push(target);
-        }
-    }
-
     /// Status of every target.
     pub fn statuses(&self) -> Vec<ScrapeStatus> {
         let targets = self.targets.read().clone();

@@ -51,14 +51,10 @@ pub struct MttrArgs {
 
 /// Nearest-rank percentile (NaN when empty).
 fn percentile(v: &[f64], p: f64) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    let i = ((p * n as f64).ceil() as usize).clamp(1, n) - 1;
-    v.get(i).copied().unwrap_or(f64::NAN)
+    // The platform's nearest-rank summary: p50 and p95 are all this harness prints.
+    let s = aiops_platform::incident::Summary::of(v.to_vec());
+    let value = if p <= 0.5 { s.p50_ms } else { s.p95_ms };
+    value.unwrap_or(f64::NAN)
 }
 
 fn row(service: &str, kind: &str, values: &[(f64, f64)]) -> String {

@@ -60,7 +60,6 @@ pub struct Watch {
 pub struct ServiceDetection {
     errors_active: bool,
     latency: LatencyJudge,
-    latency_slo_active: bool,
     exceptions: exceptions::ExceptionWatch,
     sent: HashMap<Signal, (bool, u64)>,
     latency_active: bool,
@@ -335,12 +334,7 @@ impl ServiceDetection {
         );
         let slo_firing = slo.as_ref().is_some_and(|r| r.iter().any(|a| a.firing));
         let slo_since = slo_firing.then(|| first_slow(b, now, &watch.slo)).flatten();
-        if slo_firing && !self.latency_slo_active {
-            self.latency_slo_active = true;
-        } else if !slo_firing {
-            self.latency_slo_active = false;
-        }
-        let active = reading.active || self.latency_slo_active;
+        let active = reading.active || slo_firing;
         self.latency_active = active;
         if !self.due(Signal::Latency, active, now) {
             return None;

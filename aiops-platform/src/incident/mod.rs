@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use db::{IncidentDb, IncidentDbError};
 pub use kinds::{ActionKind, ActionRef, ConditionKey, Signal, UnknownKind};
 pub use notify::Notifier;
-pub use report::{ServiceReport, report};
+pub use report::{ServiceReport, Summary, report};
 
 use crate::store::rfc3339;
 

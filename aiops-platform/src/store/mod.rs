@@ -236,16 +236,20 @@ impl Store {
         self.touch_services(spans.iter().map(|s| s.service.as_str()), Signal::Traces);
         let n = spans.len() as u64;
         self.requests.record_spans(&spans);
-        let ids: Vec<(String, String)> = spans
-            .iter()
-            .map(|s| (s.trace_id.clone(), s.span_id.clone()))
-            .collect();
+        // The new spans by trace: each trace is looked at once, whatever the batch holds.
+        let mut new: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        for s in &spans {
+            new.entry(s.trace_id.clone())
+                .or_default()
+                .push(s.span_id.clone());
+        }
         let mut traces = self.traces.write();
         let dropped = traces.insert(spans, now_nanos());
         let mut calls = self.calls.write();
-        for (trace, span) in ids {
+        for (trace, ids) in new {
             traces.with_trace(&trace, |all| {
-                if let Some(s) = all.iter().find(|s| s.span_id == span) {
+                for s in all.iter().filter(|s| ids.contains(&s.span_id)) {
                     calls.learn(s, all);
                 }
             });

@@ -9,7 +9,7 @@
 //! of seconds per series, and capped numbers of services and cumulative series (refusals are
 //! counted).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -28,6 +28,15 @@ pub const LATENCY_BOUNDS_MS: [f64; 15] = [
     1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0, 5000.0, 10_000.0,
     30_000.0,
 ];
+
+/// The first histogram bucket whose requests are all slower than `ms` (the one after the
+/// first bound at or above it).
+fn slow_index(ms: f64) -> usize {
+    LATENCY_BOUNDS_MS
+        .iter()
+        .position(|b| *b >= ms)
+        .map_or(LATENCY_BOUNDS_MS.len(), |i| i + 1)
+}
 
 /// Where a request fact came from. The order is the precedence: the first source with data
 /// in the window is the one detection reads for a service.
@@ -104,11 +113,7 @@ impl Bucket {
     /// Requests slower than `ms`, rounded up to the histogram's next bound (requests above
     /// that bound), when the source reports single requests.
     pub fn slower_than(&self, ms: f64) -> u64 {
-        let first = LATENCY_BOUNDS_MS
-            .iter()
-            .position(|b| *b >= ms)
-            .map_or(LATENCY_BOUNDS_MS.len(), |i| i + 1);
-        self.latency_hist[first..]
+        self.latency_hist[slow_index(ms)..]
             .iter()
             .map(|n| u64::from(*n))
             .sum()
@@ -117,11 +122,7 @@ impl Bucket {
     /// The first request slower than `ms` (rounded up to the histogram's next bound) in this
     /// second, by its own time, when the source reports single requests.
     pub fn first_slower_than(&self, ms: f64) -> Option<u64> {
-        let first = LATENCY_BOUNDS_MS
-            .iter()
-            .position(|b| *b >= ms)
-            .map_or(LATENCY_BOUNDS_MS.len(), |i| i + 1);
-        self.latency_first[first..]
+        self.latency_first[slow_index(ms)..]
             .iter()
             .filter(|o| **o != u32::MAX)
             .min()
@@ -264,20 +265,15 @@ impl Buckets {
 
     /// Like [`Buckets::window`], counting requests slower than `slow_ms` too.
     pub fn window_with_slow(&self, now: u64, secs: u64, slow_ms: f64) -> WindowCounts {
-        let now_s = now / NS;
-        let mut w = self.window(now, secs);
-        w.slow = self
-            .buckets
-            .iter()
-            .rev()
-            .take_while(|b| b.second + secs > now_s)
-            .map(|b| b.slower_than(slow_ms))
-            .sum();
-        w
+        self.sum(now, secs, Some(slow_ms))
     }
 
     /// Sums the seconds in `(now − secs, now]`.
     pub fn window(&self, now: u64, secs: u64) -> WindowCounts {
+        self.sum(now, secs, None)
+    }
+
+    fn sum(&self, now: u64, secs: u64, slow_ms: Option<f64>) -> WindowCounts {
         let now_s = now / NS;
         let mut w = WindowCounts::default();
         for b in self
@@ -290,6 +286,7 @@ impl Buckets {
             w.errors += b.errors;
             w.latency_sum_ms += b.latency_sum_ms;
             w.latency_n += b.latency_n;
+            w.slow += slow_ms.map_or(0, |ms| b.slower_than(ms));
         }
         w
     }
@@ -374,7 +371,7 @@ struct Cumulative {
 #[derive(Debug, Default)]
 struct Inner {
     series: HashMap<(String, RequestSource), Buckets>,
-    services: HashMap<String, ()>,
+    services: HashSet<String>,
     cumulative: HashMap<String, Cumulative>,
     refused_services: u64,
     refused_series: u64,
@@ -525,22 +522,6 @@ impl RequestAccounting {
             .map(f)
     }
 
-    /// A copy of the buckets of `service` from `source`.
-    pub fn buckets(&self, service: &str, source: RequestSource) -> Option<Buckets> {
-        self.inner
-            .lock()
-            .series
-            .get(&(service.to_owned(), source))
-            .cloned()
-    }
-
-    /// Services with any request facts.
-    pub fn services(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.inner.lock().services.keys().cloned().collect();
-        v.sort();
-        v
-    }
-
     /// What was refused so far.
     pub fn refusals(&self) -> AccountingRefusals {
         let inner = self.inner.lock();
@@ -558,12 +539,12 @@ impl Inner {
         source: RequestSource,
         limits: AccountingLimits,
     ) -> Option<&mut Buckets> {
-        if !self.services.contains_key(service) {
+        if !self.services.contains(service) {
             if self.services.len() >= limits.max_services {
                 self.refused_services += 1;
                 return None;
             }
-            self.services.insert(service.to_owned(), ());
+            self.services.insert(service.to_owned());
         }
         Some(self.series.entry((service.to_owned(), source)).or_default())
     }
@@ -659,6 +640,11 @@ mod tests {
 
     const S: u64 = NS;
 
+    fn copy(a: &RequestAccounting, source: RequestSource) -> Buckets {
+        a.with_buckets("svc", source, Clone::clone)
+            .unwrap_or_default()
+    }
+
     #[test]
     fn requests_fall_in_their_second_and_windows_sum_them() {
         let a = RequestAccounting::default();
@@ -670,7 +656,7 @@ mod tests {
         ] {
             a.record_request("svc", RequestSource::Spans, at, failed, Some(10.0));
         }
-        let b = a.buckets("svc", RequestSource::Spans).unwrap_or_default();
+        let b = copy(&a, RequestSource::Spans);
         let w = b.window(14 * S, 5);
         assert_eq!((w.total, w.errors), (4, 2));
         assert_eq!(b.window(14 * S, 1).total, 1);
@@ -736,7 +722,10 @@ mod tests {
             ],
             RequestSource::Scrape,
         );
-        assert!(a.buckets("svc", RequestSource::Scrape).is_none());
+        assert!(
+            a.with_buckets("svc", RequestSource::Scrape, |_| ())
+                .is_none()
+        );
         a.record_samples(
             &[
                 sample(c, "200", "a", 2 * S, 110.0),
@@ -747,7 +736,7 @@ mod tests {
             RequestSource::Scrape,
         );
         a.record_samples(&[sample(c, "500", "a", 3 * S, 9.0)], RequestSource::Scrape);
-        let b = a.buckets("svc", RequestSource::Scrape).unwrap_or_default();
+        let b = copy(&a, RequestSource::Scrape);
         let w = b.window(3 * S, 10);
         assert_eq!(
             (w.total, w.errors),
@@ -757,7 +746,7 @@ mod tests {
         assert_eq!(w.mean_latency_ms(), Some(100.0), "1 s over 10 requests");
         // A counter reset counts from zero.
         a.record_samples(&[sample(c, "200", "a", 4 * S, 3.0)], RequestSource::Scrape);
-        let b = a.buckets("svc", RequestSource::Scrape).unwrap_or_default();
+        let b = copy(&a, RequestSource::Scrape);
         assert_eq!(b.window(4 * S, 1).total, 3);
     }
 
@@ -784,6 +773,9 @@ mod tests {
         );
         a.record_request("other", RequestSource::Spans, 5 * S, false, None);
         assert_eq!(a.refusals().services, 1);
-        assert_eq!(a.services(), ["svc"]);
+        assert!(
+            a.with_buckets("other", RequestSource::Spans, |_| ())
+                .is_none()
+        );
     }
 }

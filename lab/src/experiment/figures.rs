@@ -180,30 +180,16 @@ pub struct Percentiles {
     pub p95_label: String,
 }
 
-/// The `q` quantile of sorted values (nearest rank).
-fn rank(sorted: &[f64], q: f64) -> Option<f64> {
-    let n = sorted.len();
-    if n == 0 {
-        return None;
-    }
-    let i = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
-    sorted.get(i).copied()
-}
-
 impl Percentiles {
     /// Of `values` (non-finite ones ignored).
     pub fn of(values: impl IntoIterator<Item = f64>) -> Self {
-        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
-        v.sort_by(f64::total_cmp);
-        let few = v.len() < FEW;
+        // The platform's own nearest-rank summary (its report uses the same).
+        let s = aiops_platform::incident::Summary::of(values.into_iter().collect());
+        let few = s.n < FEW;
         Self {
-            n: v.len(),
-            p50: rank(&v, 0.5),
-            p95: if few {
-                v.last().copied()
-            } else {
-                rank(&v, 0.95)
-            },
+            n: s.n,
+            p50: s.p50_ms,
+            p95: if few { s.max_ms } else { s.p95_ms },
             p95_is_max: few,
             p95_label: if few { "max (n<20)" } else { "p95" }.to_owned(),
         }
