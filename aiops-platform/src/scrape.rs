@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 use serde::Serialize;
 
-use crate::store::{MetricSample, Signal, Stats, Store, now_nanos, rfc3339};
+use crate::store::{MetricSample, Signal, Stats, Store, Temporality, now_nanos, rfc3339};
 
 /// Errors of one scrape.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +136,7 @@ impl Scraper {
                     source: "scrape",
                     time_unix_nano: now,
                     value: if up { 1.0 } else { 0.0 },
+                    temporality: Temporality::Cumulative,
                 });
                 if up {
                     store.insert_samples(samples, Signal::Scrape);
@@ -224,6 +225,7 @@ pub fn parse_exposition(
                 source: "scrape",
                 time_unix_nano: now,
                 value: s.value,
+                temporality: Temporality::Cumulative,
             }
         })
         .collect())

@@ -49,11 +49,9 @@ impl ExceptionWatch {
             };
             if delta > 0 {
                 // The event's own time when the group's last event is this one.
-                self.deltas.push_back((
-                    g.last_seen_unix_nano.min(now),
-                    g.fingerprint.clone(),
-                    delta,
-                ));
+                let at = g.last_seen_unix_nano.min(now);
+                self.last_event = self.last_event.max(at);
+                self.deltas.push_back((at, g.fingerprint.clone(), delta));
             }
         }
         self.primed = true;

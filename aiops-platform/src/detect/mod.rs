@@ -510,6 +510,51 @@ mod tests {
     }
 
     #[test]
+    fn an_exception_burst_recovers_at_its_last_event_not_when_its_window_empties() {
+        let store = Store::new(RetentionConfig::default(), None);
+        let watch = Watch::default();
+        let mut d = ServiceDetection::default();
+        let t0 = 1_000 * S;
+        d.evaluate("svc", &watch, &store, t0);
+        let mut last_event = 0;
+        let mut opened = false;
+        let mut recovered = None;
+        for k in 0..80u64 {
+            let now = t0 + k * S / 4;
+            // One exception every 250 ms for the first 3 s, then none.
+            if k < 12 {
+                last_event = now;
+                store.record_exception(crate::store::ExceptionEvent {
+                    service: "svc".into(),
+                    fingerprint: "fp".into(),
+                    title: "Boom".into(),
+                    exception_type: Some("Boom".into()),
+                    level: "error".into(),
+                    time_unix_nano: now,
+                    trace_id: None,
+                    event: serde_json::json!({}),
+                });
+            }
+            for st in d.evaluate("svc", &watch, &store, now + 1) {
+                if st.signal != Signal::ExceptionBurst {
+                    continue;
+                }
+                if st.active {
+                    opened = true;
+                } else if opened && recovered.is_none() {
+                    recovered = Some(st.recovered_at);
+                }
+            }
+        }
+        assert!(opened, "no burst");
+        assert_eq!(
+            recovered,
+            Some(last_event),
+            "recovery is the last event's time"
+        );
+    }
+
+    #[test]
     fn unchanged_states_are_sent_again_only_when_due() {
         let mut d = ServiceDetection::default();
         let e = Signal::ErrorRate;

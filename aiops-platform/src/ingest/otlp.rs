@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, metric, number_data_point};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
@@ -28,8 +28,8 @@ use super::IngestError;
 use super::body::{decode_body, read_body};
 use crate::app::AppState;
 use crate::store::{
-    LogRecord, MetricSample, Severity, Signal, SpanEvent, SpanRecord, SpanStatus, Stats, now_nanos,
-    rfc3339,
+    LogRecord, MetricSample, Severity, Signal, SpanEvent, SpanRecord, SpanStatus, Stats,
+    Temporality, now_nanos, rfc3339,
 };
 use axum::body::Body;
 
@@ -509,6 +509,15 @@ pub fn convert_logs(request: ExportLogsServiceRequest) -> Converted<LogRecord> {
     out
 }
 
+/// OTLP's `aggregation_temporality` field: delta, or cumulative (also for unspecified).
+fn temporality(field: i32) -> Temporality {
+    if field == AggregationTemporality::Delta as i32 {
+        Temporality::Delta
+    } else {
+        Temporality::Cumulative
+    }
+}
+
 fn labels(kvs: &[KeyValue]) -> BTreeMap<String, String> {
     kvs.iter()
         .map(|kv| {
@@ -558,10 +567,12 @@ pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<Metric
                     source: "otlp",
                     time_unix_nano: if t == 0 { now } else { t },
                     value,
+                    temporality: Temporality::Cumulative,
                 };
                 let number_points =
                     |points: &[opentelemetry_proto::tonic::metrics::v1::NumberDataPoint],
                      kind: &'static str,
+                     temporality: Temporality,
                      out: &mut Converted<MetricSample>| {
                         for p in points {
                             let value = match p.value {
@@ -575,44 +586,48 @@ pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<Metric
                                     continue;
                                 }
                             };
-                            out.items.push(sample(
-                                m.name.clone(),
-                                kind,
-                                labels(&p.attributes),
-                                p.time_unix_nano,
-                                value,
-                            ));
+                            out.items.push(MetricSample {
+                                temporality,
+                                ..sample(
+                                    m.name.clone(),
+                                    kind,
+                                    labels(&p.attributes),
+                                    p.time_unix_nano,
+                                    value,
+                                )
+                            });
                         }
                     };
                 // Histograms and summaries are stored as their `_count` and `_sum` series.
                 let count_and_sum = |out: &mut Converted<MetricSample>,
                                      kind: &'static str,
+                                     temporality: Temporality,
                                      l: BTreeMap<String, String>,
                                      t: u64,
                                      count: u64,
                                      sum: Option<f64>| {
                     #[allow(clippy::cast_precision_loss)]
                     let count = count as f64;
-                    out.items.push(sample(
-                        format!("{}_count", m.name),
-                        kind,
-                        l.clone(),
-                        t,
-                        count,
-                    ));
+                    out.items.push(MetricSample {
+                        temporality,
+                        ..sample(format!("{}_count", m.name), kind, l.clone(), t, count)
+                    });
                     if let Some(sum) = sum {
-                        out.items
-                            .push(sample(format!("{}_sum", m.name), kind, l, t, sum));
+                        out.items.push(MetricSample {
+                            temporality,
+                            ..sample(format!("{}_sum", m.name), kind, l, t, sum)
+                        });
                     }
                 };
                 match &m.data {
                     None => out.reject(|| format!("metric {:?} has no data", m.name)),
                     Some(metric::Data::Gauge(g)) => {
-                        number_points(&g.data_points, "gauge", &mut out)
+                        number_points(&g.data_points, "gauge", Temporality::Cumulative, &mut out)
                     }
                     Some(metric::Data::Sum(s)) => number_points(
                         &s.data_points,
                         if s.is_monotonic { "counter" } else { "gauge" },
+                        temporality(s.aggregation_temporality),
                         &mut out,
                     ),
                     Some(metric::Data::Histogram(h)) => {
@@ -621,6 +636,7 @@ pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<Metric
                             count_and_sum(
                                 &mut out,
                                 "histogram",
+                                temporality(h.aggregation_temporality),
                                 l,
                                 p.time_unix_nano,
                                 p.count,
@@ -634,6 +650,7 @@ pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<Metric
                             count_and_sum(
                                 &mut out,
                                 "histogram",
+                                temporality(h.aggregation_temporality),
                                 l,
                                 p.time_unix_nano,
                                 p.count,
@@ -658,6 +675,7 @@ pub fn convert_metrics(request: ExportMetricsServiceRequest) -> Converted<Metric
                             count_and_sum(
                                 &mut out,
                                 "summary",
+                                Temporality::Cumulative,
                                 l,
                                 p.time_unix_nano,
                                 p.count,
@@ -706,6 +724,55 @@ mod tests {
         assert_eq!(c.items[0].service, "unknown_service");
         assert_eq!(c.rejected, 1);
         assert!(c.reason.unwrap_or_default().contains("bad"));
+    }
+
+    #[test]
+    fn histogram_points_keep_their_aggregation_temporality() {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Histogram, HistogramDataPoint, Metric, ResourceMetrics, ScopeMetrics,
+        };
+        let histogram = |t: AggregationTemporality| Metric {
+            name: "http.server.request.duration".into(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: vec![HistogramDataPoint {
+                    count: 4,
+                    sum: Some(0.2),
+                    time_unix_nano: 7,
+                    ..Default::default()
+                }],
+                aggregation_temporality: t as i32,
+            })),
+            ..Default::default()
+        };
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![
+                        histogram(AggregationTemporality::Delta),
+                        histogram(AggregationTemporality::Cumulative),
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let out = convert_metrics(req);
+        let kinds: Vec<(String, Temporality)> = out
+            .items
+            .iter()
+            .map(|s| (s.name.clone(), s.temporality))
+            .collect();
+        let c = "http.server.request.duration_count".to_owned();
+        let s = "http.server.request.duration_sum".to_owned();
+        assert_eq!(
+            kinds,
+            [
+                (c.clone(), Temporality::Delta),
+                (s.clone(), Temporality::Delta),
+                (c, Temporality::Cumulative),
+                (s, Temporality::Cumulative),
+            ]
+        );
     }
 
     #[test]

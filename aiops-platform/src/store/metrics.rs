@@ -25,6 +25,20 @@ pub struct MetricSample {
     pub time_unix_nano: u64,
     /// The value.
     pub value: f64,
+    /// Whether a counter or histogram value is the total since its start or the change
+    /// since the previous report (OTLP's aggregation temporality; scrapes are cumulative).
+    pub temporality: Temporality,
+}
+
+/// OTLP's aggregation temporality of a sum or histogram point.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Temporality {
+    /// The total since the series started (Prometheus counters, OTLP's default).
+    #[default]
+    Cumulative,
+    /// The change since the previous report.
+    Delta,
 }
 
 /// One stored point.
@@ -253,6 +267,7 @@ mod tests {
             source: "otlp",
             time_unix_nano: 1,
             value: v,
+            temporality: Temporality::Cumulative,
         }
     }
 

@@ -22,10 +22,10 @@ use serde::Serialize;
 pub use callgraph::{MAX_EDGES, ServiceGraph};
 pub use exceptions::{ExceptionEvent, ExceptionGroup, ExceptionStore};
 pub use logs::{LogQuery, LogRecord, LogStore, Severity};
-pub use metrics::{MetricPoint, MetricQuery, MetricSample, MetricStore, SeriesView};
+pub use metrics::{MetricPoint, MetricQuery, MetricSample, MetricStore, SeriesView, Temporality};
 pub use requests::{
     AccountingLimits, AccountingRefusals, Bucket, Buckets, HORIZON_SECS, LATENCY_BOUNDS_MS,
-    RequestAccounting, RequestSource, WindowCounts,
+    Quarter, RequestAccounting, RequestSource, WindowCounts,
 };
 pub use services::{DEFAULT_MAX_DISCOVERED, ServiceRegistry, ServiceSeen, ServiceView, Signal};
 pub use traces::{

@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::SpanRecord;
-use super::metrics::MetricSample;
+use super::metrics::{MetricSample, Temporality};
 
 const NS: u64 = 1_000_000_000;
 /// Seconds of history kept per service and source (the longest default burn window, 5 min,
@@ -88,6 +88,40 @@ pub struct Bucket {
     /// Per histogram bucket, the first request's offset into the second (ns; `u32::MAX`
     /// when none): the first slow request's own time.
     pub latency_first: [u32; 16],
+    /// The second's latency per quarter (250 ms), so that a step is judged before the
+    /// second ends.
+    pub quarters: [Quarter; 4],
+}
+
+/// A quarter of a second of one service's requests from one source: their latency.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quarter {
+    /// Requests whose latency is known.
+    pub n: u32,
+    /// The sum of their latencies (ms).
+    pub sum_ms: f64,
+    /// The first one's offset into the second (ns; `u32::MAX` when none).
+    pub first_offset: u32,
+}
+
+impl Default for Quarter {
+    fn default() -> Self {
+        Self {
+            n: 0,
+            sum_ms: 0.0,
+            first_offset: u32::MAX,
+        }
+    }
+}
+
+impl Quarter {
+    /// Nanoseconds in a quarter.
+    pub const NS: u64 = NS / 4;
+
+    /// The mean latency (ms), when there were requests.
+    pub fn mean_ms(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum_ms / f64::from(self.n))
+    }
 }
 
 impl Default for Bucket {
@@ -105,6 +139,7 @@ impl Default for Bucket {
             ok_after_error_at: 0,
             latency_hist: [0; 16],
             latency_first: [u32::MAX; 16],
+            quarters: [Quarter::default(); 4],
         }
     }
 }
@@ -228,6 +263,16 @@ impl Buckets {
         b.errors += errors;
         b.latency_sum_ms += latency_sum_ms;
         b.latency_n += latency_n;
+        if latency_n > 0 {
+            let offset = at.saturating_sub(b.second * NS);
+            let q = &mut b.quarters[usize::try_from(offset / Quarter::NS).unwrap_or(3).min(3)];
+            q.n =
+                q.n.saturating_add(u32::try_from(latency_n).unwrap_or(u32::MAX));
+            q.sum_ms += latency_sum_ms;
+            q.first_offset = q
+                .first_offset
+                .min(u32::try_from(offset).unwrap_or(u32::MAX - 1));
+        }
         b.first_at = b.first_at.min(at);
         b.last_at = b.last_at.max(at);
         if errors > 0 {
@@ -465,7 +510,12 @@ impl RequestAccounting {
         }
         let mut inner = self.inner.lock();
         for (key, (sample, count, sum)) in pairs {
-            let Some((delta_count, delta_sum)) = inner.delta(&key, count, sum, self.limits) else {
+            // Delta points are already the change since the previous report.
+            let change = match sample.temporality {
+                Temporality::Delta => count.map(|c| (c, sum)),
+                Temporality::Cumulative => inner.delta(&key, count, sum, self.limits),
+            };
+            let Some((delta_count, delta_sum)) = change else {
                 continue;
             };
             if delta_count <= 0.0 {
@@ -706,7 +756,34 @@ mod tests {
             source: "scrape",
             time_unix_nano: t,
             value: v,
+            temporality: Temporality::Cumulative,
         }
+    }
+
+    #[test]
+    fn delta_histograms_count_each_report_as_it_is() {
+        let a = RequestAccounting::default();
+        let delta = |name: &str, status: &str, t: u64, v: f64| MetricSample {
+            source: "otlp",
+            temporality: Temporality::Delta,
+            ..sample(name, status, "a", t, v)
+        };
+        let c = "http.server.request.duration_count";
+        let s = "http.server.request.duration_sum";
+        // Every report counts, the first too; equal reports are not a flat counter.
+        for t in 1..=3 {
+            a.record_samples(
+                &[
+                    delta(c, "200", t * S, 10.0),
+                    delta(s, "200", t * S, 0.5),
+                    delta(c, "500", t * S, 2.0),
+                ],
+                RequestSource::Push,
+            );
+        }
+        let b = copy(&a, RequestSource::Push);
+        let w = b.window(3 * S, 10);
+        assert_eq!((w.total, w.errors), (36, 6));
     }
 
     #[test]
