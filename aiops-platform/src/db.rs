@@ -133,6 +133,8 @@ impl Database {
 pub enum DurableOp {
     /// Insert or replace an exception group with its current state.
     UpsertExceptionGroup(Box<ExceptionGroup>),
+    /// Delete an exception group evicted from memory (service, fingerprint).
+    DeleteExceptionGroup(String, String),
 }
 
 /// Queues durable writes; never blocks.
@@ -148,6 +150,14 @@ impl DurableWriter {
             .try_send(DurableOp::UpsertExceptionGroup(Box::new(group)))
             .is_ok()
     }
+
+    /// Queues the deletion of an evicted group; false when the queue is full or the writer
+    /// is gone.
+    pub fn try_delete(&self, service: String, fingerprint: String) -> bool {
+        self.tx
+            .try_send(DurableOp::DeleteExceptionGroup(service, fingerprint))
+            .is_ok()
+    }
 }
 
 const BATCH: usize = 512;
@@ -155,17 +165,20 @@ const BATCH: usize = 512;
 async fn writer_loop(pool: SqlitePool, mut rx: mpsc::Receiver<DurableOp>, stats: Arc<Stats>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        // Coalesce: only the latest state of each group needs writing.
-        let mut latest: HashMap<(String, String), ExceptionGroup> = HashMap::new();
+        // Coalesce: only the latest state of each group needs writing (`None`: deleted).
+        let mut latest: HashMap<(String, String), Option<ExceptionGroup>> = HashMap::new();
         for op in batch.drain(..) {
             match op {
                 DurableOp::UpsertExceptionGroup(g) => {
-                    latest.insert((g.service.clone(), g.fingerprint.clone()), *g);
+                    latest.insert((g.service.clone(), g.fingerprint.clone()), Some(*g));
+                }
+                DurableOp::DeleteExceptionGroup(service, fingerprint) => {
+                    latest.insert((service, fingerprint), None);
                 }
             }
         }
         let n = latest.len() as u64;
-        if let Err(error) = write_groups(&pool, latest.into_values()).await {
+        if let Err(error) = write_groups(&pool, latest).await {
             tracing::error!(%error, groups = n, "durable write failed");
             Stats::add(&stats.durable_write_errors, n);
         }
@@ -175,10 +188,18 @@ async fn writer_loop(pool: SqlitePool, mut rx: mpsc::Receiver<DurableOp>, stats:
 
 async fn write_groups(
     pool: &SqlitePool,
-    groups: impl Iterator<Item = ExceptionGroup>,
+    groups: HashMap<(String, String), Option<ExceptionGroup>>,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    for g in groups {
+    for ((service, fingerprint), g) in groups {
+        let Some(g) = g else {
+            sqlx::query("DELETE FROM exception_groups WHERE service = ? AND fingerprint = ?")
+                .bind(service)
+                .bind(fingerprint)
+                .execute(&mut *tx)
+                .await?;
+            continue;
+        };
         sqlx::query(
             "INSERT INTO exception_groups (service, fingerprint, title, exception_type, level, count,
                 first_seen_unix_nano, last_seen_unix_nano, last_trace_id, sample_event)
@@ -204,4 +225,84 @@ async fn write_groups(
         .await?;
     }
     tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Database;
+    use crate::config::RetentionConfig;
+    use crate::store::{ExceptionEvent, Stats, Store};
+
+    fn event(fingerprint: &str, at: u64) -> ExceptionEvent {
+        ExceptionEvent {
+            service: "svc".into(),
+            fingerprint: fingerprint.into(),
+            title: fingerprint.into(),
+            exception_type: None,
+            level: "error".into(),
+            time_unix_nano: at,
+            trace_id: None,
+            event: serde_json::json!({ "big": "x".repeat(1000) }),
+        }
+    }
+
+    async fn fingerprints(db: &Database) -> Vec<String> {
+        let mut f: Vec<String> = db
+            .load_exception_groups()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|g| g.fingerprint)
+            .collect();
+        f.sort();
+        f
+    }
+
+    /// Waits until the writer has caught up with `expected` rows.
+    async fn settle(db: &Database, expected: &[&str]) -> Vec<String> {
+        for _ in 0..200 {
+            let now = fingerprints(db).await;
+            if now == expected {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        fingerprints(db).await
+    }
+
+    #[tokio::test]
+    async fn evicted_groups_leave_sqlite_and_a_restore_keeps_the_cap() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("aiops.db");
+        let db = Database::open(&path)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let retention = RetentionConfig {
+            max_exception_groups: 2,
+            ..RetentionConfig::default()
+        };
+        let stats = Arc::new(Stats::default());
+        let (writer, _task) = db.spawn_writer(stats.clone(), 64);
+        let store = Store::new(retention.clone(), Some(writer));
+        for (i, f) in ["a", "b", "c"].iter().enumerate() {
+            store.record_exception(event(f, 10 + i as u64));
+        }
+        // "a" was the least recently seen: evicted from memory and from the file.
+        assert_eq!(settle(&db, &["b", "c"]).await, ["b", "c"]);
+
+        // A file holding more groups than the cap (an older platform, a lowered cap).
+        let (writer, _task) = db.spawn_writer(stats, 64);
+        let store = Store::new(RetentionConfig::default(), Some(writer));
+        store.record_exception(event("d", 5));
+        assert_eq!(settle(&db, &["b", "c", "d"]).await, ["b", "c", "d"]);
+        let (writer, _task) = db.spawn_writer(Arc::new(Stats::default()), 64);
+        let capped = Store::new(retention, Some(writer));
+        capped.restore_exceptions(db.load_exception_groups().await.unwrap_or_default());
+        assert_eq!(capped.exceptions.read().len(), 2, "restore keeps the cap");
+        // The oldest, "d", is gone from the file too.
+        assert_eq!(settle(&db, &["b", "c"]).await, ["b", "c"]);
+    }
 }

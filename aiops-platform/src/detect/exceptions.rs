@@ -38,7 +38,7 @@ impl ExceptionWatch {
         store: &Store,
         now: u64,
     ) -> ExceptionReading {
-        let groups = store.exceptions.read().list(Some(service));
+        let groups = store.exceptions.read().tallies(service);
         for g in &groups {
             let prev = self.counts.insert(g.fingerprint.clone(), g.count);
             // The first look only learns the counts (groups restored from SQLite are old news).

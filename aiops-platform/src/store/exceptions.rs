@@ -27,6 +27,21 @@ pub struct ExceptionEvent {
     pub event: serde_json::Value,
 }
 
+/// A group's count and times, without its sample event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupTally {
+    /// Grouping fingerprint.
+    pub fingerprint: String,
+    /// Title of the latest event.
+    pub title: String,
+    /// Events so far.
+    pub count: u64,
+    /// First event (ns).
+    pub first_seen_unix_nano: u64,
+    /// Latest event (ns).
+    pub last_seen_unix_nano: u64,
+}
+
 /// An exception group.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExceptionGroup {
@@ -82,10 +97,11 @@ impl ExceptionStore {
         self.groups.is_empty()
     }
 
-    /// Adds an event to its group; returns the updated group and how many groups were evicted.
-    pub fn record(&mut self, e: ExceptionEvent) -> (ExceptionGroup, u64) {
+    /// Adds an event to its group; returns the updated group and the group evicted to make
+    /// room for it, if any (service, fingerprint).
+    pub fn record(&mut self, e: ExceptionEvent) -> (ExceptionGroup, Option<(String, String)>) {
         let key = (e.service.clone(), e.fingerprint.clone());
-        let mut evicted = 0;
+        let mut evicted = None;
         if !self.groups.contains_key(&key) && self.groups.len() >= self.max {
             // Rare (a flood of distinct groups): evict the least recently seen.
             if let Some(oldest) = self
@@ -95,7 +111,7 @@ impl ExceptionStore {
                 .map(|(k, _)| k.clone())
             {
                 self.groups.remove(&oldest);
-                evicted = 1;
+                evicted = Some(oldest);
             }
         }
         let group = self.groups.entry(key).or_insert_with(|| ExceptionGroup {
@@ -129,12 +145,36 @@ impl ExceptionStore {
         (group.clone(), evicted)
     }
 
-    /// Puts groups read from SQLite back.
-    pub fn restore(&mut self, groups: Vec<ExceptionGroup>) {
+    /// Puts groups read from SQLite back, the most recently seen first, up to the cap;
+    /// answers the groups left out (to be deleted from SQLite too).
+    pub fn restore(&mut self, mut groups: Vec<ExceptionGroup>) -> Vec<(String, String)> {
+        groups.sort_by_key(|g| std::cmp::Reverse(g.last_seen_unix_nano));
+        let mut dropped = Vec::new();
         for g in groups {
-            self.groups
-                .insert((g.service.clone(), g.fingerprint.clone()), g);
+            let key = (g.service.clone(), g.fingerprint.clone());
+            if self.groups.len() >= self.max && !self.groups.contains_key(&key) {
+                dropped.push(key);
+            } else {
+                self.groups.insert(key, g);
+            }
         }
+        dropped
+    }
+
+    /// Each group's count and times for one service, without its sample event: what the
+    /// exception detector reads every tick.
+    pub fn tallies(&self, service: &str) -> Vec<GroupTally> {
+        self.groups
+            .values()
+            .filter(|g| g.service == service)
+            .map(|g| GroupTally {
+                fingerprint: g.fingerprint.clone(),
+                title: g.title.clone(),
+                count: g.count,
+                first_seen_unix_nano: g.first_seen_unix_nano,
+                last_seen_unix_nano: g.last_seen_unix_nano,
+            })
+            .collect()
     }
 
     /// Groups, most recently seen first.

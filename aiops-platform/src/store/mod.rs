@@ -20,7 +20,7 @@ use parking_lot::RwLock;
 use serde::Serialize;
 
 pub use callgraph::{MAX_EDGES, ServiceGraph};
-pub use exceptions::{ExceptionEvent, ExceptionGroup, ExceptionStore};
+pub use exceptions::{ExceptionEvent, ExceptionGroup, ExceptionStore, GroupTally};
 pub use logs::{LogQuery, LogRecord, LogStore, Severity};
 pub use metrics::{MetricPoint, MetricQuery, MetricSample, MetricStore, SeriesView, Temporality};
 pub use requests::{
@@ -295,11 +295,15 @@ impl Store {
         self.touch_services(std::iter::once(event.service.as_str()), Signal::Exceptions);
         let (group, evicted) = self.exceptions.write().record(event);
         Stats::add(&self.stats.events_accepted, 1);
-        Stats::add(&self.stats.exception_groups_evicted, evicted);
-        if let Some(durable) = &self.durable
-            && !durable.try_upsert(group)
-        {
-            Stats::add(&self.stats.durable_writes_dropped, 1);
+        Stats::add(
+            &self.stats.exception_groups_evicted,
+            u64::from(evicted.is_some()),
+        );
+        if let Some(durable) = &self.durable {
+            let deleted = evicted.is_none_or(|(s, f)| durable.try_delete(s, f));
+            if !deleted || !durable.try_upsert(group) {
+                Stats::add(&self.stats.durable_writes_dropped, 1);
+            }
         }
     }
 
@@ -310,7 +314,15 @@ impl Store {
             services.touch(&g.service, Signal::Exceptions, g.last_seen_unix_nano);
         }
         drop(services);
-        self.exceptions.write().restore(groups);
+        let dropped = self.exceptions.write().restore(groups);
+        Stats::add(&self.stats.exception_groups_evicted, dropped.len() as u64);
+        if let Some(durable) = &self.durable {
+            for (service, fingerprint) in dropped {
+                if !durable.try_delete(service, fingerprint) {
+                    Stats::add(&self.stats.durable_writes_dropped, 1);
+                }
+            }
+        }
     }
 
     /// Marks services as seen for a signal now; takes the lock once per batch.
