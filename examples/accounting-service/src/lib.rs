@@ -15,7 +15,6 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::adapters::db;
 use crate::adapters::payment::SimulatedPaymentProvider;
-use crate::adapters::repository::SqliteAccountingRepository;
 use crate::domain::AccountingService;
 
 /// Where the database lives when `db.url` is not set.
@@ -25,12 +24,12 @@ pub const DEFAULT_DB_URL: &str = "sqlite://accounting.db?mode=rwc";
 #[aiods::service(name = "accounting-service")]
 pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
     let config: db::DbConfig = ctx.settings().section_or_default("db")?;
-    let pool = db::open(&config, DEFAULT_DB_URL)
+    let database = db::open(&config, DEFAULT_DB_URL)
         .await
         .map_err(aiods::Error::internal)?;
-    db::register_readiness(ctx.health(), pool.clone());
+    db::register_readiness(ctx.health(), &database);
     let service = Arc::new(AccountingService::new(
-        Arc::new(SqliteAccountingRepository::new(pool)),
+        db::repository(&database),
         Arc::new(SimulatedPaymentProvider),
     ));
     Ok(adapters::http::router(service))

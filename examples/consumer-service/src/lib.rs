@@ -13,7 +13,6 @@ use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::adapters::db;
-use crate::adapters::repository::SqliteConsumerRepository;
 use crate::domain::ConsumerService;
 
 /// Where the database lives when `db.url` is not set.
@@ -23,12 +22,10 @@ pub const DEFAULT_DB_URL: &str = "sqlite://consumer.db?mode=rwc";
 #[aiods::service(name = "consumer-service")]
 pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
     let config: db::DbConfig = ctx.settings().section_or_default("db")?;
-    let pool = db::open(&config, DEFAULT_DB_URL)
+    let database = db::open(&config, DEFAULT_DB_URL)
         .await
         .map_err(aiods::Error::internal)?;
-    db::register_readiness(ctx.health(), pool.clone());
-    let service = Arc::new(ConsumerService::new(Arc::new(
-        SqliteConsumerRepository::new(pool),
-    )));
+    db::register_readiness(ctx.health(), &database);
+    let service = Arc::new(ConsumerService::new(db::repository(&database)));
     Ok(adapters::http::router(service))
 }

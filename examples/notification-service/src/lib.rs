@@ -13,7 +13,6 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::adapters::db;
 use crate::adapters::email::LogEmailSender;
-use crate::adapters::repository::SqliteOutbox;
 use crate::domain::NotificationService;
 
 /// Where the database lives when `db.url` is not set.
@@ -23,13 +22,13 @@ pub const DEFAULT_DB_URL: &str = "sqlite://notification.db?mode=rwc";
 #[aiods::service(name = "notification-service")]
 pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
     let config: db::DbConfig = ctx.settings().section_or_default("db")?;
-    let pool = db::open(&config, DEFAULT_DB_URL)
+    let database = db::open(&config, DEFAULT_DB_URL)
         .await
         .map_err(aiods::Error::internal)?;
-    db::register_readiness(ctx.health(), pool.clone());
+    db::register_readiness(ctx.health(), &database);
     let service = Arc::new(NotificationService::new(
         Arc::new(LogEmailSender),
-        Arc::new(SqliteOutbox::new(pool)),
+        db::repository(&database),
     ));
     Ok(adapters::http::router(service))
 }

@@ -21,7 +21,6 @@ use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::adapters::db;
-use crate::adapters::repository::SqliteOrderRepository;
 use crate::adapters::upstream::{HttpAccounting, HttpConsumer, HttpKitchen, HttpNotification};
 use crate::domain::{OrderPorts, OrderService, SystemClock};
 
@@ -53,13 +52,13 @@ impl Default for OrdersConfig {
 pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
     let config: db::DbConfig = ctx.settings().section_or_default("db")?;
     let orders: OrdersConfig = ctx.settings().section_or_default("orders")?;
-    let pool = db::open(&config, DEFAULT_DB_URL)
+    let database = db::open(&config, DEFAULT_DB_URL)
         .await
         .map_err(aiods::Error::internal)?;
-    db::register_readiness(ctx.health(), pool.clone());
+    db::register_readiness(ctx.health(), &database);
     let client = ctx.client().clone();
     let service = Arc::new(OrderService::new(OrderPorts {
-        repository: Arc::new(SqliteOrderRepository::new(pool)),
+        repository: db::repository(&database),
         consumer: Arc::new(HttpConsumer(client.clone())),
         kitchen: Arc::new(HttpKitchen(client.clone())),
         accounting: Arc::new(HttpAccounting(client.clone())),

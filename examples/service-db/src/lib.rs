@@ -41,9 +41,7 @@ pub struct DbConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The URL names a backend the services do not have.
-    #[error(
-        "unsupported database URL {url}: expected sqlite://…, postgres://… or postgresql://…"
-    )]
+    #[error("unsupported database URL {url}: expected sqlite://…, postgres://… or postgresql://…")]
     UnsupportedScheme {
         /// The URL, password hidden.
         url: String,
@@ -244,7 +242,10 @@ mod tests {
             redact("postgres://app:s3cr3t@db:5432/orders?sslmode=disable"),
             "postgres://app:***@db:5432/orders?sslmode=disable"
         );
-        assert_eq!(redact("postgres://app@db/orders"), "postgres://app@db/orders");
+        assert_eq!(
+            redact("postgres://app@db/orders"),
+            "postgres://app@db/orders"
+        );
         assert_eq!(
             redact("sqlite://order.db?mode=rwc"),
             "sqlite://order.db?mode=rwc"
@@ -266,9 +267,6 @@ mod tests {
         let err = open(&config, "sqlite://unused.db", migrations)
             .await
             .expect_err("mongodb is refused");
-        assert!(
-            matches!(err, DbError::UnsupportedScheme { .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, DbError::UnsupportedScheme { .. }), "{err:?}");
     }
 }

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, Weak};
 use sqlx::Connection;
 use tempfile::TempDir;
 
-use crate::DbConfig;
+use crate::{Database, DbConfig};
 
 /// A test database could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +121,26 @@ impl TestDb {
     }
 }
 
+/// The number of rows in `table`, on either backend: for suites checking what their
+/// repository's trait cannot show (rows nobody reads back, duplicates).
+pub async fn count_rows(database: &Database, table: &str) -> Result<i64, sqlx::Error> {
+    // Test code naming its own tables, not input.
+    let sql = format!("SELECT count(*) FROM {table}");
+    let (n,): (i64,) = match database {
+        Database::Sqlite(pool) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_one(pool)
+                .await?
+        }
+        Database::Postgres(pool) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_one(pool)
+                .await?
+        }
+    };
+    Ok(n)
+}
+
 /// A PostgreSQL server in a temporary directory, stopped when dropped.
 #[derive(Debug)]
 pub struct PgServer {
@@ -138,7 +158,9 @@ static NEXT_DATABASE: AtomicU32 = AtomicU32::new(1);
 impl PgServer {
     /// The server the tests running now share; started when none runs.
     pub fn shared() -> Result<Arc<Self>, TestSupportError> {
-        let mut shared = SHARED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut shared = SHARED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(server) = shared.upgrade() {
             return Ok(server);
         }
@@ -364,8 +386,7 @@ fn running_as_root() -> Result<bool, TestSupportError> {
 }
 
 fn free_port() -> Result<u16, TestSupportError> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
     let port = listener
         .local_addr()
         .map_err(io("finding a free port"))?
@@ -431,7 +452,10 @@ mod tests {
         std::fs::create_dir_all(root.path().join("17/bin")).expect("mkdir");
         let err = find_binaries_in(None, root.path()).expect_err("no binaries there");
         let message = err.to_string();
-        assert!(message.contains("apt-get install -y postgresql"), "{message}");
+        assert!(
+            message.contains("apt-get install -y postgresql"),
+            "{message}"
+        );
         let err = find_binaries_in(Some(root.path().join("17/bin")), root.path())
             .expect_err("an incomplete AIODS_PG_BIN");
         assert!(matches!(err, TestSupportError::MissingBinaries { .. }));
