@@ -3,8 +3,15 @@
 //! simulated provider (cards whose token starts with `tok_decline` are declined).
 //!
 //! `domain` holds the entities, the service and its ports; `adapters` the HTTP controller, the
-//! SQLite repository and the simulated provider. Configuration: `[db] url`
+//! SQLite and PostgreSQL repositories and the simulated provider. Configuration: `[db] url`
 //! (`AIODS_DB__URL`), default `sqlite://accounting.db?mode=rwc`.
+//!
+//! The database is SQLite (`sqlite://…`, the default) or PostgreSQL (`postgres://…` or
+//! `postgresql://…`), chosen by the URL's scheme; PostgreSQL lets several replicas write one
+//! database (`AIODS_DB__URL=postgres://app:secret@postgres:5432/accounting`). Migrations per
+//! backend: `migrations/sqlite`, `migrations/postgres`. The repository suite runs against
+//! both (`cargo test -p accounting-service`; PostgreSQL is started by the tests from Debian's
+//! `postgresql` package, see `docs/food-delivery.md`).
 
 mod adapters;
 pub mod domain;

@@ -2,8 +2,15 @@
 //! and their standing, verified by the order saga through `POST /consumers/{id}/validate`.
 //!
 //! `domain` holds the entities, the service and its ports; `adapters` the HTTP controller and
-//! the SQLite repository. Configuration: `[db] url` (`AIODS_DB__URL`), default
+//! the SQLite and PostgreSQL repositories. Configuration: `[db] url` (`AIODS_DB__URL`), default
 //! `sqlite://consumer.db?mode=rwc`.
+//!
+//! The database is SQLite (`sqlite://…`, the default) or PostgreSQL (`postgres://…` or
+//! `postgresql://…`), chosen by the URL's scheme; PostgreSQL lets several replicas write one
+//! database (`AIODS_DB__URL=postgres://app:secret@postgres:5432/consumer`). Migrations per
+//! backend: `migrations/sqlite`, `migrations/postgres`. The repository suite runs against
+//! both (`cargo test -p consumer-service`; PostgreSQL is started by the tests from Debian's
+//! `postgresql` package, see `docs/food-delivery.md`).
 
 mod adapters;
 pub mod domain;

@@ -3,6 +3,13 @@
 //! message to the log, and every message is kept in an outbox table.
 //!
 //! Configuration: `[db] url` (`AIODS_DB__URL`), default `sqlite://notification.db?mode=rwc`.
+//!
+//! The database is SQLite (`sqlite://…`, the default) or PostgreSQL (`postgres://…` or
+//! `postgresql://…`), chosen by the URL's scheme; PostgreSQL lets several replicas write one
+//! database (`AIODS_DB__URL=postgres://app:secret@postgres:5432/notification`). Migrations per
+//! backend: `migrations/sqlite`, `migrations/postgres`. The repository suite runs against
+//! both (`cargo test -p notification-service`; PostgreSQL is started by the tests from Debian's
+//! `postgresql` package, see `docs/food-delivery.md`).
 
 mod adapters;
 pub mod domain;

@@ -3,7 +3,7 @@
 //! services, compensating failures and reconciling orders left pending.
 //!
 //! `domain` holds the order, the saga and its ports; `adapters` the HTTP controller, the SQLite
-//! repository and the HTTP clients of the other services. Configuration:
+//! and PostgreSQL repositories and the HTTP clients of the other services. Configuration:
 //!
 //! | key | env | default |
 //! |---|---|---|
@@ -11,6 +11,13 @@
 //! | `upstreams.consumer` … | `AIODS_UPSTREAMS__CONSUMER` … | none (calls fail, naming the step) |
 //! | `orders.pending_timeout_ms` | `AIODS_ORDERS__PENDING_TIMEOUT_MS` | 30000 |
 //! | `orders.reconcile_interval_ms` | `AIODS_ORDERS__RECONCILE_INTERVAL_MS` | 5000 |
+//!
+//! The database is SQLite (`sqlite://…`, the default) or PostgreSQL (`postgres://…` or
+//! `postgresql://…`), chosen by the URL's scheme; PostgreSQL lets several replicas write one
+//! database (`AIODS_DB__URL=postgres://app:secret@postgres:5432/orders`). Migrations per
+//! backend: `migrations/sqlite`, `migrations/postgres`. The repository suite runs against
+//! both (`cargo test -p order-service`; PostgreSQL is started by the tests from Debian's
+//! `postgresql` package, see `docs/food-delivery.md`).
 
 mod adapters;
 pub mod domain;
