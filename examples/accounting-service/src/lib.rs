@@ -3,8 +3,15 @@
 //! simulated provider (cards whose token starts with `tok_decline` are declined).
 //!
 //! `domain` holds the entities, the service and its ports; `adapters` the HTTP controller, the
-//! SQLite repository and the simulated provider. Configuration: `[db] url`
+//! SQLite and PostgreSQL repositories and the simulated provider. Configuration: `[db] url`
 //! (`AIODS_DB__URL`), default `sqlite://accounting.db?mode=rwc`.
+//!
+//! The database is SQLite (`sqlite://…`, the default) or PostgreSQL (`postgres://…` or
+//! `postgresql://…`), chosen by the URL's scheme; PostgreSQL lets several replicas write one
+//! database (`AIODS_DB__URL=postgres://app:secret@postgres:5432/accounting`). Migrations per
+//! backend: `migrations/sqlite`, `migrations/postgres`. The repository suite runs against
+//! both (`cargo test -p accounting-service`; PostgreSQL is started by the tests from Debian's
+//! `postgresql` package, see `docs/food-delivery.md`).
 
 mod adapters;
 pub mod domain;
@@ -15,7 +22,6 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::adapters::db;
 use crate::adapters::payment::SimulatedPaymentProvider;
-use crate::adapters::repository::SqliteAccountingRepository;
 use crate::domain::AccountingService;
 
 /// Where the database lives when `db.url` is not set.
@@ -25,12 +31,12 @@ pub const DEFAULT_DB_URL: &str = "sqlite://accounting.db?mode=rwc";
 #[aiods::service(name = "accounting-service")]
 pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
     let config: db::DbConfig = ctx.settings().section_or_default("db")?;
-    let pool = db::open(&config, DEFAULT_DB_URL)
+    let database = db::open(&config, DEFAULT_DB_URL)
         .await
         .map_err(aiods::Error::internal)?;
-    db::register_readiness(ctx.health(), pool.clone());
+    db::register_readiness(ctx.health(), &database);
     let service = Arc::new(AccountingService::new(
-        Arc::new(SqliteAccountingRepository::new(pool)),
+        db::repository(&database),
         Arc::new(SimulatedPaymentProvider),
     ));
     Ok(adapters::http::router(service))

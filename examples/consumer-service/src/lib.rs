@@ -2,8 +2,15 @@
 //! and their standing, verified by the order saga through `POST /consumers/{id}/validate`.
 //!
 //! `domain` holds the entities, the service and its ports; `adapters` the HTTP controller and
-//! the SQLite repository. Configuration: `[db] url` (`AIODS_DB__URL`), default
+//! the SQLite and PostgreSQL repositories. Configuration: `[db] url` (`AIODS_DB__URL`), default
 //! `sqlite://consumer.db?mode=rwc`.
+//!
+//! The database is SQLite (`sqlite://…`, the default) or PostgreSQL (`postgres://…` or
+//! `postgresql://…`), chosen by the URL's scheme; PostgreSQL lets several replicas write one
+//! database (`AIODS_DB__URL=postgres://app:secret@postgres:5432/consumer`). Migrations per
+//! backend: `migrations/sqlite`, `migrations/postgres`. The repository suite runs against
+//! both (`cargo test -p consumer-service`; PostgreSQL is started by the tests from Debian's
+//! `postgresql` package, see `docs/food-delivery.md`).
 
 mod adapters;
 pub mod domain;
@@ -13,7 +20,6 @@ use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::adapters::db;
-use crate::adapters::repository::SqliteConsumerRepository;
 use crate::domain::ConsumerService;
 
 /// Where the database lives when `db.url` is not set.
@@ -23,12 +29,10 @@ pub const DEFAULT_DB_URL: &str = "sqlite://consumer.db?mode=rwc";
 #[aiods::service(name = "consumer-service")]
 pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
     let config: db::DbConfig = ctx.settings().section_or_default("db")?;
-    let pool = db::open(&config, DEFAULT_DB_URL)
+    let database = db::open(&config, DEFAULT_DB_URL)
         .await
         .map_err(aiods::Error::internal)?;
-    db::register_readiness(ctx.health(), pool.clone());
-    let service = Arc::new(ConsumerService::new(Arc::new(
-        SqliteConsumerRepository::new(pool),
-    )));
+    db::register_readiness(ctx.health(), &database);
+    let service = Arc::new(ConsumerService::new(db::repository(&database)));
     Ok(adapters::http::router(service))
 }

@@ -3,6 +3,13 @@
 //! message to the log, and every message is kept in an outbox table.
 //!
 //! Configuration: `[db] url` (`AIODS_DB__URL`), default `sqlite://notification.db?mode=rwc`.
+//!
+//! The database is SQLite (`sqlite://…`, the default) or PostgreSQL (`postgres://…` or
+//! `postgresql://…`), chosen by the URL's scheme; PostgreSQL lets several replicas write one
+//! database (`AIODS_DB__URL=postgres://app:secret@postgres:5432/notification`). Migrations per
+//! backend: `migrations/sqlite`, `migrations/postgres`. The repository suite runs against
+//! both (`cargo test -p notification-service`; PostgreSQL is started by the tests from Debian's
+//! `postgresql` package, see `docs/food-delivery.md`).
 
 mod adapters;
 pub mod domain;
@@ -13,7 +20,6 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::adapters::db;
 use crate::adapters::email::LogEmailSender;
-use crate::adapters::repository::SqliteOutbox;
 use crate::domain::NotificationService;
 
 /// Where the database lives when `db.url` is not set.
@@ -23,13 +29,13 @@ pub const DEFAULT_DB_URL: &str = "sqlite://notification.db?mode=rwc";
 #[aiods::service(name = "notification-service")]
 pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
     let config: db::DbConfig = ctx.settings().section_or_default("db")?;
-    let pool = db::open(&config, DEFAULT_DB_URL)
+    let database = db::open(&config, DEFAULT_DB_URL)
         .await
         .map_err(aiods::Error::internal)?;
-    db::register_readiness(ctx.health(), pool.clone());
+    db::register_readiness(ctx.health(), &database);
     let service = Arc::new(NotificationService::new(
         Arc::new(LogEmailSender),
-        Arc::new(SqliteOutbox::new(pool)),
+        db::repository(&database),
     ));
     Ok(adapters::http::router(service))
 }

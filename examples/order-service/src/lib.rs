@@ -3,7 +3,7 @@
 //! services, compensating failures and reconciling orders left pending.
 //!
 //! `domain` holds the order, the saga and its ports; `adapters` the HTTP controller, the SQLite
-//! repository and the HTTP clients of the other services. Configuration:
+//! and PostgreSQL repositories and the HTTP clients of the other services. Configuration:
 //!
 //! | key | env | default |
 //! |---|---|---|
@@ -11,6 +11,13 @@
 //! | `upstreams.consumer` … | `AIODS_UPSTREAMS__CONSUMER` … | none (calls fail, naming the step) |
 //! | `orders.pending_timeout_ms` | `AIODS_ORDERS__PENDING_TIMEOUT_MS` | 30000 |
 //! | `orders.reconcile_interval_ms` | `AIODS_ORDERS__RECONCILE_INTERVAL_MS` | 5000 |
+//!
+//! The database is SQLite (`sqlite://…`, the default) or PostgreSQL (`postgres://…` or
+//! `postgresql://…`), chosen by the URL's scheme; PostgreSQL lets several replicas write one
+//! database (`AIODS_DB__URL=postgres://app:secret@postgres:5432/orders`). Migrations per
+//! backend: `migrations/sqlite`, `migrations/postgres`. The repository suite runs against
+//! both (`cargo test -p order-service`; PostgreSQL is started by the tests from Debian's
+//! `postgresql` package, see `docs/food-delivery.md`).
 
 mod adapters;
 pub mod domain;
@@ -21,7 +28,6 @@ use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::adapters::db;
-use crate::adapters::repository::SqliteOrderRepository;
 use crate::adapters::upstream::{HttpAccounting, HttpConsumer, HttpKitchen, HttpNotification};
 use crate::domain::{OrderPorts, OrderService, SystemClock};
 
@@ -53,13 +59,13 @@ impl Default for OrdersConfig {
 pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
     let config: db::DbConfig = ctx.settings().section_or_default("db")?;
     let orders: OrdersConfig = ctx.settings().section_or_default("orders")?;
-    let pool = db::open(&config, DEFAULT_DB_URL)
+    let database = db::open(&config, DEFAULT_DB_URL)
         .await
         .map_err(aiods::Error::internal)?;
-    db::register_readiness(ctx.health(), pool.clone());
+    db::register_readiness(ctx.health(), &database);
     let client = ctx.client().clone();
     let service = Arc::new(OrderService::new(OrderPorts {
-        repository: Arc::new(SqliteOrderRepository::new(pool)),
+        repository: db::repository(&database),
         consumer: Arc::new(HttpConsumer(client.clone())),
         kitchen: Arc::new(HttpKitchen(client.clone())),
         accounting: Arc::new(HttpAccounting(client.clone())),

@@ -21,14 +21,14 @@ impl SqliteAccountingRepository {
 }
 
 #[derive(sqlx::FromRow)]
-struct AccountRow {
+pub(super) struct AccountRow {
     consumer_id: i64,
     holder: String,
     card_token: String,
 }
 
 #[derive(sqlx::FromRow)]
-struct AuthorizationRow {
+pub(super) struct AuthorizationRow {
     id: i64,
     order_id: i64,
     consumer_id: i64,
@@ -36,6 +36,16 @@ struct AuthorizationRow {
     state: String,
     provider_reference: Option<String>,
     reason: Option<String>,
+}
+
+impl From<AccountRow> for Account {
+    fn from(r: AccountRow) -> Self {
+        Account {
+            consumer_id: r.consumer_id,
+            holder: r.holder,
+            card_token: r.card_token,
+        }
+    }
 }
 
 impl TryFrom<AuthorizationRow> for Authorization {
@@ -55,7 +65,7 @@ impl TryFrom<AuthorizationRow> for Authorization {
     }
 }
 
-fn storage(e: sqlx::Error) -> RepositoryError {
+pub(super) fn storage(e: sqlx::Error) -> RepositoryError {
     RepositoryError(Box::new(e))
 }
 
@@ -69,11 +79,7 @@ impl AccountingRepository for SqliteAccountingRepository {
         .fetch_optional(&self.pool)
         .await
         .map_err(storage)?;
-        Ok(row.map(|r| Account {
-            consumer_id: r.consumer_id,
-            holder: r.holder,
-            card_token: r.card_token,
-        }))
+        Ok(row.map(Into::into))
     }
 
     async fn authorization_for_order(

@@ -17,12 +17,12 @@ impl SqliteConsumerRepository {
 }
 
 #[derive(sqlx::FromRow)]
-struct ConsumerRow {
-    id: i64,
-    name: String,
-    email: String,
-    blocked: bool,
-    order_limit_cents: i64,
+pub(super) struct ConsumerRow {
+    pub(super) id: i64,
+    pub(super) name: String,
+    pub(super) email: String,
+    pub(super) blocked: bool,
+    pub(super) order_limit_cents: i64,
 }
 
 impl From<ConsumerRow> for Consumer {
@@ -37,7 +37,7 @@ impl From<ConsumerRow> for Consumer {
     }
 }
 
-fn storage(e: sqlx::Error) -> RepositoryError {
+pub(super) fn storage(e: sqlx::Error) -> RepositoryError {
     RepositoryError(Box::new(e))
 }
 

@@ -1,5 +1,8 @@
-//! Adapters: the HTTP controller, the SQLite repository and the database set-up.
+//! Adapters: the HTTP controller, the SQLite and PostgreSQL repositories and the database set-up.
 
 pub(crate) mod db;
 pub(crate) mod http;
+pub(crate) mod postgres;
 pub(crate) mod repository;
+#[cfg(test)]
+mod repository_tests;

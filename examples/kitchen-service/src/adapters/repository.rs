@@ -28,15 +28,7 @@ impl SqliteKitchenRepository {
         .fetch_all(&self.pool)
         .await
         .map_err(storage)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| MenuItem {
-                id: r.id,
-                name: r.name,
-                price_cents: r.price_cents,
-                available: r.available,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn load_ticket(&self, row: Option<TicketRow>) -> Result<Option<Ticket>, RepositoryError> {
@@ -49,38 +41,18 @@ impl SqliteKitchenRepository {
         .fetch_all(&self.pool)
         .await
         .map_err(storage)?;
-        let state = TicketState::parse(&row.state).ok_or_else(|| {
-            RepositoryError(
-                format!("ticket {} has an unknown state {:?}", row.id, row.state).into(),
-            )
-        })?;
-        Ok(Some(Ticket {
-            id: row.id,
-            order_id: row.order_id,
-            restaurant_id: row.restaurant_id,
-            state,
-            total_cents: row.total_cents,
-            lines: lines
-                .into_iter()
-                .map(|l| TicketLine {
-                    menu_item_id: l.menu_item_id,
-                    name: l.name,
-                    quantity: l.quantity,
-                    unit_price_cents: l.unit_price_cents,
-                })
-                .collect(),
-        }))
+        to_ticket(row, lines).map(Some)
     }
 }
 
 #[derive(sqlx::FromRow)]
-struct RestaurantRow {
-    id: i64,
-    name: String,
+pub(super) struct RestaurantRow {
+    pub(super) id: i64,
+    pub(super) name: String,
 }
 
 #[derive(sqlx::FromRow)]
-struct MenuRow {
+pub(super) struct MenuRow {
     id: i64,
     name: String,
     price_cents: i64,
@@ -88,8 +60,8 @@ struct MenuRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct TicketRow {
-    id: i64,
+pub(super) struct TicketRow {
+    pub(super) id: i64,
     order_id: i64,
     restaurant_id: i64,
     state: String,
@@ -97,14 +69,54 @@ struct TicketRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct LineRow {
+pub(super) struct LineRow {
     menu_item_id: i64,
     name: String,
     quantity: i64,
     unit_price_cents: i64,
 }
 
-fn storage(e: sqlx::Error) -> RepositoryError {
+impl From<MenuRow> for MenuItem {
+    fn from(r: MenuRow) -> Self {
+        MenuItem {
+            id: r.id,
+            name: r.name,
+            price_cents: r.price_cents,
+            available: r.available,
+        }
+    }
+}
+
+/// The ticket stored as `row` with its `lines`.
+pub(super) fn to_ticket(row: TicketRow, lines: Vec<LineRow>) -> Result<Ticket, RepositoryError> {
+    let state = TicketState::parse(&row.state).ok_or_else(|| {
+        RepositoryError(format!("ticket {} has an unknown state {:?}", row.id, row.state).into())
+    })?;
+    Ok(Ticket {
+        id: row.id,
+        order_id: row.order_id,
+        restaurant_id: row.restaurant_id,
+        state,
+        total_cents: row.total_cents,
+        lines: lines
+            .into_iter()
+            .map(|l| TicketLine {
+                menu_item_id: l.menu_item_id,
+                name: l.name,
+                quantity: l.quantity,
+                unit_price_cents: l.unit_price_cents,
+            })
+            .collect(),
+    })
+}
+
+/// The update that would take ticket `id` out of `CANCELLED`: refused, since the compensation
+/// that cancelled it has run (a confirmation racing a cancellation loses).
+pub(super) fn cancelled_meanwhile(id: i64, state: TicketState) -> RepositoryError {
+    RepositoryError(format!("ticket {id} was cancelled meanwhile; it cannot become {state}").into())
+}
+
+pub(super) fn storage(e: sqlx::Error) -> RepositoryError {
     RepositoryError(Box::new(e))
 }
 
@@ -207,13 +219,20 @@ impl KitchenRepository for SqliteKitchenRepository {
     }
 
     async fn set_state(&self, id: i64, state: TicketState) -> Result<(), RepositoryError> {
-        sqlx::query("UPDATE tickets SET state = ?, updated_at_ms = ? WHERE id = ?")
-            .bind(state.as_str())
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(storage)?;
+        // One statement: a cancelled ticket stays cancelled whoever writes at the same time.
+        let done = sqlx::query(
+            "UPDATE tickets SET state = ?1, updated_at_ms = ?2 \
+             WHERE id = ?3 AND (state <> 'CANCELLED' OR ?1 = 'CANCELLED')",
+        )
+        .bind(state.as_str())
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?;
+        if done.rows_affected() == 0 && self.ticket(id).await?.is_some() {
+            return Err(cancelled_meanwhile(id, state));
+        }
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ impl SqliteOutbox {
 }
 
 #[derive(sqlx::FromRow)]
-struct OutboxRow {
+pub(super) struct OutboxRow {
     id: i64,
     order_id: i64,
     consumer_id: i64,
@@ -30,7 +30,25 @@ struct OutboxRow {
     error: Option<String>,
 }
 
-fn storage(e: sqlx::Error) -> RepositoryError {
+impl From<OutboxRow> for Notification {
+    fn from(r: OutboxRow) -> Self {
+        Notification {
+            id: r.id,
+            order_id: r.order_id,
+            consumer_id: r.consumer_id,
+            channel: r.channel,
+            email: Email {
+                to: r.recipient,
+                subject: r.subject,
+                body: r.body,
+            },
+            status: r.status,
+            error: r.error,
+        }
+    }
+}
+
+pub(super) fn storage(e: sqlx::Error) -> RepositoryError {
     RepositoryError(Box::new(e))
 }
 
@@ -68,21 +86,6 @@ impl OutboxRepository for SqliteOutbox {
         .fetch_all(&self.pool)
         .await
         .map_err(storage)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Notification {
-                id: r.id,
-                order_id: r.order_id,
-                consumer_id: r.consumer_id,
-                channel: r.channel,
-                email: Email {
-                    to: r.recipient,
-                    subject: r.subject,
-                    body: r.body,
-                },
-                status: r.status,
-                error: r.error,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 }

@@ -1,7 +1,10 @@
-//! Adapters: the HTTP controller, the SQLite repository, the HTTP clients of the other four
+//! Adapters: the HTTP controller, the SQLite and PostgreSQL repositories, the HTTP clients of the other four
 //! services (figure 24's `*HTTPClient`s) and the database set-up.
 
 pub(crate) mod db;
 pub(crate) mod http;
+pub(crate) mod postgres;
 pub(crate) mod repository;
+#[cfg(test)]
+mod repository_tests;
 pub(crate) mod upstream;

@@ -1,4 +1,5 @@
-//! The SQLite order repository: the `orders` row and its `order_history`.
+//! The SQLite order repository: the `orders` row and its `order_history`. An update never takes
+//! an order out of `APPROVED` or `REJECTED` (see [`OrderRepository::update`]).
 
 use sqlx::SqlitePool;
 
@@ -39,8 +40,8 @@ impl SqliteOrderRepository {
 }
 
 #[derive(sqlx::FromRow)]
-struct OrderRow {
-    id: i64,
+pub(super) struct OrderRow {
+    pub(super) id: i64,
     consumer_id: i64,
     restaurant_id: i64,
     lines_json: String,
@@ -59,22 +60,34 @@ struct OrderRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct HistoryRow {
+pub(super) struct HistoryRow {
     state: String,
     note: Option<String>,
     at_ms: i64,
 }
 
-fn corrupt(what: String) -> RepositoryError {
+/// Why `order` was not updated: it does not exist, or it was stored `APPROVED` or `REJECTED`
+/// (by another replica, or a concurrent request) and would have left that state.
+pub(super) fn not_updated(order: &Order, stored: Option<String>) -> RepositoryError {
+    match stored {
+        None => corrupt(format!("order {} does not exist", order.id)),
+        Some(state) => corrupt(format!(
+            "order {} became {state} meanwhile; it cannot become {}",
+            order.id, order.state
+        )),
+    }
+}
+
+pub(super) fn corrupt(what: String) -> RepositoryError {
     RepositoryError(what.into())
 }
 
-fn parse_state(s: &str) -> Result<OrderState, RepositoryError> {
+pub(super) fn parse_state(s: &str) -> Result<OrderState, RepositoryError> {
     OrderState::parse(s).ok_or_else(|| corrupt(format!("unknown order state {s:?}")))
 }
 
 impl OrderRow {
-    fn into_order(self, history: Vec<HistoryRow>) -> Result<Order, RepositoryError> {
+    pub(super) fn into_order(self, history: Vec<HistoryRow>) -> Result<Order, RepositoryError> {
         let lines: Vec<OrderLine> = serde_json::from_str(&self.lines_json)
             .map_err(|e| corrupt(format!("order {} has unreadable lines: {e}", self.id)))?;
         let rejection = match (self.rejection_step, self.rejection_kind) {
@@ -117,7 +130,7 @@ impl OrderRow {
     }
 }
 
-fn storage(e: sqlx::Error) -> RepositoryError {
+pub(super) fn storage(e: sqlx::Error) -> RepositoryError {
     RepositoryError(Box::new(e))
 }
 
@@ -192,10 +205,14 @@ impl OrderRepository for SqliteOrderRepository {
     async fn update(&self, order: &Order, t: &Transition) -> Result<(), RepositoryError> {
         let mut tx = self.pool.begin().await.map_err(storage)?;
         let r = order.rejection.as_ref();
-        sqlx::query(
-            "UPDATE orders SET state = ?, ticket_id = ?, rejection_step = ?, rejection_kind = ?, \
-             rejection_code = ?, rejection_reason = ?, compensation_pending = ?, updated_at_ms = ? \
-             WHERE id = ?",
+        // A pending order may move anywhere; an approved or rejected one only stays put (a
+        // note appended), whoever wrote it meanwhile.
+        let done = sqlx::query(
+            "UPDATE orders SET state = ?1, ticket_id = ?2, rejection_step = ?3, \
+             rejection_kind = ?4, rejection_code = ?5, rejection_reason = ?6, \
+             compensation_pending = ?7, updated_at_ms = ?8 \
+             WHERE id = ?9 AND (state IN ('APPROVAL_PENDING', 'CREATE_PENDING', \
+             'PAYMENT_CONFIRMED') OR state = ?1)",
         )
         .bind(order.state.as_str())
         .bind(order.ticket_id)
@@ -209,6 +226,14 @@ impl OrderRepository for SqliteOrderRepository {
         .execute(&mut *tx)
         .await
         .map_err(storage)?;
+        if done.rows_affected() == 0 {
+            let stored: Option<(String,)> = sqlx::query_as("SELECT state FROM orders WHERE id = ?")
+                .bind(order.id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+            return Err(not_updated(order, stored.map(|(s,)| s)));
+        }
         sqlx::query("INSERT INTO order_history (order_id, state, note, at_ms) VALUES (?, ?, ?, ?)")
             .bind(order.id)
             .bind(t.state.as_str())

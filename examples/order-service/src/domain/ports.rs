@@ -20,7 +20,10 @@ pub trait OrderRepository: Send + Sync {
     async fn get(&self, id: i64) -> Result<Option<Order>, RepositoryError>;
     /// The order created with idempotency key `key`.
     async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<Order>, RepositoryError>;
-    /// Saves the order's mutable fields and appends `transition` to its history.
+    /// Saves the order's mutable fields and appends `transition` to its history, in one
+    /// transaction. An order stored `APPROVED` or `REJECTED` keeps that state: an update that
+    /// would change it (a saga step racing the reconciler of another replica, say) is refused
+    /// with an error and nothing is written.
     async fn update(&self, order: &Order, transition: &Transition) -> Result<(), RepositoryError>;
     /// Orders in a pending state not changed since `before_ms`.
     async fn stale(&self, before_ms: i64) -> Result<Vec<Order>, RepositoryError>;
