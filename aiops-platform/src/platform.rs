@@ -13,6 +13,9 @@ use crate::config::{ConfigError, Topology};
 use crate::db::{Database, DbError};
 use crate::scrape::{ScrapeTarget, Scraper};
 use crate::store::{Store, now_nanos};
+use crate::supervisor::actuator::{
+    Actuator, ByService, KubernetesActuator, KubernetesWorkload, LocalProcessActuator, kubernetes,
+};
 use crate::supervisor::{Supervision, SupervisorError};
 
 /// Errors while starting or running the platform.
@@ -43,6 +46,9 @@ pub enum PlatformError {
     /// The supervisor could not start.
     #[error("supervisor: {0}")]
     Supervisor(#[from] SupervisorError),
+    /// Services run on Kubernetes but no cluster can be reached.
+    #[error("kubernetes: {0}")]
+    Kubernetes(#[from] kubernetes::KubernetesError),
 }
 
 /// Where the API token came from.
@@ -137,9 +143,28 @@ impl Platform {
             })?;
 
         // Always: a service known only from its telemetry gets incidents too.
-        let supervision = Some(
-            Supervision::new(&topology, store.clone(), Some(db.pool.clone()), local_addr).await?,
-        );
+        let kubernetes = kubernetes_workloads(&topology);
+        let supervision = if kubernetes.is_empty() {
+            Supervision::new(&topology, store.clone(), Some(db.pool.clone()), local_addr).await?
+        } else {
+            let client = kubernetes::connect().await?;
+            let pool = Some(db.pool.clone());
+            Supervision::with_actuator(&topology, store.clone(), pool, local_addr, |cx| {
+                let local: Arc<dyn Actuator> =
+                    Arc::new(LocalProcessActuator::new(cx.routes, cx.sink));
+                let pods = kubernetes
+                    .into_iter()
+                    .map(|w| {
+                        let a: Arc<dyn Actuator> =
+                            Arc::new(KubernetesActuator::new(client.clone(), w.clone()));
+                        (w.service, a)
+                    })
+                    .collect();
+                Arc::new(ByService::new(local, pods))
+            })
+            .await?
+        };
+        let supervision = Some(supervision);
         let state = Arc::new(PlatformShared {
             store,
             db: Some(db),
@@ -239,6 +264,24 @@ fn static_targets(topology: &Topology) -> Vec<ScrapeTarget> {
         .collect()
 }
 
+/// The services that run on Kubernetes, as the actuator's workloads.
+fn kubernetes_workloads(topology: &Topology) -> Vec<KubernetesWorkload> {
+    topology
+        .services
+        .iter()
+        .filter_map(|s| {
+            let k = s.kubernetes.as_ref()?;
+            Some(KubernetesWorkload {
+                service: s.name.clone(),
+                namespace: k.namespace.clone(),
+                deployment: k.deployment.clone(),
+                selector: k.selector.clone(),
+                port: k.port,
+            })
+        })
+        .collect()
+}
+
 /// How often scrape targets are matched to the live instances.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
@@ -258,7 +301,7 @@ async fn follow_instances(
             supervision
                 .instances()
                 .into_iter()
-                .filter(|i| i.managed && i.pid.is_some())
+                .filter(|i| i.managed && i.running)
                 .map(|i| ScrapeTarget {
                     service: i.service,
                     url: format!("{}/metrics", i.url),
