@@ -280,7 +280,11 @@ mod tests {
         }));
         assert!(!evicted.running() && evicted.terminal);
         let got = changes(None, &evicted, 9);
-        assert_eq!((got.len(), got[0].at), (1, 7), "seen at 7: no DisruptionTarget time");
+        assert_eq!(
+            (got.len(), got[0].at),
+            (1, 7),
+            "seen at 7: no DisruptionTarget time"
+        );
         assert!(changes(Some(&evicted), &evicted, 9).is_empty());
 
         let mut looping = running(3, "False", serde_json::json!({}));

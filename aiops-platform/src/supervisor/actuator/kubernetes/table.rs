@@ -110,10 +110,13 @@ impl PodTable {
 
     /// A pod is gone from the API.
     pub(crate) fn delete(&mut self, pod: &Pod, now: u64) -> Vec<LifecycleEvent> {
-        let name = pod.metadata.name.clone().unwrap_or_default();
+        let mut last = PodView::of(pod, now);
+        last.deleting.get_or_insert(now);
+        let name = last.name.clone();
         let out = match self.pods.get_mut(&name) {
             Some(t) => {
-                t.view.deleting.get_or_insert(now);
+                // Its last state: the deletionTimestamp is the pod's own time of death.
+                t.view = last;
                 self.transitions(&name, now)
             }
             None => Vec::new(),
