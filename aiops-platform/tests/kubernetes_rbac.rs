@@ -34,7 +34,7 @@ fn strings(v: &serde_yaml::Value) -> Vec<String> {
 
 fn str_at<'a>(v: &'a serde_yaml::Value, path: &[&str]) -> &'a str {
     path.iter()
-        .fold(Some(v), |v, k| v.and_then(|v| v.get(*k)))
+        .try_fold(v, |v, k| v.get(*k))
         .and_then(|v| v.as_str())
         .unwrap_or("")
 }
