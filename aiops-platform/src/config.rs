@@ -229,6 +229,17 @@ pub struct PlatformConfig {
     pub sentry_projects: Vec<u64>,
     /// Retention of recent telemetry in memory.
     pub retention: RetentionConfig,
+    /// `[platform.kubernetes]`: discovery of annotated Deployments.
+    pub kubernetes: PlatformKubernetesConfig,
+}
+
+/// `[platform.kubernetes]`: every Deployment annotated `aiods.dev/watch: "true"` in these
+/// namespaces becomes a service (read once at start), unless a `[[service]]` has its name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlatformKubernetesConfig {
+    /// The namespaces searched.
+    pub watch_namespaces: Vec<String>,
 }
 
 impl Default for PlatformConfig {
@@ -248,6 +259,7 @@ impl Default for PlatformConfig {
             sentry_keys: Vec::new(),
             sentry_projects: vec![1],
             retention: RetentionConfig::default(),
+            kubernetes: PlatformKubernetesConfig::default(),
         }
     }
 }
@@ -493,6 +505,10 @@ mod tests {
         let k = t.services[0].kubernetes.clone().expect("kubernetes");
         assert_eq!((k.namespace.as_str(), k.port), ("aiods", 8080));
         assert_eq!(k.deployment.as_deref(), Some("order-service"));
+        let t = Topology::parse("[platform.kubernetes]\nwatch_namespaces = [\"aiods\"]\n")
+            .expect("valid");
+        assert_eq!(t.platform.kubernetes.watch_namespaces, ["aiods"]);
+        assert!(Topology::parse("[platform.kubernetes]\nnamespaces = []\n").is_err());
 
         let cases = [
             (

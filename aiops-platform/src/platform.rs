@@ -88,11 +88,22 @@ fn generate_token() -> String {
 impl Platform {
     /// Opens storage and binds the listener. `env_token` is `AIOPS_API_TOKEN`, when set.
     pub async fn build(
-        topology: Topology,
+        mut topology: Topology,
         env_token: Option<String>,
     ) -> Result<Self, PlatformError> {
         install_crypto_provider();
         topology.validate()?;
+        let namespaces = topology.platform.kubernetes.watch_namespaces.clone();
+        let cluster = if namespaces.is_empty() && kubernetes_workloads(&topology).is_empty() {
+            None
+        } else {
+            Some(kubernetes::connect().await?)
+        };
+        if let Some(client) = cluster.as_ref().filter(|_| !namespaces.is_empty()) {
+            let found = kubernetes::discover(client, &namespaces).await?;
+            add_discovered(&mut topology, found)?;
+            topology.validate()?;
+        }
         let p = &topology.platform;
         let (api_token, token_source) = match (&p.api_token, env_token.filter(|t| !t.is_empty())) {
             (Some(t), _) if !t.is_empty() => (t.clone(), TokenSource::Config),
@@ -144,10 +155,7 @@ impl Platform {
 
         // Always: a service known only from its telemetry gets incidents too.
         let kubernetes = kubernetes_workloads(&topology);
-        let supervision = if kubernetes.is_empty() {
-            Supervision::new(&topology, store.clone(), Some(db.pool.clone()), local_addr).await?
-        } else {
-            let client = kubernetes::connect().await?;
+        let supervision = if let Some(client) = cluster.filter(|_| !kubernetes.is_empty()) {
             let pool = Some(db.pool.clone());
             Supervision::with_actuator(&topology, store.clone(), pool, local_addr, |cx| {
                 let local: Arc<dyn Actuator> =
@@ -163,6 +171,8 @@ impl Platform {
                 Arc::new(ByService::new(local, pods))
             })
             .await?
+        } else {
+            Supervision::new(&topology, store.clone(), Some(db.pool.clone()), local_addr).await?
         };
         let supervision = Some(supervision);
         let state = Arc::new(PlatformShared {
@@ -280,6 +290,30 @@ fn kubernetes_workloads(topology: &Topology) -> Vec<KubernetesWorkload> {
             })
         })
         .collect()
+}
+
+/// Adds the discovered Deployments not already named by a `[[service]]`.
+fn add_discovered(
+    topology: &mut Topology,
+    found: Vec<KubernetesWorkload>,
+) -> Result<(), ConfigError> {
+    for w in found {
+        if topology.services.iter().any(|s| s.name == w.service) {
+            continue;
+        }
+        let mut service: crate::config::ServiceConfig =
+            toml::from_str(&format!("name = {:?}", w.service))
+                .map_err(|e| ConfigError::Invalid(format!("discovered {}: {e}", w.service)))?;
+        tracing::info!(service = %w.service, namespace = %w.namespace, "discovered an annotated Deployment");
+        service.kubernetes = Some(crate::config::KubernetesServiceConfig {
+            namespace: w.namespace,
+            deployment: w.deployment,
+            selector: w.selector,
+            port: w.port,
+        });
+        topology.services.push(service);
+    }
+    Ok(())
 }
 
 /// How often scrape targets are matched to the live instances.

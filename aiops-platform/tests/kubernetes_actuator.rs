@@ -54,3 +54,8 @@ async fn rollout_restart_patches_the_template() {
 async fn stop_marks_the_pod_cheapest_and_scales_back() {
     scenarios::stop_marks_the_pod_cheapest_and_scales_back().await;
 }
+
+#[tokio::test]
+async fn discovery_finds_annotated_deployments() {
+    scenarios::discovery_finds_annotated_deployments().await;
+}

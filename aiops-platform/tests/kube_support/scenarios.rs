@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use aiops_platform::incident::Signal;
+use aiops_platform::supervisor::actuator::kubernetes::discover;
 use aiops_platform::supervisor::actuator::{
     Actuator, ActuatorError, KubernetesActuator, KubernetesError, KubernetesWorkload,
     LifecycleEvent, LifecycleStream, Traffic, WorkloadSpec,
@@ -38,6 +39,7 @@ pub async fn all() {
     traffic_relabels_out_and_back_in_order().await;
     rollout_restart_patches_the_template().await;
     stop_marks_the_pod_cheapest_and_scales_back().await;
+    discovery_finds_annotated_deployments().await;
 }
 
 fn workload() -> KubernetesWorkload {
@@ -593,4 +595,27 @@ pub async fn stop_marks_the_pod_cheapest_and_scales_back() {
     let target = id(0);
     let (result, ()) = tokio::join!(actuator.stop(&target, Duration::ZERO), server_side);
     result.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Discovery lists the Deployments of each namespace and keeps those annotated
+/// `aiods.dev/watch: "true"`, probed on their first container port.
+pub async fn discovery_finds_annotated_deployments() {
+    let (client, mut server) = mocked();
+    let mut other = fixtures::deployment();
+    other["metadata"]["name"] = json!("legacy-service");
+    other["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": "1"});
+    let list = json!({
+        "apiVersion": "apps/v1", "kind": "DeploymentList",
+        "metadata": {"resourceVersion": "5000"},
+        "items": [fixtures::deployment(), other]
+    });
+    let server_side = async {
+        server
+            .expect("GET", "/apis/apps/v1/namespaces/aiods/deployments", &[])
+            .await
+            .json(200, &list);
+    };
+    let namespaces = [NS.to_owned()];
+    let (found, ()) = tokio::join!(discover(&client, &namespaces), server_side);
+    assert_eq!(found.unwrap_or_else(|e| panic!("{e}")), [workload()]);
 }

@@ -15,6 +15,7 @@
 //! do, and pods arrive on the lifecycle stream as `Started` once they have an IP.
 
 mod actions;
+mod discovery;
 mod error;
 mod events;
 mod pods;
@@ -29,6 +30,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 pub use actions::{DELETION_COST, RESTARTED_AT, SERVING_LABEL};
+pub use discovery::{WATCH_ANNOTATION, discover};
 pub use error::KubernetesError;
 
 use self::actions::Cluster;
