@@ -137,6 +137,14 @@ impl Topology {
                     )));
                 }
             }
+            if let Some(k) = &service.kubernetes
+                && let Err(what) = k.validate(service)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "service {:?}: {what}",
+                    service.name
+                )));
+            }
             if service.command.is_empty() && !service.routes.is_empty() && service.url.is_none() {
                 return Err(ConfigError::Invalid(format!(
                     "service {:?} has routes but neither a command nor a url",
@@ -221,6 +229,17 @@ pub struct PlatformConfig {
     pub sentry_projects: Vec<u64>,
     /// Retention of recent telemetry in memory.
     pub retention: RetentionConfig,
+    /// `[platform.kubernetes]`: discovery of annotated Deployments.
+    pub kubernetes: PlatformKubernetesConfig,
+}
+
+/// `[platform.kubernetes]`: every Deployment annotated `aiods.dev/watch: "true"` in these
+/// namespaces becomes a service (read once at start), unless a `[[service]]` has its name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlatformKubernetesConfig {
+    /// The namespaces searched.
+    pub watch_namespaces: Vec<String>,
 }
 
 impl Default for PlatformConfig {
@@ -240,6 +259,7 @@ impl Default for PlatformConfig {
             sentry_keys: Vec::new(),
             sentry_projects: vec![1],
             retention: RetentionConfig::default(),
+            kubernetes: PlatformKubernetesConfig::default(),
         }
     }
 }
@@ -346,6 +366,67 @@ pub struct ServiceConfig {
     /// Scale out on saturation and back in (default off).
     #[serde(default)]
     pub scale: ScaleConfig,
+    /// `[service.kubernetes]`: the service runs as pods on Kubernetes (instead of `command`).
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesServiceConfig>,
+}
+
+/// `[service.kubernetes]`: where a service's pods are.
+///
+/// ```toml
+/// [service.kubernetes]
+/// namespace = "aiods"
+/// deployment = "order-service"   # or: selector = "app.kubernetes.io/name=order-service"
+/// port = 8080                    # probed and scraped on each pod IP
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesServiceConfig {
+    /// The namespace.
+    pub namespace: String,
+    /// The Deployment (its selector finds the pods; scaling patches it).
+    #[serde(default)]
+    pub deployment: Option<String>,
+    /// A label selector, instead of a Deployment's (no scaling then).
+    #[serde(default)]
+    pub selector: Option<String>,
+    /// The container port probed (`/health/live`, `/health/ready`) and scraped (`/metrics`).
+    pub port: u16,
+}
+
+impl KubernetesServiceConfig {
+    /// Checks what the types cannot.
+    fn validate(&self, service: &ServiceConfig) -> Result<(), String> {
+        if !service.command.is_empty() {
+            return Err("give either command or [service.kubernetes], not both".into());
+        }
+        if self.deployment.is_none() && self.selector.is_none() {
+            return Err("[service.kubernetes] needs a deployment or a selector".into());
+        }
+        if self.namespace.trim().is_empty() {
+            return Err("[service.kubernetes] namespace is empty".into());
+        }
+        if self.port == 0 {
+            return Err("[service.kubernetes] port must be positive".into());
+        }
+        let serving = crate::supervisor::actuator::kubernetes::SERVING_LABEL;
+        if self
+            .selector
+            .as_deref()
+            .is_some_and(|s| s.contains(serving))
+        {
+            return Err(format!(
+                "[service.kubernetes] selector must not use {serving}: routing a pod away removes it"
+            ));
+        }
+        if !service.routes.is_empty() {
+            return Err(
+                "gateway routes are not supported for [service.kubernetes]: route through its Kubernetes Service"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 fn default_replicas() -> u32 {
@@ -414,6 +495,48 @@ mod tests {
         );
         assert_eq!(t.services[1].scrape_targets(), ["http://h:1/m"]);
         assert!(Topology::parse("[[service]]\nname = \"a\"\n[[service]]\nname = \"a\"\n").is_err());
+    }
+
+    #[test]
+    fn kubernetes_services_parse_with_clear_errors() {
+        let ok = "[[service]]\nname = \"order\"\n[service.kubernetes]\nnamespace = \"aiods\"\n\
+                  deployment = \"order-service\"\nport = 8080\n";
+        let t = Topology::parse(ok).expect("valid");
+        let k = t.services[0].kubernetes.clone().expect("kubernetes");
+        assert_eq!((k.namespace.as_str(), k.port), ("aiods", 8080));
+        assert_eq!(k.deployment.as_deref(), Some("order-service"));
+        let t = Topology::parse("[platform.kubernetes]\nwatch_namespaces = [\"aiods\"]\n")
+            .expect("valid");
+        assert_eq!(t.platform.kubernetes.watch_namespaces, ["aiods"]);
+        assert!(Topology::parse("[platform.kubernetes]\nnamespaces = []\n").is_err());
+
+        let cases = [
+            (
+                "command = [\"x\"]\n",
+                "deployment = \"d\"\nport = 1\n",
+                "not both",
+            ),
+            ("", "port = 1\n", "deployment or a selector"),
+            (
+                "",
+                "selector = \"app=a,aiods.dev/serving=true\"\nport = 1\n",
+                "must not use",
+            ),
+            ("", "deployment = \"d\"\nport = 0\n", "port"),
+            (
+                "routes = [\"/a\"]\n",
+                "deployment = \"d\"\nport = 1\n",
+                "routes",
+            ),
+            ("", "deployment = \"d\"\nport = 1\nreplica = 2\n", "replica"),
+        ];
+        for (service, kube, expected) in cases {
+            let text = format!(
+                "[[service]]\nname = \"a\"\n{service}[service.kubernetes]\nnamespace = \"n\"\n{kube}"
+            );
+            let err = Topology::parse(&text).expect_err(expected).to_string();
+            assert!(err.contains(expected), "{err}");
+        }
     }
 }
 

@@ -13,6 +13,9 @@ use crate::config::{ConfigError, Topology};
 use crate::db::{Database, DbError};
 use crate::scrape::{ScrapeTarget, Scraper};
 use crate::store::{Store, now_nanos};
+use crate::supervisor::actuator::{
+    Actuator, ByService, KubernetesActuator, KubernetesWorkload, LocalProcessActuator, kubernetes,
+};
 use crate::supervisor::{Supervision, SupervisorError};
 
 /// Errors while starting or running the platform.
@@ -43,6 +46,9 @@ pub enum PlatformError {
     /// The supervisor could not start.
     #[error("supervisor: {0}")]
     Supervisor(#[from] SupervisorError),
+    /// Services run on Kubernetes but no cluster can be reached.
+    #[error("kubernetes: {0}")]
+    Kubernetes(#[from] kubernetes::KubernetesError),
 }
 
 /// Where the API token came from.
@@ -82,11 +88,22 @@ fn generate_token() -> String {
 impl Platform {
     /// Opens storage and binds the listener. `env_token` is `AIOPS_API_TOKEN`, when set.
     pub async fn build(
-        topology: Topology,
+        mut topology: Topology,
         env_token: Option<String>,
     ) -> Result<Self, PlatformError> {
         install_crypto_provider();
         topology.validate()?;
+        let namespaces = topology.platform.kubernetes.watch_namespaces.clone();
+        let cluster = if namespaces.is_empty() && kubernetes_workloads(&topology).is_empty() {
+            None
+        } else {
+            Some(kubernetes::connect().await?)
+        };
+        if let Some(client) = cluster.as_ref().filter(|_| !namespaces.is_empty()) {
+            let found = kubernetes::discover(client, &namespaces).await?;
+            add_discovered(&mut topology, found)?;
+            topology.validate()?;
+        }
         let p = &topology.platform;
         let (api_token, token_source) = match (&p.api_token, env_token.filter(|t| !t.is_empty())) {
             (Some(t), _) if !t.is_empty() => (t.clone(), TokenSource::Config),
@@ -137,9 +154,27 @@ impl Platform {
             })?;
 
         // Always: a service known only from its telemetry gets incidents too.
-        let supervision = Some(
-            Supervision::new(&topology, store.clone(), Some(db.pool.clone()), local_addr).await?,
-        );
+        let kubernetes = kubernetes_workloads(&topology);
+        let supervision = if let Some(client) = cluster.filter(|_| !kubernetes.is_empty()) {
+            let pool = Some(db.pool.clone());
+            Supervision::with_actuator(&topology, store.clone(), pool, local_addr, |cx| {
+                let local: Arc<dyn Actuator> =
+                    Arc::new(LocalProcessActuator::new(cx.routes, cx.sink));
+                let pods = kubernetes
+                    .into_iter()
+                    .map(|w| {
+                        let a: Arc<dyn Actuator> =
+                            Arc::new(KubernetesActuator::new(client.clone(), w.clone()));
+                        (w.service, a)
+                    })
+                    .collect();
+                Arc::new(ByService::new(local, pods))
+            })
+            .await?
+        } else {
+            Supervision::new(&topology, store.clone(), Some(db.pool.clone()), local_addr).await?
+        };
+        let supervision = Some(supervision);
         let state = Arc::new(PlatformShared {
             store,
             db: Some(db),
@@ -239,6 +274,48 @@ fn static_targets(topology: &Topology) -> Vec<ScrapeTarget> {
         .collect()
 }
 
+/// The services that run on Kubernetes, as the actuator's workloads.
+fn kubernetes_workloads(topology: &Topology) -> Vec<KubernetesWorkload> {
+    topology
+        .services
+        .iter()
+        .filter_map(|s| {
+            let k = s.kubernetes.as_ref()?;
+            Some(KubernetesWorkload {
+                service: s.name.clone(),
+                namespace: k.namespace.clone(),
+                deployment: k.deployment.clone(),
+                selector: k.selector.clone(),
+                port: k.port,
+            })
+        })
+        .collect()
+}
+
+/// Adds the discovered Deployments not already named by a `[[service]]`.
+fn add_discovered(
+    topology: &mut Topology,
+    found: Vec<KubernetesWorkload>,
+) -> Result<(), ConfigError> {
+    for w in found {
+        if topology.services.iter().any(|s| s.name == w.service) {
+            continue;
+        }
+        let mut service: crate::config::ServiceConfig =
+            toml::from_str(&format!("name = {:?}", w.service))
+                .map_err(|e| ConfigError::Invalid(format!("discovered {}: {e}", w.service)))?;
+        tracing::info!(service = %w.service, namespace = %w.namespace, "discovered an annotated Deployment");
+        service.kubernetes = Some(crate::config::KubernetesServiceConfig {
+            namespace: w.namespace,
+            deployment: w.deployment,
+            selector: w.selector,
+            port: w.port,
+        });
+        topology.services.push(service);
+    }
+    Ok(())
+}
+
 /// How often scrape targets are matched to the live instances.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
@@ -258,7 +335,7 @@ async fn follow_instances(
             supervision
                 .instances()
                 .into_iter()
-                .filter(|i| i.managed && i.pid.is_some())
+                .filter(|i| i.managed && i.running)
                 .map(|i| ScrapeTarget {
                     service: i.service,
                     url: format!("{}/metrics", i.url),

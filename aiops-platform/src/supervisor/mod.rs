@@ -211,6 +211,15 @@ pub enum Event {
         /// The answer.
         reply: oneshot::Sender<Result<Incident, ApproveError>>,
     },
+    /// An actuator call failed (a missing permission, an autoscaler owning the scale).
+    ActionFailed {
+        /// The instance (or, for a scale, `service#new-count-1`).
+        id: InstanceId,
+        /// Which call (`restart`, `scale out`, ...).
+        what: &'static str,
+        /// Why.
+        error: String,
+    },
     /// Stop every instance and the controller.
     Shutdown {
         /// Answered when everything stopped.
@@ -295,6 +304,9 @@ pub struct InstanceView {
     pub last_exit: Option<String>,
     /// Whether the platform starts it (false for URL-only services).
     pub managed: bool,
+    /// Whether it runs now (a process, or a pod with an address).
+    #[serde(skip)]
+    pub running: bool,
 }
 
 /// The shared face of the supervisor: snapshots for the API and a way to send it events.

@@ -6,9 +6,12 @@
 //! lifecycle. Effects come back as [`LifecycleEvent`]s on the stream [`Actuator::watch`]
 //! answers, never as return values the controller must wait for: the controller's loop spawns
 //! the call and goes on. [`LocalProcessActuator`] runs local child processes behind the
-//! platform's gateway; a Kubernetes actuator (scale a Deployment, delete a Pod, label it out of
-//! its Service) implements the same trait.
+//! platform's gateway; [`KubernetesActuator`] (scale a Deployment, delete a Pod, label it out
+//! of its Service) implements the same trait; [`ByService`] sends each service's calls to its
+//! own actuator.
 
+mod by_service;
+pub mod kubernetes;
 mod local;
 
 use std::net::SocketAddr;
@@ -17,6 +20,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+pub use by_service::ByService;
+pub use kubernetes::{KubernetesActuator, KubernetesError, KubernetesWorkload};
 pub(crate) use local::free_port;
 pub use local::{LocalProcessActuator, send_signal};
 
@@ -61,6 +66,12 @@ pub enum ActuatorError {
     /// The lifecycle stream was already taken.
     #[error("the lifecycle stream is already watched")]
     AlreadyWatched,
+    /// The Kubernetes API refused or failed.
+    #[error(transparent)]
+    Kubernetes(#[from] KubernetesError),
+    /// No actuator runs this service.
+    #[error("no actuator runs service {0}")]
+    NoActuator(String),
 }
 
 /// Everything needed to start one instance.
@@ -188,6 +199,21 @@ pub enum LifecycleEvent {
         /// When.
         at: u64,
     },
+    /// Something the engine reports about a running instance (a container restart or OOM
+    /// kill, a crash-loop back-off, an eviction, a readiness change), at the engine's time.
+    /// The engine acts on it itself: evidence, not a request to repair.
+    Observed {
+        /// The instance.
+        id: InstanceId,
+        /// What it is evidence of (`ProcessExit`, `Readiness`).
+        signal: crate::incident::Signal,
+        /// A recovery (the pod became Ready) rather than a failure.
+        healthy: bool,
+        /// What happened (`pod`, `reason`, `description`, ...).
+        detail: serde_json::Value,
+        /// When, by the engine's clock.
+        at: u64,
+    },
 }
 
 /// The lifecycle events of everything an actuator runs.
@@ -248,4 +274,7 @@ pub trait Actuator: Send + Sync + std::fmt::Debug {
     async fn list(&self) -> Result<Vec<ObservedInstance>, ActuatorError>;
     /// The lifecycle events of every instance it runs; answered once.
     fn watch(&self) -> Result<LifecycleStream, ActuatorError>;
+    /// Why the next action on `instance` (`None`: on the service's workload) is taken, for
+    /// engines that record it beside the object (Kubernetes Events). Default: ignored.
+    fn explain(&self, _service: &str, _instance: Option<&InstanceId>, _why: &str) {}
 }

@@ -27,6 +27,8 @@ pub(super) struct Instance {
     pub(super) managed: bool,
     pub(super) generation: u64,
     pub(super) pid: Option<u32>,
+    /// Its process (or pod) runs: between `Started` and `Exited`.
+    pub(super) running: bool,
     pub(super) status: InstanceStatus,
     pub(super) started: Instant,
     pub(super) probes: ProbeCounters,
@@ -56,6 +58,7 @@ impl Instance {
             managed,
             generation: 0,
             pid: None,
+            running: false,
             status: if managed {
                 InstanceStatus::Exited
             } else {
@@ -104,6 +107,7 @@ impl Instance {
             crash_loop_count: self.backoff.crashes(),
             last_exit: self.last_exit.clone(),
             managed: self.managed,
+            running: self.running,
         }
     }
 }

@@ -50,6 +50,7 @@ impl Controller {
         inst.generation = generation;
         inst.addr = addr;
         inst.pid = pid;
+        inst.running = true;
         if !inst.retire_on_exit {
             inst.status = InstanceStatus::Starting;
         }
@@ -132,6 +133,7 @@ impl Controller {
         }
         inst.stop_probe();
         inst.pid = None;
+        inst.running = false;
         inst.probes.ready = false;
         inst.last_exit = Some(exit.describe());
         let uptime = inst.started.elapsed();
@@ -179,6 +181,46 @@ impl Controller {
         self.ledger
             .evidence(&inc, Signal::ProcessExit, Some(id), detail, at);
         self.plan_restart(id, &inc, title, uptime, false);
+    }
+
+    /// The engine reports something about a running instance (Kubernetes: a container
+    /// restart, an OOM kill, a back-off, an eviction, a readiness change). The engine has
+    /// acted already (the kubelet restarts containers), so it is evidence on a condition
+    /// of its own, cleared when the instance is ready again — not a repair.
+    pub(super) fn on_observed(
+        &mut self,
+        id: &InstanceId,
+        signal: Signal,
+        healthy: bool,
+        detail: serde_json::Value,
+        at: u64,
+    ) {
+        if !self.instances.contains_key(id) {
+            return;
+        }
+        let description = detail
+            .get("description")
+            .and_then(|d| d.as_str())
+            .map_or_else(|| format!("{id}: {signal}"), |d| format!("{id}: {d}"));
+        if healthy {
+            for key in [
+                ConditionKey::Down(id.clone()),
+                ConditionKey::NotReady(id.clone()),
+            ] {
+                self.ledger
+                    .clear_on_service(&id.service, &key, at, &description);
+            }
+            return;
+        }
+        let key = if signal == Signal::Readiness {
+            ConditionKey::NotReady(id.clone())
+        } else {
+            ConditionKey::Down(id.clone())
+        };
+        let inc =
+            self.ledger
+                .open_or_update(&id.service, key, at, description.clone(), description);
+        self.ledger.evidence(&inc, signal, Some(id), detail, at);
     }
 
     /// A probe answered or failed.

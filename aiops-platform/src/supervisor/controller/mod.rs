@@ -28,7 +28,7 @@ use super::policy::ScaleTimers;
 use super::{Event, SupervisorError, View};
 use crate::config::{RecoveryMode, ServiceConfig, Topology};
 use crate::gateway::Routes;
-use crate::incident::{ActionRef, IncidentDb, Notifier};
+use crate::incident::{ActionRef, ActionStatus, IncidentDb, Notifier};
 use crate::instance::InstanceId;
 
 /// Grace of the instances stopped when the platform stops.
@@ -215,6 +215,7 @@ impl Controller {
                 self.ledger.flush();
                 let _ = reply.send(r);
             }
+            Event::ActionFailed { id, what, error } => self.on_action_failed(&id, what, &error),
             Event::Shutdown { reply } => {
                 let _ = reply.send(());
             }
@@ -242,15 +243,28 @@ impl Controller {
                 exit,
                 at,
             } => self.on_exit(&id, generation, exit, at).await,
+            LifecycleEvent::Observed {
+                id,
+                signal,
+                healthy,
+                detail,
+                at,
+            } => self.on_observed(&id, signal, healthy, detail, at),
         }
     }
 
     async fn shutdown(&mut self) {
         self.shutting_down = true;
+        // Pods outlive the platform: only its own processes are stopped.
         let ids: Vec<InstanceId> = self
             .instances
             .values()
             .filter(|i| i.managed)
+            .filter(|i| {
+                self.services
+                    .get(&i.id.service)
+                    .is_none_or(|s| s.cfg.kubernetes.is_none())
+            })
             .map(|i| i.id.clone())
             .collect();
         let mut set = tokio::task::JoinSet::new();
@@ -284,17 +298,42 @@ impl Controller {
             .collect();
     }
 
-    /// Spawns an actuator call; a failure is logged (its effects, or their absence, come
-    /// back on the lifecycle stream).
+    /// Spawns an actuator call; a failure is logged and comes back as
+    /// [`Event::ActionFailed`] (its effects, or their absence, come on the lifecycle stream).
     fn act<F>(&self, what: &'static str, id: InstanceId, call: F)
     where
         F: Future<Output = Result<(), super::ActuatorError>> + Send + 'static,
     {
+        let events = self.events.clone();
         tokio::spawn(async move {
             if let Err(error) = call.await {
                 tracing::error!(%id, %error, "{what} failed");
+                let error = error.to_string();
+                let _ = events.send(Event::ActionFailed { id, what, error });
             }
         });
+    }
+
+    /// An actuator call failed: the action it carried out fails, and the incident says why
+    /// (a missing RBAC permission, an autoscaler that owns the replicas).
+    fn on_action_failed(&mut self, id: &InstanceId, what: &str, error: &str) {
+        let message = format!("{what} of {id} failed: {error}");
+        let awaiting = self
+            .instances
+            .get_mut(id)
+            .and_then(|i| i.awaiting_start.take());
+        let scale_out = self
+            .services
+            .get_mut(&id.service)
+            .and_then(|s| s.pending_scale_out.take().filter(|_| what == "scale out"));
+        for action in awaiting.iter().chain(scale_out.iter()) {
+            self.ledger
+                .settle(action, ActionStatus::Failed, message.clone());
+        }
+        if let Some(inc) = self.ledger.open_incident(&id.service) {
+            self.ledger
+                .note(&inc, crate::store::now_nanos(), "note", message);
+        }
     }
 
     fn grace(&self, service: &str) -> Duration {

@@ -77,7 +77,7 @@ impl Controller {
             restart_enabled,
             mode: svc.mode,
             replicas: svc.cfg.replicas,
-            hung_and_running: inst.status == InstanceStatus::Hung && inst.pid.is_some(),
+            hung_and_running: inst.status == InstanceStatus::Hung && inst.running,
             kill_first,
             backoff_delay,
             budget_available: possible && svc.budget.try_take(Instant::now()),
@@ -133,6 +133,7 @@ impl Controller {
         delay: Duration,
         gate: Gate,
     ) {
+        let why_text = why.clone();
         let (status, result) = match gate {
             Gate::Auto => (ActionStatus::Scheduled, None),
             Gate::AwaitApproval => (ActionStatus::PendingApproval, None),
@@ -151,7 +152,10 @@ impl Controller {
             },
         );
         match gate {
-            Gate::Auto => self.execute(id, action, kind, delay),
+            Gate::Auto => {
+                self.actuator.explain(&id.service, Some(id), &why_text);
+                self.execute(id, action, kind, delay);
+            }
             Gate::AwaitApproval => {
                 if let Some(inst) = self.instances.get_mut(id) {
                     inst.status = InstanceStatus::WaitingApproval;
@@ -178,7 +182,7 @@ impl Controller {
         let Some(inst) = self.instances.get_mut(id) else {
             return;
         };
-        if inst.pid.is_none() {
+        if !inst.running {
             self.restart_later(id, action, delay);
             return;
         }

@@ -16,7 +16,7 @@ use crate::supervisor::policy::{self, ScaleDecision, ScaleSituation};
 
 /// Whether `cfg` asks for scaling (more instances allowed than configured, and a command).
 pub(super) fn enabled(cfg: &ServiceConfig) -> bool {
-    cfg.scale.max_replicas > cfg.replicas && !cfg.command.is_empty()
+    cfg.scale.max_replicas > cfg.replicas && (!cfg.command.is_empty() || cfg.kubernetes.is_some())
 }
 
 impl Controller {
@@ -121,6 +121,7 @@ impl Controller {
             None
         };
         let workload = svc.workload.clone();
+        let why_text = why.clone();
         let action = self.ledger.record(
             &inc,
             NewAction {
@@ -137,6 +138,7 @@ impl Controller {
             return;
         };
         tracing::info!(service = name, to, "scaling out");
+        self.actuator.explain(name, None, &why_text);
         if let Some(svc) = self.services.get_mut(name) {
             svc.pending_scale_out = Some(action);
         }
@@ -170,6 +172,7 @@ impl Controller {
             inst.awaiting_start = None;
         }
         tracing::info!(id = %newest, "scaling in");
+        self.actuator.explain(name, None, &why);
         if let Some(workload) = workload {
             let actuator = self.actuator.clone();
             self.act("scale in", newest.clone(), async move {

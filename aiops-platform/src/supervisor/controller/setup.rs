@@ -48,7 +48,9 @@ pub(super) async fn plan(topology: &Topology, wiring: &Wiring) -> Result<Plan, S
     let mut services = BTreeMap::new();
     let mut deps = BTreeMap::new();
     for s in &topology.services {
-        let workload = (!s.command.is_empty()).then(|| workload(topology, s, wiring, &instances));
+        // A Kubernetes service's template names only the service: its Deployment has the rest.
+        let workload = (!s.command.is_empty() || s.kubernetes.is_some())
+            .then(|| workload(topology, s, wiring, &instances));
         services.insert(
             s.name.clone(),
             ServiceState {
@@ -74,8 +76,11 @@ pub(super) async fn plan(topology: &Topology, wiring: &Wiring) -> Result<Plan, S
     })
 }
 
+/// Instances planned at start; a Kubernetes service's come from its pod watch.
 fn replica_count(s: &ServiceConfig) -> u32 {
-    if !s.command.is_empty() {
+    if s.kubernetes.is_some() {
+        0
+    } else if !s.command.is_empty() {
         s.replicas
     } else if s.url.is_some() {
         1

@@ -34,6 +34,8 @@ struct ScriptedEngine {
     generations: Mutex<std::collections::HashMap<InstanceId, u64>>,
     events: mpsc::UnboundedSender<LifecycleEvent>,
     stream: Mutex<Option<LifecycleStream>>,
+    /// Restarts fail as an API server without the permission would make them.
+    forbidden: std::sync::atomic::AtomicBool,
 }
 
 impl ScriptedEngine {
@@ -44,6 +46,7 @@ impl ScriptedEngine {
             generations: Mutex::default(),
             events,
             stream: Mutex::new(Some(stream)),
+            forbidden: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -86,6 +89,15 @@ impl Actuator for ScriptedEngine {
     }
     async fn restart(&self, id: &InstanceId, _: Duration) -> Result<(), ActuatorError> {
         self.calls.lock().push(Call::Restart(id.clone()));
+        if self.forbidden.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::supervisor::actuator::KubernetesError::Forbidden {
+                verb: "delete",
+                resource: "pods",
+                namespace: "aiods".into(),
+                message: "pods \"svc-1\" is forbidden".into(),
+            }
+            .into());
+        }
         self.started(id);
         Ok(())
     }
@@ -233,4 +245,82 @@ async fn a_crash_is_one_write_per_change_and_the_engine_is_asked_to_restart() {
         stored.first().map(|i| i.status),
         Some(IncidentStatus::Resolved)
     );
+}
+
+#[tokio::test]
+async fn a_refused_action_fails_with_a_note_saying_why() {
+    let (_dir, _db, engine, _tx, view) = running_controller().await;
+    let id = InstanceId::new("svc", 0);
+    engine
+        .forbidden
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    engine.crash(&id);
+    let incident = eventually("the restart failed", || {
+        let v = view.read();
+        v.incidents
+            .values()
+            .find(|i| {
+                i.actions
+                    .first()
+                    .is_some_and(|a| a.status == ActionStatus::Failed)
+            })
+            .cloned()
+    })
+    .await;
+    let result = incident.actions[0].result.clone().unwrap_or_default();
+    assert!(
+        result.contains("missing RBAC permission: cannot delete pods"),
+        "{result}"
+    );
+    assert!(
+        incident
+            .timeline
+            .iter()
+            .any(|t| t.kind == "note" && t.message.contains("restart of svc#0 failed")),
+        "{:#?}",
+        incident.timeline
+    );
+}
+
+#[tokio::test]
+async fn engine_observations_are_evidence_at_their_own_time_until_ready_again() {
+    let (_dir, _db, engine, _tx, view) = running_controller().await;
+    let id = InstanceId::new("svc", 0);
+    let at = now_nanos() - 5_000_000_000;
+    let _ = engine.events.send(LifecycleEvent::Observed {
+        id: id.clone(),
+        signal: crate::incident::Signal::ProcessExit,
+        healthy: false,
+        detail: serde_json::json!({"reason": "OOMKilled", "description": "container app restarted (OOMKilled)"}),
+        at,
+    });
+    let incident = eventually("the incident", || {
+        view.read().incidents.values().next().cloned()
+    })
+    .await;
+    assert_eq!(incident.failure_start_unix_nano, at);
+    assert_eq!(incident.evidence[0].at_unix_nano, at);
+    assert_eq!(incident.evidence[0].detail["reason"], "OOMKilled");
+    assert!(
+        incident.actions.is_empty(),
+        "the engine restarted it already"
+    );
+
+    let _ = engine.events.send(LifecycleEvent::Observed {
+        id: id.clone(),
+        signal: crate::incident::Signal::Readiness,
+        healthy: true,
+        detail: serde_json::json!({"description": "pod became Ready"}),
+        at: at + 1_000_000_000,
+    });
+    let resolved = eventually("resolved", || {
+        view.read()
+            .incidents
+            .values()
+            .find(|i| i.status == IncidentStatus::Resolved)
+            .cloned()
+    })
+    .await;
+    assert_eq!(resolved.recovered_unix_nano, Some(at + 1_000_000_000));
+    assert_eq!(*engine.calls.lock(), [Call::Start(id)]);
 }
