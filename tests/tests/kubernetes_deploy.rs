@@ -9,9 +9,12 @@
 //!   manifests name exists in the workspace and agrees: packages, binaries, copied paths, ports,
 //!   environment variables (each one the code reads, by its exact name), URLs (each one a
 //!   Service that exists, on a port it has), Secrets, ConfigMaps, volumes, and the labels,
-//!   selectors and annotations of `/work/notes/k8s-conventions.md` (docs/kubernetes.md).
+//!   selectors and annotations of the conventions (docs/kubernetes.md);
+//! - on a real PostgreSQL (Debian's `initdb`/`pg_ctl`), the Postgres init script makes the
+//!   databases, and each service's database URL, expanded as the kubelet does, connects.
 //!
-//! `kubectl` and `python3 -m venv` are required: without them the tests fail, naming them.
+//! `kubectl`, `python3 -m venv` and PostgreSQL are required: without them the tests fail,
+//! naming what is missing.
 
 #[path = "platform_support/python.rs"]
 #[allow(dead_code, unreachable_pub, missing_docs)]
@@ -1282,4 +1285,197 @@ fn kubernetes_validate_is_the_pinned_version() {
         .find_map(|l| l.strip_prefix("kubernetes-validate=="))
         .expect("kubernetes-validate pinned");
     assert_eq!(out.trim(), pinned.trim());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Postgres: the init script and the services' database URLs, on a real PostgreSQL
+
+/// A PostgreSQL from Debian's packages on a free loopback port, initialised the way the
+/// postgres image does it (`POSTGRES_USER` as the superuser, a password for TCP), stopped on
+/// drop. Run as the `postgres` user when the tests run as root (PostgreSQL refuses root).
+struct Postgres {
+    bin: std::path::PathBuf,
+    data: std::path::PathBuf,
+    as_root: bool,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Postgres {
+    fn command(&self, program: &str) -> std::process::Command {
+        let exe = self.bin.join(program);
+        if self.as_root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            std::process::Command::new(exe)
+        }
+    }
+
+    fn run(mut cmd: std::process::Command, what: &str) {
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+        assert!(
+            out.status.success(),
+            "{what} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start(user: &str, password: &str) -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").is_file())
+            .expect(
+                "PostgreSQL's initdb is required (Debian: apt-get install postgresql); none in /usr/lib/postgresql/*/bin",
+            );
+        let as_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, password).expect("password file");
+        if as_root {
+            Self::run(
+                {
+                    let mut c = std::process::Command::new("chown");
+                    c.args(["-R", "postgres:postgres"]).arg(dir.path());
+                    c
+                },
+                "chown the PostgreSQL folder",
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let pg = Self {
+            bin,
+            data,
+            as_root,
+            port,
+            _dir: dir,
+        };
+        let mut initdb = pg.command("initdb");
+        initdb
+            .arg("-D")
+            .arg(&pg.data)
+            .args([
+                "-U",
+                user,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()));
+        Self::run(initdb, "initdb");
+        let mut start = pg.command("pg_ctl");
+        start
+            .arg("-D")
+            .arg(&pg.data)
+            .args(["-w", "-l"])
+            .arg(pg.data.join("log"))
+            .arg("-o")
+            .arg(format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -k {}",
+                pg.data.display()
+            ))
+            .arg("start");
+        Self::run(start, "pg_ctl start");
+        pg
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let mut stop = self.command("pg_ctl");
+        stop.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"]);
+        let _ = stop.output();
+    }
+}
+
+#[tokio::test]
+async fn the_init_script_makes_the_databases_the_services_connect_to() {
+    use sqlx::Connection as _;
+    let r = render("overlays/dev");
+    let secret = |name: &str, key: &str| -> String {
+        r.find("Secret", name)
+            .and_then(|s| s["stringData"][key].as_str())
+            .unwrap_or_else(|| panic!("Secret {name} key {key}"))
+            .to_owned()
+    };
+    // What the StatefulSet gives the postgres image.
+    let sts = r.find("StatefulSet", "postgres").expect("postgres");
+    let pg_env = env_values(&sts["spec"]["template"]["spec"]["containers"][0]);
+    let user = pg_env.get("POSTGRES_USER").expect("POSTGRES_USER").clone();
+    let password = secret("postgres", "password");
+    let pg = Postgres::start(&user, &password);
+
+    // The image's entrypoint runs the init script with its environment, over the local socket.
+    let script = repo().join("deploy/kubernetes/base/postgres/create-databases.sh");
+    let out = std::process::Command::new("sh")
+        .arg(&script)
+        .env("POSTGRES_USER", &user)
+        .env("PGHOST", &pg.data)
+        .env("PGPORT", pg.port.to_string())
+        .output()
+        .expect("sh create-databases.sh");
+    assert!(
+        out.status.success(),
+        "create-databases.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Each service's AIODS_DB__URL, as the kubelet expands it, with the Service name resolved
+    // to this server: it connects, to a database its user owns.
+    let mut connected = 0;
+    for s in FOOD_DELIVERY {
+        let d = r.find("Deployment", s).expect("deployment");
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        let env = env_values(c);
+        let url = env.get("AIODS_DB__URL").expect("AIODS_DB__URL");
+        let pw_ref = c["env"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["name"] == "POSTGRES_PASSWORD"))
+            .and_then(|e| e["valueFrom"]["secretKeyRef"].as_object())
+            .expect("POSTGRES_PASSWORD from a Secret");
+        let pw = secret(
+            pw_ref["name"].as_str().expect("name"),
+            pw_ref["key"].as_str().expect("key"),
+        );
+        let url = url
+            .replace("$(POSTGRES_PASSWORD)", &pw)
+            .replace("@postgres:5432/", &format!("@127.0.0.1:{}/", pg.port));
+        let mut conn = sqlx::PgConnection::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{s}: cannot connect with its AIODS_DB__URL: {e}"));
+        let (db, owner): (String, String) = sqlx::query_as(
+            "SELECT current_database()::text, pg_get_userbyid(datdba)::text \
+             FROM pg_database WHERE datname = current_database()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("query");
+        assert_eq!(owner, user, "{s}: owner of {db}");
+        sqlx::query("CREATE TABLE probe (id integer)")
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{s}: cannot create a table in {db}: {e}"));
+        conn.close().await.expect("close");
+        connected += 1;
+    }
+    assert_eq!(connected, FOOD_DELIVERY.len());
 }
