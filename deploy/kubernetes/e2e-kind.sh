@@ -112,7 +112,7 @@ echo "hung $target at $(date -u +%H:%M:%S)"
 incident=""
 for _ in $(seq 1 60); do
   incident="$(api "incidents?service=$VICTIM" | jq -r --argjson before "$before" \
-    '[.items[] | select(.id as $id | $before | index($id) | not)][0].id // empty')"
+    '[.items[] | select(.id | IN($before[]) | not)][0].id // empty')"
   [ -n "$incident" ] && break
   sleep 1
 done
