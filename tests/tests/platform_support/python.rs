@@ -1,5 +1,6 @@
 //! A Python with the official OpenTelemetry SDK and prometheus_client (pinned in
-//! `tests/python/requirements.txt`), made once per target directory by the tests themselves:
+//! `tests/python/requirements.txt`) — or with the packages of another requirements file in
+//! `tests/python/` — made once per target directory by the tests themselves:
 //! `python3 -m venv` + `pip install`. A machine that cannot make it fails the test with the
 //! reason — it never skips.
 
@@ -27,11 +28,19 @@ fn run(cmd: &mut Command, what: &str) {
 
 /// The venv's `python`, made on first use (other test processes wait for it).
 pub fn python() -> PathBuf {
+    python_with("requirements.txt")
+}
+
+/// The `python` of a venv with the packages pinned in `tests/python/<requirements>`, made on
+/// first use (other test processes wait for it).
+pub fn python_with(requirements: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let requirements = python_dir().join("requirements.txt");
-    let pins = std::fs::read_to_string(&requirements).expect("tests/python/requirements.txt");
+    let file = requirements;
+    let requirements = python_dir().join(file);
+    let pins = std::fs::read_to_string(&requirements)
+        .unwrap_or_else(|e| panic!("tests/python/{file}: {e}"));
     // A new venv when the pins change.
     let tag = pins
         .bytes()
@@ -74,7 +83,7 @@ pub fn python() -> PathBuf {
                     "-r",
                 ])
                 .arg(&requirements),
-            "pip install -r tests/python/requirements.txt",
+            &format!("pip install -r tests/python/{file}"),
         );
         std::fs::write(&ready, b"ok").expect("venv marker");
     }
