@@ -371,6 +371,16 @@ pub struct ServiceConfig {
     pub kubernetes: Option<KubernetesServiceConfig>,
 }
 
+impl ServiceConfig {
+    /// A service with `name` and every other key at its default (as if the topology said
+    /// only `name = "..."`): the one definition of the defaults is serde's.
+    pub fn named(name: &str) -> Result<Self, ConfigError> {
+        let mut table = toml::Table::new();
+        table.insert("name".to_owned(), toml::Value::String(name.to_owned()));
+        Self::deserialize(table).map_err(|e| ConfigError::Invalid(format!("service {name}: {e}")))
+    }
+}
+
 /// `[service.kubernetes]`: where a service's pods are.
 ///
 /// ```toml

@@ -301,9 +301,7 @@ fn add_discovered(
         if topology.services.iter().any(|s| s.name == w.service) {
             continue;
         }
-        let mut service: crate::config::ServiceConfig =
-            toml::from_str(&format!("name = {:?}", w.service))
-                .map_err(|e| ConfigError::Invalid(format!("discovered {}: {e}", w.service)))?;
+        let mut service = crate::config::ServiceConfig::named(&w.service)?;
         tracing::info!(service = %w.service, namespace = %w.namespace, "discovered an annotated Deployment");
         service.kubernetes = Some(crate::config::KubernetesServiceConfig {
             namespace: w.namespace,

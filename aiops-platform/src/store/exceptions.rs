@@ -1,6 +1,6 @@
 //! Exception groups: events with the same fingerprint in the same service.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -75,7 +75,8 @@ pub struct ExceptionGroup {
 #[derive(Debug)]
 pub struct ExceptionStore {
     max: usize,
-    groups: HashMap<(String, String), ExceptionGroup>,
+    /// By (service, fingerprint): one service's groups are one range.
+    groups: BTreeMap<(String, String), ExceptionGroup>,
 }
 
 impl ExceptionStore {
@@ -83,7 +84,7 @@ impl ExceptionStore {
     pub fn new(max: usize) -> Self {
         Self {
             max: max.max(1),
-            groups: HashMap::new(),
+            groups: BTreeMap::new(),
         }
     }
 
@@ -165,8 +166,9 @@ impl ExceptionStore {
     /// exception detector reads every tick.
     pub fn tallies(&self, service: &str) -> Vec<GroupTally> {
         self.groups
-            .values()
-            .filter(|g| g.service == service)
+            .range((service.to_owned(), String::new())..)
+            .map(|(_, g)| g)
+            .take_while(|g| g.service == service)
             .map(|g| GroupTally {
                 fingerprint: g.fingerprint.clone(),
                 title: g.title.clone(),
@@ -191,5 +193,38 @@ impl ExceptionStore {
                 .then_with(|| a.fingerprint.cmp(&b.fingerprint))
         });
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tallies_are_one_services_groups_only() {
+        let mut store = ExceptionStore::new(100);
+        for (service, fingerprint) in [("a", "x"), ("ab", "x"), ("a", "y"), ("b", "x"), ("", "z")] {
+            store.record(ExceptionEvent {
+                service: service.into(),
+                fingerprint: fingerprint.into(),
+                title: fingerprint.into(),
+                exception_type: None,
+                level: "error".into(),
+                time_unix_nano: 1,
+                trace_id: None,
+                event: serde_json::Value::Null,
+            });
+        }
+        let of = |s: &str| -> Vec<String> {
+            store
+                .tallies(s)
+                .into_iter()
+                .map(|t| t.fingerprint)
+                .collect()
+        };
+        assert_eq!(of("a"), ["x", "y"]);
+        assert_eq!(of("ab"), ["x"]);
+        assert_eq!(of("b"), ["x"]);
+        assert!(of("c").is_empty());
     }
 }

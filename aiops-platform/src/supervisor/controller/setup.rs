@@ -200,8 +200,7 @@ mod tests {
     #[test]
     fn dependencies_are_followed_transitively_without_cycles() {
         let svc = |name: &str, deps: &[&str]| {
-            let mut s: ServiceConfig =
-                toml::from_str(&format!("name = {name:?}")).unwrap_or_else(|e| panic!("{e}"));
+            let mut s = ServiceConfig::named(name).unwrap_or_else(|e| panic!("{e}"));
             s.depends_on = deps.iter().map(|d| (*d).to_owned()).collect();
             s
         };
