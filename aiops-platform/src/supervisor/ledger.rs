@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use super::actuator::Reason;
 use super::{ApproveError, View};
 use crate::incident::{
     Action, ActionKind, ActionRef, ActionStatus, Condition, ConditionKey, Evidence, Incident,
@@ -368,6 +369,17 @@ impl IncidentLedger {
                 .insert((a.action.incident.clone(), a.action.action.clone()));
         }
         Ok(approved)
+    }
+
+    /// Why `action` is taken: its incident and the reason it records.
+    pub(super) fn reason(&self, action: &ActionRef) -> Reason {
+        let text = self
+            .incidents
+            .get(&action.incident)
+            .and_then(|i| i.actions.iter().find(|a| a.id == action.action))
+            .map(|a| a.why.clone())
+            .unwrap_or_default();
+        Reason::incident(action.incident.clone(), text)
     }
 
     /// The incident as it is now.

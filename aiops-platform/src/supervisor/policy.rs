@@ -121,8 +121,9 @@ pub struct RestartSituation {
     pub restart_enabled: bool,
     /// Auto, approval or dry run.
     pub mode: RecoveryMode,
-    /// Configured replicas of the service.
-    pub replicas: u32,
+    /// Instances of the service that count now, this one included (on Kubernetes, the pods
+    /// of its Deployment, however many the Deployment asks for).
+    pub live_instances: u32,
     /// The instance is hung but its process still runs.
     pub hung_and_running: bool,
     /// It must be stopped before it starts again (hung, or restarted on an error burn).
@@ -183,7 +184,7 @@ pub fn decide_restart(s: &RestartSituation) -> RestartDecision {
     };
     // A hung (still running) instance of a replicated service: start a replacement first,
     // so the service never has fewer ready instances than before.
-    let replace = s.kill_first && gate == Gate::Auto && s.replicas >= 2 && s.hung_and_running;
+    let replace = s.kill_first && gate == Gate::Auto && s.live_instances >= 2 && s.hung_and_running;
     let (kind, delay) = if replace {
         (ActionKind::Replace, Duration::ZERO)
     } else if s.kill_first {
@@ -410,7 +411,7 @@ mod tests {
             managed: true,
             restart_enabled: true,
             mode: RecoveryMode::Auto,
-            replicas: 1,
+            live_instances: 1,
             hung_and_running: false,
             kill_first: false,
             backoff_delay: Duration::ZERO,
@@ -506,7 +507,7 @@ mod tests {
             }
         );
         let replicated = RestartSituation {
-            replicas: 2,
+            live_instances: 2,
             ..hung
         };
         assert_eq!(
@@ -524,7 +525,7 @@ mod tests {
         let hung = RestartSituation {
             kill_first: true,
             hung_and_running: true,
-            replicas: 3,
+            live_instances: 3,
             mode: RecoveryMode::Approval,
             ..situation()
         };

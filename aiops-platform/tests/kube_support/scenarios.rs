@@ -8,7 +8,7 @@ use aiops_platform::incident::Signal;
 use aiops_platform::supervisor::actuator::kubernetes::discover;
 use aiops_platform::supervisor::actuator::{
     Actuator, ActuatorError, KubernetesActuator, KubernetesError, KubernetesWorkload,
-    LifecycleEvent, LifecycleStream, Traffic, WorkloadSpec,
+    LifecycleEvent, LifecycleStream, Reason, Traffic, WorkloadSpec,
 };
 use aiops_platform::supervisor::{ExitReason, InstanceId};
 use serde_json::{Value, json};
@@ -284,9 +284,8 @@ pub async fn watch_relists_after_expiry() {
 pub async fn restart_deletes_the_pod_and_its_successor_takes_the_id() {
     let ready = fixtures::pod(POD_A, IP_A, Stage::Ready, "4590");
     let (actuator, mut stream, mut server, watch) = watching(vec![ready]).await;
-    actuator.explain(
-        DEPLOYMENT,
-        Some(&id(0)),
+    let why = Reason::incident(
+        "INC-1",
         "order-service#0 not live (3 failed liveness probes)",
     );
     let server_side = async {
@@ -298,10 +297,14 @@ pub async fn restart_deletes_the_pod_and_its_successor_takes_the_id() {
         assert_eq!(event["type"], "Normal");
         let message = event["message"].as_str().unwrap_or_default();
         assert!(message.contains("restart order-service#0"), "{message}");
-        assert!(message.contains("3 failed liveness probes"), "{message}");
+        assert!(
+            message.contains("incident INC-1: order-service#0 not live (3 failed liveness probes)"),
+            "{message}"
+        );
     };
     let target = id(0);
-    let (restarted, ()) = tokio::join!(actuator.restart(&target, Duration::ZERO), server_side);
+    let (restarted, ()) =
+        tokio::join!(actuator.restart(&target, Duration::ZERO, &why), server_side);
     restarted.unwrap_or_else(|e| panic!("{e}"));
     watch.watch(&[
         fixtures::event("ADDED", fixtures::pod(POD_B, IP_B, Stage::Starting, "4611")),
@@ -345,7 +348,8 @@ pub async fn forbidden_is_a_typed_error_and_the_actuator_goes_on() {
             .json(403, &fixtures::forbidden("delete", "pods", "", POD_A));
     };
     let target = id(0);
-    let (result, ()) = tokio::join!(actuator.restart(&target, Duration::ZERO), server_side);
+    let why = Reason::default();
+    let (result, ()) = tokio::join!(actuator.restart(&target, Duration::ZERO, &why), server_side);
     let Err(ActuatorError::Kubernetes(
         error @ KubernetesError::Forbidden {
             verb: "delete",
@@ -371,7 +375,8 @@ pub async fn forbidden_is_a_typed_error_and_the_actuator_goes_on() {
         expect_event(&mut server, "AiopsRestart", "Pod", POD_A).await;
     };
     let target = id(0);
-    let (result, ()) = tokio::join!(actuator.restart(&target, Duration::ZERO), server_side);
+    let why = Reason::default();
+    let (result, ()) = tokio::join!(actuator.restart(&target, Duration::ZERO, &why), server_side);
     result.unwrap_or_else(|e| panic!("{e}"));
 }
 
@@ -380,11 +385,7 @@ pub async fn forbidden_is_a_typed_error_and_the_actuator_goes_on() {
 pub async fn scale_patches_the_scale_subresource() {
     let (client, mut server) = mocked();
     let actuator = KubernetesActuator::new(client, workload());
-    actuator.explain(
-        DEPLOYMENT,
-        None,
-        "in-flight requests per ready instance 12.0 > 8",
-    );
+    let why = Reason::incident("INC-7", "in-flight requests per ready instance 12.0 > 8");
     let server_side = async {
         server.expect("GET", HPAS, &[]).await.json(
             200,
@@ -404,12 +405,12 @@ pub async fn scale_patches_the_scale_subresource() {
         let event = expect_event(&mut server, "AiopsScale", "Deployment", DEPLOYMENT).await;
         let message = event["message"].as_str().unwrap_or_default();
         assert!(
-            message.contains("from 2 to 3 replicas: in-flight requests"),
+            message.contains("from 2 to 3 replicas: incident INC-7: in-flight requests"),
             "{message}"
         );
     };
     let template = spec();
-    let (result, ()) = tokio::join!(actuator.scale(&template, 3), server_side);
+    let (result, ()) = tokio::join!(actuator.scale(&template, 3, &why), server_side);
     assert_eq!(
         result.map(|o| o.started.len()).ok(),
         Some(0),
@@ -431,7 +432,8 @@ pub async fn hpa_owning_the_deployment_refuses_scaling() {
         assert_eq!(event["type"], "Warning");
     };
     let template = spec();
-    let (result, ()) = tokio::join!(actuator.scale(&template, 4), server_side);
+    let why = Reason::default();
+    let (result, ()) = tokio::join!(actuator.scale(&template, 4, &why), server_side);
     let Err(ActuatorError::Kubernetes(error @ KubernetesError::HpaOwnsScale { .. })) = result
     else {
         panic!("expected HpaOwnsScale, got {result:?}");
@@ -481,7 +483,8 @@ pub async fn conflict_on_scale_is_retried_once_then_typed() {
         );
     };
     let template = spec();
-    let (result, ()) = tokio::join!(actuator.scale(&template, 3), server_side);
+    let why = Reason::default();
+    let (result, ()) = tokio::join!(actuator.scale(&template, 3, &why), server_side);
     result.unwrap_or_else(|e| panic!("{e}"));
 
     let server_side = async {
@@ -507,7 +510,8 @@ pub async fn conflict_on_scale_is_retried_once_then_typed() {
             .json(409, &fixtures::conflict());
     };
     let template = spec();
-    let (result, ()) = tokio::join!(actuator.scale(&template, 5), server_side);
+    let why = Reason::default();
+    let (result, ()) = tokio::join!(actuator.scale(&template, 5, &why), server_side);
     assert!(
         matches!(result, Err(ActuatorError::Kubernetes(KubernetesError::Conflict { ref deployment })) if deployment == DEPLOYMENT),
         "{result:?}"
@@ -557,9 +561,16 @@ pub async fn rollout_restart_patches_the_template() {
             patch.body
         );
         patch.json(200, &fixtures::deployment());
-        expect_event(&mut server, "AiopsRolloutRestart", "Deployment", DEPLOYMENT).await;
+        let event =
+            expect_event(&mut server, "AiopsRolloutRestart", "Deployment", DEPLOYMENT).await;
+        let message = event["message"].as_str().unwrap_or_default();
+        assert_eq!(
+            message, "aiops restarted the rollout: a new configuration",
+            "the reason given with the verb is the Event's"
+        );
     };
-    let (result, ()) = tokio::join!(actuator.rollout_restart(), server_side);
+    let why = Reason::platform("a new configuration");
+    let (result, ()) = tokio::join!(actuator.rollout_restart(&why), server_side);
     result.unwrap_or_else(|e| panic!("{e}"));
 }
 
@@ -593,7 +604,8 @@ pub async fn stop_marks_the_pod_cheapest_and_scales_back() {
         expect_event(&mut server, "AiopsRetire", "Pod", POD_A).await;
     };
     let target = id(0);
-    let (result, ()) = tokio::join!(actuator.stop(&target, Duration::ZERO), server_side);
+    let why = Reason::default();
+    let (result, ()) = tokio::join!(actuator.stop(&target, Duration::ZERO, &why), server_side);
     result.unwrap_or_else(|e| panic!("{e}"));
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{
-    Actuator, ActuatorError, InstanceSpec, LifecycleStream, ObservedInstance, ScaleOutcome,
+    Actuator, ActuatorError, InstanceSpec, LifecycleStream, ObservedInstance, Reason, ScaleOutcome,
     Traffic, WorkloadSpec,
 };
 use crate::instance::InstanceId;
@@ -37,20 +37,33 @@ impl Actuator for ByService {
         self.of(&spec.id.service).clone().start(spec).await
     }
 
-    async fn stop(&self, id: &InstanceId, grace: Duration) -> Result<(), ActuatorError> {
-        self.of(&id.service).stop(id, grace).await
+    async fn stop(
+        &self,
+        id: &InstanceId,
+        grace: Duration,
+        why: &Reason,
+    ) -> Result<(), ActuatorError> {
+        self.of(&id.service).stop(id, grace, why).await
     }
 
-    async fn restart(&self, id: &InstanceId, grace: Duration) -> Result<(), ActuatorError> {
-        self.of(&id.service).restart(id, grace).await
+    async fn restart(
+        &self,
+        id: &InstanceId,
+        grace: Duration,
+        why: &Reason,
+    ) -> Result<(), ActuatorError> {
+        self.of(&id.service).restart(id, grace, why).await
     }
 
     async fn scale(
         &self,
         workload: &WorkloadSpec,
         replicas: u32,
+        why: &Reason,
     ) -> Result<ScaleOutcome, ActuatorError> {
-        self.of(&workload.service).scale(workload, replicas).await
+        self.of(&workload.service)
+            .scale(workload, replicas, why)
+            .await
     }
 
     fn set_traffic(&self, id: &InstanceId, traffic: Traffic) {
@@ -81,9 +94,5 @@ impl Actuator for ByService {
             });
         }
         Ok(rx)
-    }
-
-    fn explain(&self, service: &str, instance: Option<&InstanceId>, why: &str) {
-        self.of(service).explain(service, instance, why);
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::{
     Actuator, ActuatorError, InstanceSpec, LifecycleEvent, LifecycleStream, LineSink,
-    ObservedInstance, ScaleOutcome, Traffic, WorkloadSpec,
+    ObservedInstance, Reason, ScaleOutcome, Traffic, WorkloadSpec,
 };
 use crate::gateway::Routes;
 use crate::instance::InstanceId;
@@ -304,14 +304,26 @@ impl Actuator for LocalProcessActuator {
         self.spawn(spec)
     }
 
-    async fn stop(&self, id: &InstanceId, grace: Duration) -> Result<(), ActuatorError> {
+    async fn stop(
+        &self,
+        id: &InstanceId,
+        grace: Duration,
+        why: &Reason,
+    ) -> Result<(), ActuatorError> {
+        tracing::debug!(%id, %why, "stopping");
         self.terminate(id, grace).await;
         // Stopped for good: a later restart or scale does not bring it back.
         self.table.lock().remove(id);
         Ok(())
     }
 
-    async fn restart(&self, id: &InstanceId, grace: Duration) -> Result<(), ActuatorError> {
+    async fn restart(
+        &self,
+        id: &InstanceId,
+        grace: Duration,
+        why: &Reason,
+    ) -> Result<(), ActuatorError> {
+        tracing::debug!(%id, %why, "restarting");
         self.terminate(id, grace).await;
         // Stopped for good meanwhile (shutdown, scale-in): do not start it again.
         let spec = self.table.lock().get(id).map(|m| m.spec.clone());
@@ -323,7 +335,9 @@ impl Actuator for LocalProcessActuator {
         &self,
         workload: &WorkloadSpec,
         replicas: u32,
+        why: &Reason,
     ) -> Result<ScaleOutcome, ActuatorError> {
+        tracing::debug!(service = %workload.service, replicas, %why, "scaling");
         let ids = self.count(&workload.service);
         let mut outcome = ScaleOutcome::default();
         let have = ids.len() as u32;
@@ -481,7 +495,7 @@ mod tests {
     ) {
         let w = workload();
         actuator
-            .restart(id, Duration::from_millis(100))
+            .restart(id, Duration::from_millis(100), &Reason::default())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(
@@ -498,7 +512,7 @@ mod tests {
         ));
 
         let out = actuator
-            .scale(&w, 2)
+            .scale(&w, 2, &Reason::default())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(out.started, [InstanceId::new("sleeper", 1)]);
@@ -511,7 +525,7 @@ mod tests {
         assert_eq!(actuator.list().await.map(|l| l.len()).ok(), Some(2));
 
         let out = actuator
-            .scale(&w, 1)
+            .scale(&w, 1, &Reason::default())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -522,7 +536,7 @@ mod tests {
         assert!(matches!(next(stream).await, LifecycleEvent::Exited { .. }));
 
         actuator
-            .stop(id, Duration::ZERO)
+            .stop(id, Duration::ZERO, &Reason::default())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(
@@ -534,7 +548,10 @@ mod tests {
         ));
         assert!(actuator.list().await.is_ok_and(|l| l.is_empty()));
         assert!(
-            actuator.restart(id, Duration::ZERO).await.is_err(),
+            actuator
+                .restart(id, Duration::ZERO, &Reason::default())
+                .await
+                .is_err(),
             "stopped for good"
         );
     }

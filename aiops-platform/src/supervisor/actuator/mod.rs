@@ -234,6 +234,45 @@ pub struct ObservedInstance {
     pub running: bool,
 }
 
+/// Why the supervisor calls a verb: the incident it serves and the reason recorded there, so
+/// that an engine which writes its own record beside the object (a Kubernetes Event) says
+/// what the incident says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reason {
+    /// The incident the action belongs to (none: the platform's own housekeeping).
+    pub incident: Option<String>,
+    /// The reason, as the incident's action records it.
+    pub text: String,
+}
+
+impl Reason {
+    /// The reason of an action of incident `incident`.
+    pub fn incident(incident: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            incident: Some(incident.into()),
+            text: text.into(),
+        }
+    }
+
+    /// A reason that belongs to no incident (shutdown, housekeeping).
+    pub fn platform(text: impl Into<String>) -> Self {
+        Self {
+            incident: None,
+            text: text.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.incident, self.text.is_empty()) {
+            (Some(inc), false) => write!(f, "incident {inc}: {}", self.text),
+            (Some(inc), true) => write!(f, "incident {inc}"),
+            (None, _) => f.write_str(&self.text),
+        }
+    }
+}
+
 /// What a scale call did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScaleOutcome {
@@ -256,16 +295,27 @@ pub trait Actuator: Send + Sync + std::fmt::Debug {
     async fn start(&self, spec: InstanceSpec) -> Result<(), ActuatorError>;
     /// Stops an instance for good: SIGTERM (or the engine's graceful delete), then a kill
     /// after `grace` (zero: at once). Its `Exited` event follows.
-    async fn stop(&self, id: &InstanceId, grace: Duration) -> Result<(), ActuatorError>;
+    async fn stop(
+        &self,
+        id: &InstanceId,
+        grace: Duration,
+        why: &Reason,
+    ) -> Result<(), ActuatorError>;
     /// Restarts an instance — stopped first within `grace` if it still runs; the engine may
     /// replace it with a new one. `Exited` and `Started` events follow.
-    async fn restart(&self, id: &InstanceId, grace: Duration) -> Result<(), ActuatorError>;
+    async fn restart(
+        &self,
+        id: &InstanceId,
+        grace: Duration,
+        why: &Reason,
+    ) -> Result<(), ActuatorError>;
     /// Scales `workload` to `replicas` instances; new ones are started from its template,
     /// extra ones (the newest) stopped after its drain grace.
     async fn scale(
         &self,
         workload: &WorkloadSpec,
         replicas: u32,
+        why: &Reason,
     ) -> Result<ScaleOutcome, ActuatorError>;
     /// Takes an instance into traffic or out of it. Synchronous, so the order of calls is
     /// the order of effect; an engine that needs an API call queues it in order.
@@ -274,7 +324,4 @@ pub trait Actuator: Send + Sync + std::fmt::Debug {
     async fn list(&self) -> Result<Vec<ObservedInstance>, ActuatorError>;
     /// The lifecycle events of every instance it runs; answered once.
     fn watch(&self) -> Result<LifecycleStream, ActuatorError>;
-    /// Why the next action on `instance` (`None`: on the service's workload) is taken, for
-    /// engines that record it beside the object (Kubernetes Events). Default: ignored.
-    fn explain(&self, _service: &str, _instance: Option<&InstanceId>, _why: &str) {}
 }

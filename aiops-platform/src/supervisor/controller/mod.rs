@@ -21,7 +21,7 @@ use parking_lot::RwLock;
 use tokio::sync::mpsc;
 
 use self::instance::{Instance, Replacement};
-use super::actuator::{Actuator, LifecycleEvent, LifecycleStream, Traffic, WorkloadSpec};
+use super::actuator::{Actuator, LifecycleEvent, LifecycleStream, Reason, Traffic, WorkloadSpec};
 use super::backoff::RestartBudget;
 use super::ledger::IncidentLedger;
 use super::policy::ScaleTimers;
@@ -270,7 +270,10 @@ impl Controller {
         let mut set = tokio::task::JoinSet::new();
         for id in ids {
             let actuator = self.actuator.clone();
-            set.spawn(async move { actuator.stop(&id, SHUTDOWN_GRACE).await });
+            set.spawn(async move {
+                let why = Reason::platform("the platform is stopping");
+                actuator.stop(&id, SHUTDOWN_GRACE, &why).await
+            });
         }
         while set.join_next().await.is_some() {}
         for inst in self.instances.values_mut() {

@@ -9,7 +9,7 @@ use crate::config::ErrorBurnAction;
 use crate::incident::{ActionKind, ActionRef, ActionStatus, ConditionKey, Incident};
 use crate::instance::InstanceId;
 use crate::store::now_nanos;
-use crate::supervisor::actuator::Traffic;
+use crate::supervisor::actuator::{Reason, Traffic};
 use crate::supervisor::ledger::NewAction;
 use crate::supervisor::policy::{self, Gate, RestartDecision, RestartSituation};
 use crate::supervisor::{ApproveError, DetectorState, Event, InstanceStatus};
@@ -63,6 +63,7 @@ impl Controller {
         uptime: Duration,
         kill_first: bool,
     ) -> Option<RestartSituation> {
+        let live_instances = self.live_count(&id.service);
         let svc = self.services.get_mut(&id.service)?;
         let inst = self.instances.get_mut(id)?;
         let restart_enabled = svc.cfg.recovery.restart;
@@ -76,7 +77,7 @@ impl Controller {
             managed: inst.managed,
             restart_enabled,
             mode: svc.mode,
-            replicas: svc.cfg.replicas,
+            live_instances,
             hung_and_running: inst.status == InstanceStatus::Hung && inst.running,
             kill_first,
             backoff_delay,
@@ -100,8 +101,9 @@ impl Controller {
         if stop_hung {
             // Still stop a hung process, so it does not hold the port.
             let (actuator, stop) = (self.actuator.clone(), id.clone());
+            let reason = Reason::incident(inc, reason.clone());
             self.act("stop", id.clone(), async move {
-                actuator.stop(&stop, Duration::ZERO).await
+                actuator.stop(&stop, Duration::ZERO, &reason).await
             });
         }
         let kind = if stop_hung {
@@ -133,7 +135,6 @@ impl Controller {
         delay: Duration,
         gate: Gate,
     ) {
-        let why_text = why.clone();
         let (status, result) = match gate {
             Gate::Auto => (ActionStatus::Scheduled, None),
             Gate::AwaitApproval => (ActionStatus::PendingApproval, None),
@@ -152,10 +153,7 @@ impl Controller {
             },
         );
         match gate {
-            Gate::Auto => {
-                self.actuator.explain(&id.service, Some(id), &why_text);
-                self.execute(id, action, kind, delay);
-            }
+            Gate::Auto => self.execute(id, action, kind, delay),
             Gate::AwaitApproval => {
                 if let Some(inst) = self.instances.get_mut(id) {
                     inst.status = InstanceStatus::WaitingApproval;
@@ -187,12 +185,13 @@ impl Controller {
             return;
         }
         inst.status = InstanceStatus::Stopping;
+        let reason = self.ledger.reason(&action);
         inst.awaiting_start = Some(action);
         self.actuator.set_traffic(id, Traffic::Out);
         let (actuator, target) = (self.actuator.clone(), id.clone());
         self.act("restart", id.clone(), async move {
             tokio::time::sleep(delay).await;
-            actuator.restart(&target, grace).await
+            actuator.restart(&target, grace, &reason).await
         });
     }
 
@@ -221,9 +220,13 @@ impl Controller {
             return;
         };
         inst.status = InstanceStatus::Starting;
+        let reason = inst.awaiting_start.as_ref().map_or_else(
+            || Reason::platform("restart of an exited instance"),
+            |a| self.ledger.reason(a),
+        );
         let (actuator, target) = (self.actuator.clone(), id.clone());
         self.act("restart", id.clone(), async move {
-            actuator.restart(&target, grace).await
+            actuator.restart(&target, grace, &reason).await
         });
     }
 
@@ -245,9 +248,10 @@ impl Controller {
         self.ledger
             .note(&action.incident, now_nanos(), "action", message);
         tracing::info!(%old, "starting a replacement for a hung instance");
+        let reason = self.ledger.reason(&action);
         let actuator = self.actuator.clone();
         self.act("replace", old.clone(), async move {
-            actuator.scale(&workload, live + 1).await.map(drop)
+            actuator.scale(&workload, live + 1, &reason).await.map(drop)
         });
     }
 
@@ -261,8 +265,9 @@ impl Controller {
             o.awaiting_start = None;
             self.actuator.set_traffic(&r.old, Traffic::Out);
             let (actuator, old) = (self.actuator.clone(), r.old.clone());
+            let reason = self.ledger.reason(&r.action);
             self.act("stop", r.old.clone(), async move {
-                actuator.stop(&old, grace).await
+                actuator.stop(&old, grace, &reason).await
             });
         }
         tracing::info!(old = %r.old, %new, "replacement ready: stopping the hung instance");

@@ -10,7 +10,7 @@ use crate::incident::{ActionKind, ActionStatus, ConditionKey, Signal};
 use crate::instance::InstanceId;
 use crate::store::now_nanos;
 use crate::supervisor::InstanceStatus;
-use crate::supervisor::actuator::Traffic;
+use crate::supervisor::actuator::{Reason, Traffic};
 use crate::supervisor::ledger::NewAction;
 use crate::supervisor::policy::{self, ScaleDecision, ScaleSituation};
 
@@ -121,7 +121,7 @@ impl Controller {
             None
         };
         let workload = svc.workload.clone();
-        let why_text = why.clone();
+        let reason = Reason::incident(inc.clone(), why.clone());
         let action = self.ledger.record(
             &inc,
             NewAction {
@@ -138,14 +138,13 @@ impl Controller {
             return;
         };
         tracing::info!(service = name, to, "scaling out");
-        self.actuator.explain(name, None, &why_text);
         if let Some(svc) = self.services.get_mut(name) {
             svc.pending_scale_out = Some(action);
         }
         let actuator = self.actuator.clone();
         let id = InstanceId::new(name, to.saturating_sub(1));
         self.act("scale out", id, async move {
-            actuator.scale(&workload, to).await.map(drop)
+            actuator.scale(&workload, to, &reason).await.map(drop)
         });
     }
 
@@ -172,11 +171,14 @@ impl Controller {
             inst.awaiting_start = None;
         }
         tracing::info!(id = %newest, "scaling in");
-        self.actuator.explain(name, None, &why);
+        let reason = inc.as_ref().map_or_else(
+            || Reason::platform(why.clone()),
+            |inc| Reason::incident(inc.clone(), why.clone()),
+        );
         if let Some(workload) = workload {
             let actuator = self.actuator.clone();
             self.act("scale in", newest.clone(), async move {
-                actuator.scale(&workload, to).await.map(drop)
+                actuator.scale(&workload, to, &reason).await.map(drop)
             });
         }
         if let Some(inc) = inc {

@@ -16,7 +16,7 @@ use crate::instance::InstanceId;
 use crate::store::now_nanos;
 use crate::supervisor::actuator::{
     Actuator, ActuatorError, InstanceSpec, LifecycleEvent, LifecycleStream, ObservedInstance,
-    ScaleOutcome, Traffic, WorkloadSpec,
+    Reason, ScaleOutcome, Traffic, WorkloadSpec,
 };
 use crate::supervisor::{Event, ExitReason, ProbeKind, ProbeResult, View};
 use crate::topology::Balance;
@@ -24,7 +24,7 @@ use crate::topology::Balance;
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Call {
     Start(InstanceId),
-    Restart(InstanceId),
+    Restart(InstanceId, Reason),
 }
 
 /// Answers each call with the events an engine would send.
@@ -84,11 +84,18 @@ impl Actuator for ScriptedEngine {
         self.started(&spec.id);
         Ok(())
     }
-    async fn stop(&self, _: &InstanceId, _: Duration) -> Result<(), ActuatorError> {
+    async fn stop(&self, _: &InstanceId, _: Duration, _: &Reason) -> Result<(), ActuatorError> {
         Ok(())
     }
-    async fn restart(&self, id: &InstanceId, _: Duration) -> Result<(), ActuatorError> {
-        self.calls.lock().push(Call::Restart(id.clone()));
+    async fn restart(
+        &self,
+        id: &InstanceId,
+        _: Duration,
+        why: &Reason,
+    ) -> Result<(), ActuatorError> {
+        self.calls
+            .lock()
+            .push(Call::Restart(id.clone(), why.clone()));
         if self.forbidden.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(crate::supervisor::actuator::KubernetesError::Forbidden {
                 verb: "delete",
@@ -101,7 +108,12 @@ impl Actuator for ScriptedEngine {
         self.started(id);
         Ok(())
     }
-    async fn scale(&self, _: &WorkloadSpec, _: u32) -> Result<ScaleOutcome, ActuatorError> {
+    async fn scale(
+        &self,
+        _: &WorkloadSpec,
+        _: u32,
+        _: &Reason,
+    ) -> Result<ScaleOutcome, ActuatorError> {
         Ok(ScaleOutcome::default())
     }
     fn set_traffic(&self, _: &InstanceId, _: Traffic) {}
@@ -232,9 +244,12 @@ async fn a_crash_is_one_write_per_change_and_the_engine_is_asked_to_restart() {
 
     // Opened (with its evidence and the scheduled restart), restart executed, resolved.
     assert_eq!(db.incident_writes() - before, 3, "{incident:#?}");
+    // The engine is told why, as the incident records it.
+    let why = Reason::incident(incident.id.clone(), incident.actions[0].why.clone());
+    assert!(why.text.contains("svc#0"), "{why}");
     assert_eq!(
         *engine.calls.lock(),
-        [Call::Start(id.clone()), Call::Restart(id.clone())]
+        [Call::Start(id.clone()), Call::Restart(id.clone(), why)]
     );
     assert_eq!(incident.restarts, 1);
     assert_eq!(incident.actions.len(), 1);

@@ -22,7 +22,6 @@ mod pods;
 mod table;
 mod watch;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +38,7 @@ use self::table::PodTable;
 use self::watch::PodSource;
 use super::{
     Actuator, ActuatorError, InstanceSpec, LifecycleEvent, LifecycleStream, ObservedInstance,
-    ScaleOutcome, Traffic, WorkloadSpec,
+    Reason, ScaleOutcome, Traffic, WorkloadSpec,
 };
 use crate::instance::InstanceId;
 
@@ -71,8 +70,6 @@ pub struct KubernetesActuator {
     events: mpsc::UnboundedSender<LifecycleEvent>,
     stream: Mutex<Option<LifecycleStream>>,
     traffic: mpsc::UnboundedSender<(InstanceId, String, bool)>,
-    /// Why the next action on an instance (or on the service: `None`) is taken.
-    why: Mutex<HashMap<Option<u32>, String>>,
 }
 
 /// A client from the in-cluster service account or the kubeconfig (`kube::Config::infer`).
@@ -100,7 +97,6 @@ impl KubernetesActuator {
             events,
             stream: Mutex::new(Some(stream)),
             traffic,
-            why: Mutex::default(),
         }
     }
 
@@ -128,13 +124,6 @@ impl KubernetesActuator {
             .ok_or_else(|| KubernetesError::NoPod(id.to_string()))
     }
 
-    fn why(&self, index: Option<u32>) -> String {
-        self.why
-            .lock()
-            .remove(&index)
-            .map_or_else(String::new, |w| format!(": {w}"))
-    }
-
     /// Writes an Event; a failure is logged, the action stands.
     async fn event(&self, target: &Target, reason: &str, message: &str, warning: bool) {
         if let Err(error) = self.recorder.record(target, reason, message, warning).await {
@@ -144,11 +133,11 @@ impl KubernetesActuator {
 
     /// `kubectl rollout restart`: every pod of the Deployment is replaced within its
     /// rollout strategy.
-    pub async fn rollout_restart(&self) -> Result<(), ActuatorError> {
+    pub async fn rollout_restart(&self, why: &Reason) -> Result<(), ActuatorError> {
         let deployment = self.deployment()?.to_owned();
         let at = k8s_openapi::jiff::Timestamp::now().to_string();
         self.cluster.rollout_restart(&deployment, &at).await?;
-        let message = format!("aiops restarted the rollout{}", self.why(None));
+        let message = format!("aiops restarted the rollout{}", because(why));
         self.event(
             &Target::deployment(&deployment),
             "AiopsRolloutRestart",
@@ -164,14 +153,16 @@ impl KubernetesActuator {
     async fn scale_to(
         &self,
         to: impl Fn(i32) -> i32,
-        why: &str,
+        why: &Reason,
     ) -> Result<(i32, i32), ActuatorError> {
         let deployment = self.deployment()?.to_owned();
         let target = Target::deployment(&deployment);
         match self.cluster.scale(&deployment, to).await {
             Ok((before, after)) => {
-                let message =
-                    format!("aiops scaled {deployment} from {before} to {after} replicas{why}");
+                let message = format!(
+                    "aiops scaled {deployment} from {before} to {after} replicas{}",
+                    because(why)
+                );
                 self.event(&target, "AiopsScale", &message, false).await;
                 Ok((before, after))
             }
@@ -182,6 +173,15 @@ impl KubernetesActuator {
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// `": the reason"` for an Event's message; nothing when there is none.
+fn because(why: &Reason) -> String {
+    if why.incident.is_none() && why.text.is_empty() {
+        String::new()
+    } else {
+        format!(": {why}")
     }
 }
 
@@ -226,21 +226,31 @@ impl Actuator for KubernetesActuator {
         Ok(())
     }
 
-    async fn stop(&self, id: &InstanceId, _grace: Duration) -> Result<(), ActuatorError> {
+    async fn stop(
+        &self,
+        id: &InstanceId,
+        _grace: Duration,
+        why: &Reason,
+    ) -> Result<(), ActuatorError> {
         let pod = self.pod(id)?;
         let cost = serde_json::json!({ "annotations": { DELETION_COST: RETIRE_COST } });
         self.cluster.patch_pod_metadata(&pod, cost).await?;
-        let why = self.why(Some(id.index));
-        let (before, after) = self.scale_to(|n| n - 1, &why).await?;
+        let (before, after) = self.scale_to(|n| n - 1, why).await?;
         let message = format!(
-            "aiops retires {id}: deletion cost {RETIRE_COST}, scaled from {before} to {after} so that its ReplicaSet removes this pod{why}"
+            "aiops retires {id}: deletion cost {RETIRE_COST}, scaled from {before} to {after} so that its ReplicaSet removes this pod{}",
+            because(why)
         );
         self.event(&Target::pod(&pod), "AiopsRetire", &message, false)
             .await;
         Ok(())
     }
 
-    async fn restart(&self, id: &InstanceId, _grace: Duration) -> Result<(), ActuatorError> {
+    async fn restart(
+        &self,
+        id: &InstanceId,
+        _grace: Duration,
+        why: &Reason,
+    ) -> Result<(), ActuatorError> {
         let pod = self.pod(id)?;
         self.table.lock().leaving(&pod, true);
         if let Err(e) = self.cluster.delete_pod(&pod).await {
@@ -249,7 +259,7 @@ impl Actuator for KubernetesActuator {
         }
         let message = format!(
             "aiops deleted this pod to restart {id} (its ReplicaSet creates a new one){}",
-            self.why(Some(id.index))
+            because(why)
         );
         self.event(&Target::pod(&pod), "AiopsRestart", &message, false)
             .await;
@@ -260,10 +270,10 @@ impl Actuator for KubernetesActuator {
         &self,
         _workload: &WorkloadSpec,
         replicas: u32,
+        why: &Reason,
     ) -> Result<ScaleOutcome, ActuatorError> {
-        let why = self.why(None);
         let to = i32::try_from(replicas).unwrap_or(i32::MAX);
-        self.scale_to(|_| to, &why).await?;
+        self.scale_to(|_| to, why).await?;
         // The new pods (or the ends of the removed ones) come on the stream.
         Ok(ScaleOutcome::default())
     }
@@ -308,11 +318,5 @@ impl Actuator for KubernetesActuator {
             self.events.clone(),
         ));
         Ok(stream)
-    }
-
-    fn explain(&self, _service: &str, instance: Option<&InstanceId>, why: &str) {
-        self.why
-            .lock()
-            .insert(instance.map(|i| i.index), why.to_owned());
     }
 }
