@@ -234,7 +234,8 @@ pub struct PlatformConfig {
 }
 
 /// `[platform.kubernetes]`: every Deployment annotated `aiods.dev/watch: "true"` in these
-/// namespaces becomes a service (read once at start), unless a `[[service]]` has its name.
+/// namespaces becomes a service, unless a `[[service]]` has its name: listed at start, then
+/// watched (annotated later: added; deleted or un-annotated: let go).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PlatformKubernetesConfig {

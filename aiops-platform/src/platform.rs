@@ -1,6 +1,6 @@
 //! [`Platform`]: builds storage, receivers, scraper and API from a topology, then serves.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,9 +13,11 @@ use crate::config::{ConfigError, Topology};
 use crate::db::{Database, DbError};
 use crate::scrape::{ScrapeTarget, Scraper};
 use crate::store::{Store, now_nanos};
+use crate::supervisor::actuator::kubernetes::{self, Discovered};
 use crate::supervisor::actuator::{
-    Actuator, ByService, KubernetesActuator, KubernetesWorkload, LocalProcessActuator, kubernetes,
+    Actuator, ByService, KubernetesActuator, KubernetesWorkload, LocalProcessActuator,
 };
+use crate::supervisor::discovery::{self, DiscoveryPlan};
 use crate::supervisor::{Supervision, SupervisorError};
 
 /// Errors while starting or running the platform.
@@ -77,6 +79,8 @@ pub struct Platform {
     listener: TcpListener,
     limits: Limits,
     topology: Topology,
+    /// The Kubernetes discovery watch, started with the supervisor.
+    discovery: Option<DiscoveryPlan>,
 }
 
 fn generate_token() -> String {
@@ -99,10 +103,23 @@ impl Platform {
         } else {
             Some(kubernetes::connect().await?)
         };
-        if let Some(client) = cluster.as_ref().filter(|_| !namespaces.is_empty()) {
-            let found = kubernetes::discover(client, &namespaces).await?;
-            add_discovered(&mut topology, found)?;
-            topology.validate()?;
+        // Services the topology names itself; discovery adds the rest.
+        let named: BTreeSet<String> = topology.services.iter().map(|s| s.name.clone()).collect();
+        let mut known = Vec::new();
+        if let Some(client) = &cluster {
+            if !namespaces.is_empty() {
+                match kubernetes::discover(client, &namespaces).await {
+                    Ok(found) => known = found,
+                    // A missing permission or an API server not there yet: the discovery
+                    // watch retries with back-off and adds them when it can.
+                    Err(error) => {
+                        tracing::error!(%error, "cannot list the Deployments to discover; the discovery watch retries")
+                    }
+                }
+                add_discovered(&mut topology, &known)?;
+                topology.validate()?;
+            }
+            deployment_floors(client, &mut topology).await;
         }
         let p = &topology.platform;
         let (api_token, token_source) = match (&p.api_token, env_token.filter(|t| !t.is_empty())) {
@@ -155,22 +172,37 @@ impl Platform {
 
         // Always: a service known only from its telemetry gets incidents too.
         let kubernetes = kubernetes_workloads(&topology);
-        let supervision = if let Some(client) = cluster.filter(|_| !kubernetes.is_empty()) {
+        let mut discovery = None;
+        let supervision = if let Some(client) = cluster {
             let pool = Some(db.pool.clone());
-            Supervision::with_actuator(&topology, store.clone(), pool, local_addr, |cx| {
-                let local: Arc<dyn Actuator> =
-                    Arc::new(LocalProcessActuator::new(cx.routes, cx.sink));
-                let pods = kubernetes
-                    .into_iter()
-                    .map(|w| {
-                        let a: Arc<dyn Actuator> =
-                            Arc::new(KubernetesActuator::new(client.clone(), w.clone()));
-                        (w.service, a)
-                    })
-                    .collect();
-                Arc::new(ByService::new(local, pods))
-            })
-            .await?
+            let mut actuators = None;
+            let supervision =
+                Supervision::with_actuator(&topology, store.clone(), pool, local_addr, |cx| {
+                    let local: Arc<dyn Actuator> =
+                        Arc::new(LocalProcessActuator::new(cx.routes, cx.sink));
+                    let pods = kubernetes
+                        .into_iter()
+                        .map(|w| {
+                            let a: Arc<dyn Actuator> =
+                                Arc::new(KubernetesActuator::new(client.clone(), w.clone()));
+                            (w.service, a)
+                        })
+                        .collect();
+                    let by_service = Arc::new(ByService::new(local, pods));
+                    actuators = Some(by_service.clone());
+                    by_service
+                })
+                .await?;
+            if let Some(actuators) = actuators.filter(|_| !namespaces.is_empty()) {
+                discovery = Some(DiscoveryPlan {
+                    client,
+                    namespaces,
+                    known,
+                    named,
+                    actuators,
+                });
+            }
+            supervision
         } else {
             Supervision::new(&topology, store.clone(), Some(db.pool.clone()), local_addr).await?
         };
@@ -200,6 +232,7 @@ impl Platform {
             listener,
             limits,
             topology,
+            discovery,
         })
     }
 
@@ -210,7 +243,7 @@ impl Platform {
 
     /// Serves until `shutdown` completes, with the scraper and retention pruning running.
     pub async fn serve(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), PlatformError> {
         let p = &self.topology.platform;
@@ -229,8 +262,12 @@ impl Platform {
             }
         });
         let mut follow = None;
+        let mut discovering = None;
         if let Some(s) = &self.state.supervision {
             s.start(self.state.store.clone(), &self.topology).await?;
+            if let Some(plan) = self.discovery.take() {
+                discovering = Some(tokio::spawn(discovery::follow(plan, s.clone())));
+            }
             follow = Some(tokio::spawn(follow_instances(
                 s.clone(),
                 self.state.scraper.clone(),
@@ -251,8 +288,8 @@ impl Platform {
         }
         scraper.abort();
         pruner.abort();
-        if let Some(f) = follow {
-            f.abort();
+        for task in follow.into_iter().chain(discovering) {
+            task.abort();
         }
         // Let the durable writer drain what is queued.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -293,25 +330,37 @@ fn kubernetes_workloads(topology: &Topology) -> Vec<KubernetesWorkload> {
 }
 
 /// Adds the discovered Deployments not already named by a `[[service]]`.
-fn add_discovered(
-    topology: &mut Topology,
-    found: Vec<KubernetesWorkload>,
-) -> Result<(), ConfigError> {
-    for w in found {
-        if topology.services.iter().any(|s| s.name == w.service) {
+fn add_discovered(topology: &mut Topology, found: &[Discovered]) -> Result<(), ConfigError> {
+    for d in found {
+        if topology
+            .services
+            .iter()
+            .any(|s| s.name == d.workload.service)
+        {
             continue;
         }
-        let mut service = crate::config::ServiceConfig::named(&w.service)?;
-        tracing::info!(service = %w.service, namespace = %w.namespace, "discovered an annotated Deployment");
-        service.kubernetes = Some(crate::config::KubernetesServiceConfig {
-            namespace: w.namespace,
-            deployment: w.deployment,
-            selector: w.selector,
-            port: w.port,
-        });
-        topology.services.push(service);
+        tracing::info!(service = %d.workload.service, namespace = %d.workload.namespace, replicas = d.replicas, "discovered an annotated Deployment");
+        topology.services.push(discovery::service_of(d)?);
     }
     Ok(())
+}
+
+/// A service on a named Deployment is never scaled in below the replicas the Deployment
+/// asks for now (nor below its topology's `replicas`). Unreadable (a missing permission):
+/// the topology's value stands, and the log says why.
+async fn deployment_floors(client: &kube::Client, topology: &mut Topology) {
+    for s in &mut topology.services {
+        let Some(k) = &s.kubernetes else { continue };
+        let Some(deployment) = &k.deployment else {
+            continue;
+        };
+        match kubernetes::deployment_replicas(client, &k.namespace, deployment).await {
+            Ok(replicas) => s.replicas = s.replicas.max(replicas),
+            Err(error) => {
+                tracing::warn!(service = %s.name, %error, "cannot read the Deployment's replicas; the topology's stand")
+            }
+        }
+    }
 }
 
 /// How often scrape targets are matched to the live instances.

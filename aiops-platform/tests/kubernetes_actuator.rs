@@ -59,3 +59,13 @@ async fn stop_marks_the_pod_cheapest_and_scales_back() {
 async fn discovery_finds_annotated_deployments() {
     scenarios::discovery_finds_annotated_deployments().await;
 }
+
+#[tokio::test]
+async fn deployment_replicas_reads_the_spec() {
+    scenarios::deployment_replicas_reads_the_spec().await;
+}
+
+#[tokio::test]
+async fn discovery_watch_finds_and_lets_go() {
+    scenarios::discovery_watch_finds_and_lets_go().await;
+}

@@ -937,6 +937,58 @@ fn every_url_points_at_a_service_that_exists_on_one_of_its_ports() {
     );
 }
 
+/// aiops's ConfigMap is a topology aiops itself accepts (its own parser and validation, with
+/// the key the init container writes in), and each service it names is a Deployment of the
+/// rendering, on a port that Deployment's first container declares; discovery watches the
+/// namespace the Deployments are in.
+#[test]
+fn the_topology_config_map_is_one_aiops_accepts() {
+    for r in all_renders() {
+        let text = r
+            .topology_text()
+            .replace("@INGEST_KEY@", "0123456789abcdef");
+        let topology = aiops_platform::config::Topology::parse(&text)
+            .unwrap_or_else(|e| panic!("{}: aiops.toml: {e}", r.name));
+        assert_eq!(topology.services.len(), FOOD_DELIVERY.len(), "{}", r.name);
+        for s in &topology.services {
+            let k = s
+                .kubernetes
+                .as_ref()
+                .unwrap_or_else(|| panic!("{}: {} has no [service.kubernetes]", r.name, s.name));
+            let deployment = k.deployment.as_deref().unwrap_or_default();
+            let d = r
+                .find("Deployment", deployment)
+                .unwrap_or_else(|| panic!("{}: no Deployment {deployment}", r.name));
+            assert_eq!(namespace(d), k.namespace, "{}: {}", r.name, s.name);
+            let first = containers(&d["spec"]["template"])
+                .next()
+                .unwrap_or_else(|| panic!("{}: {deployment} has no container", r.name));
+            assert_eq!(
+                first["ports"][0]["containerPort"].as_u64(),
+                Some(u64::from(k.port)),
+                "{}: {} is probed on its first container port",
+                r.name,
+                s.name
+            );
+            assert!(
+                topology
+                    .platform
+                    .kubernetes
+                    .watch_namespaces
+                    .contains(&k.namespace),
+                "{}: discovery watches {}",
+                r.name,
+                k.namespace
+            );
+            assert_eq!(
+                d["metadata"]["annotations"]["aiods.dev/watch"], "true",
+                "{}: {deployment} opts in to discovery",
+                r.name
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Conventions
 

@@ -14,6 +14,7 @@ pub mod actuator;
 pub mod backoff;
 mod capture;
 mod controller;
+pub mod discovery;
 mod ledger;
 pub mod policy;
 mod probe;
@@ -29,13 +30,13 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use crate::instance::InstanceId;
 pub use actuator::{
-    Actuator, ActuatorError, InstanceSpec, LifecycleEvent, LineSink, LocalProcessActuator, Traffic,
-    WorkloadSpec,
+    Actuator, ActuatorError, InstanceSpec, LifecycleEvent, LineSink, LocalProcessActuator,
+    ObservedInstance, Traffic, WorkloadSpec,
 };
 pub use backoff::{CrashLoopBackoff, RestartBudget};
 pub use capture::{LogCapture, to_record};
 
-use crate::config::Topology;
+use crate::config::{ServiceConfig, Topology};
 use crate::gateway::{Gateway, RequestStats, Routes};
 use crate::incident::{Incident, IncidentDb, IncidentDbError, Notifier, Signal};
 use crate::store::Store;
@@ -219,6 +220,23 @@ pub enum Event {
         what: &'static str,
         /// Why.
         error: String,
+    },
+    /// A service found while the platform runs (a Deployment annotated for aiops); its
+    /// actuator is already registered. Ignored when the service is known.
+    AddService(Box<ServiceConfig>),
+    /// The instances an actuator runs now for a service just added (its pods may have come on
+    /// the lifecycle stream before the service was known): adopted when not known yet.
+    Adopt {
+        /// The service.
+        service: String,
+        /// What the actuator lists.
+        instances: Vec<ObservedInstance>,
+    },
+    /// A service let go (its Deployment deleted or no longer annotated): its instances are
+    /// forgotten (not stopped) and its open incident says so.
+    RemoveService {
+        /// The service.
+        name: String,
     },
     /// Stop every instance and the controller.
     Shutdown {
@@ -464,6 +482,19 @@ impl Supervision {
         if let Some(db) = &self.db {
             db.flush().await;
         }
+    }
+
+    /// Supervises `service` from now on (its actuator must already be registered); a
+    /// service already known is left as it is.
+    pub fn add_service(&self, service: ServiceConfig) {
+        let _ = self.events.send(Event::AddService(Box::new(service)));
+    }
+
+    /// Lets `name` go: its instances are forgotten, not stopped.
+    pub fn remove_service(&self, name: &str) {
+        let _ = self.events.send(Event::RemoveService {
+            name: name.to_owned(),
+        });
     }
 
     /// Approves the pending actions of an incident.

@@ -268,7 +268,8 @@ pub struct ScalePlan {
 
 /// Scale out when in-flight requests per ready instance stay above the threshold for
 /// `out_for_ms`, back in (never below `replicas`) when they stay under half of it for
-/// `in_after_ms`; one step per `cooldown_ms`, none while an instance is still starting.
+/// `in_after_ms` with at least one instance in traffic; one step per `cooldown_ms`, none while
+/// an instance is still starting.
 pub fn decide_scale(s: &ScaleSituation<'_>) -> ScalePlan {
     let cfg = s.cfg;
     let mut timers = s.timers;
@@ -307,6 +308,12 @@ pub fn decide_scale(s: &ScaleSituation<'_>) -> ScalePlan {
         saturated: false,
     };
     if s.inflight_per_ready > threshold / 2.0 {
+        timers.low_since = None;
+        return hold(timers);
+    }
+    if s.ready == 0 {
+        // No instance in traffic: nothing measured (a Kubernetes service, whose traffic does
+        // not cross the gateway, or every instance out): no reason to scale in.
         timers.low_since = None;
         return hold(timers);
     }
@@ -665,6 +672,16 @@ mod tests {
         assert!(!plan.saturated);
         let at_floor = ScaleSituation { live: 1, ..quiet };
         assert_eq!(decide_scale(&at_floor).decision, ScaleDecision::Hold);
+        // Nothing in traffic (a Kubernetes service: no gateway counts its requests): nothing
+        // measured, no scale-in, and no quiet period running.
+        let unmeasured = ScaleSituation {
+            ready: 0,
+            inflight_per_ready: 0.0,
+            ..quiet
+        };
+        let plan = decide_scale(&unmeasured);
+        assert_eq!(plan.decision, ScaleDecision::Hold);
+        assert_eq!(plan.timers.low_since, None);
         // Between half the threshold and the threshold: neither.
         let middle = ScaleSituation {
             live: 2,

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use aiops_platform::incident::Signal;
-use aiops_platform::supervisor::actuator::kubernetes::discover;
+use aiops_platform::supervisor::actuator::kubernetes::{
+    AnnotatedSet, Discovered, DiscoveryChange, deployment_replicas, discover, watch_annotated,
+};
 use aiops_platform::supervisor::actuator::{
     Actuator, ActuatorError, KubernetesActuator, KubernetesError, KubernetesWorkload,
     LifecycleEvent, LifecycleStream, Reason, Traffic, WorkloadSpec,
@@ -40,6 +42,8 @@ pub async fn all() {
     rollout_restart_patches_the_template().await;
     stop_marks_the_pod_cheapest_and_scales_back().await;
     discovery_finds_annotated_deployments().await;
+    deployment_replicas_reads_the_spec().await;
+    discovery_watch_finds_and_lets_go().await;
 }
 
 fn workload() -> KubernetesWorkload {
@@ -629,5 +633,118 @@ pub async fn discovery_finds_annotated_deployments() {
     };
     let namespaces = [NS.to_owned()];
     let (found, ()) = tokio::join!(discover(&client, &namespaces), server_side);
-    assert_eq!(found.unwrap_or_else(|e| panic!("{e}")), [workload()]);
+    assert_eq!(
+        found.unwrap_or_else(|e| panic!("{e}")),
+        [Discovered {
+            workload: workload(),
+            replicas: 2
+        }]
+    );
+}
+
+/// The floor of a named Deployment: the replicas its spec asks for.
+pub async fn deployment_replicas_reads_the_spec() {
+    let (client, mut server) = mocked();
+    let server_side = async {
+        server
+            .expect("GET", DEPLOY, &[])
+            .await
+            .json(200, &fixtures::deployment());
+    };
+    let (replicas, ()) = tokio::join!(deployment_replicas(&client, NS, DEPLOYMENT), server_side);
+    assert_eq!(replicas.unwrap_or_else(|e| panic!("{e}")), 2);
+}
+
+/// The discovery watch: listed at start (found), a Deployment annotated later (found while
+/// running), one losing its annotation and one deleted (let go).
+pub async fn discovery_watch_finds_and_lets_go() {
+    let (client, mut server) = mocked();
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let watch = tokio::spawn(watch_annotated(
+        client,
+        vec![NS.to_owned()],
+        AnnotatedSet::default(),
+        tx,
+    ));
+    let deployments = "/apis/apps/v1/namespaces/aiods/deployments";
+    let mut kitchen = fixtures::deployment();
+    kitchen["metadata"]["name"] = json!("kitchen-service");
+    kitchen["metadata"]["resourceVersion"] = json!("5002");
+    kitchen["spec"]["replicas"] = json!(3);
+    server
+        .expect("GET", deployments, &[("limit", "500")])
+        .await
+        .json(
+            200,
+            &json!({
+                "apiVersion": "apps/v1", "kind": "DeploymentList",
+                "metadata": {"resourceVersion": "5000"},
+                "items": [fixtures::deployment()]
+            }),
+        );
+    let next_change = |changes: &mut tokio::sync::mpsc::UnboundedReceiver<DiscoveryChange>| {
+        let got = changes.try_recv();
+        got.unwrap_or_else(|e| panic!("no change: {e}"))
+    };
+    let watch_call = server
+        .expect(
+            "GET",
+            deployments,
+            &[
+                ("watch", "true"),
+                ("timeoutSeconds", "290"),
+                ("allowWatchBookmarks", "true"),
+                ("resourceVersion", "5000"),
+            ],
+        )
+        .await;
+    // The list's Deployment was sent before the watch started.
+    assert_eq!(
+        next_change(&mut changes),
+        DiscoveryChange::Found(Discovered {
+            workload: workload(),
+            replicas: 2
+        })
+    );
+    let mut unannotated = fixtures::deployment();
+    unannotated["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": "3"});
+    unannotated["metadata"]["resourceVersion"] = json!("5003");
+    let mut deleted = kitchen.clone();
+    deleted["metadata"]["resourceVersion"] = json!("5004");
+    watch_call.watch(&[
+        fixtures::event("ADDED", kitchen),
+        fixtures::event("MODIFIED", unannotated),
+        fixtures::event("DELETED", deleted),
+    ]);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let change = tokio::time::timeout(Duration::from_secs(5), changes.recv()).await;
+        got.push(
+            change
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("after {got:?}")),
+        );
+    }
+    let DiscoveryChange::Found(found) = &got[0] else {
+        panic!("{got:?}");
+    };
+    assert_eq!(
+        (found.workload.service.as_str(), found.replicas),
+        ("kitchen-service", 3)
+    );
+    assert_eq!(
+        got[1..],
+        [
+            DiscoveryChange::Lost {
+                namespace: NS.into(),
+                service: DEPLOYMENT.into()
+            },
+            DiscoveryChange::Lost {
+                namespace: NS.into(),
+                service: "kitchen-service".into()
+            },
+        ]
+    );
+    watch.abort();
 }

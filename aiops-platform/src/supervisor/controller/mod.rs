@@ -87,6 +87,10 @@ pub(super) struct Controller {
     db: Option<IncidentDb>,
     probe_client: reqwest::Client,
     shutting_down: bool,
+    /// The recovery mode of services that do not set one.
+    default_mode: RecoveryMode,
+    /// The platform's data directory (services' templates name it).
+    data_dir: std::path::PathBuf,
 }
 
 impl Controller {
@@ -118,6 +122,8 @@ impl Controller {
             db: wiring.db,
             probe_client,
             shutting_down: false,
+            default_mode: topology.incidents.mode,
+            data_dir: topology.platform.data_dir.clone(),
         })
     }
 
@@ -151,13 +157,13 @@ impl Controller {
 
     /// Runs until [`Event::Shutdown`] or until every sender is gone.
     pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
-        let scaling = self.services.values().any(|s| scaling::enabled(&s.cfg));
         let mut tick = tokio::time::interval(SCALE_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let Some(mut lifecycle) = self.lifecycle.take() else {
             return;
         };
         loop {
+            let scaling = self.services.values().any(|s| scaling::enabled(&s.cfg));
             tokio::select! {
                 e = rx.recv() => match e {
                     Some(Event::Shutdown { reply }) => {
@@ -216,6 +222,19 @@ impl Controller {
                 let _ = reply.send(r);
             }
             Event::ActionFailed { id, what, error } => self.on_action_failed(&id, what, &error),
+            Event::AddService(service) => self.add_service(*service),
+            Event::Adopt { service, instances } => {
+                let now = crate::store::now_nanos();
+                for i in instances.into_iter().filter(|i| i.running) {
+                    if i.id.service == service
+                        && self.services.contains_key(&service)
+                        && !self.instances.contains_key(&i.id)
+                    {
+                        self.on_started(&i.id, i.generation, i.addr, i.pid, now);
+                    }
+                }
+            }
+            Event::RemoveService { name } => self.remove_service(&name),
             Event::Shutdown { reply } => {
                 let _ = reply.send(());
             }
@@ -299,6 +318,59 @@ impl Controller {
             .iter()
             .map(|(id, i)| (id.clone(), i.view()))
             .collect();
+    }
+
+    /// Supervises a service found while running. Its pods come on the lifecycle stream.
+    fn add_service(&mut self, service: ServiceConfig) {
+        if self.shutting_down || self.services.contains_key(&service.name) {
+            return;
+        }
+        tracing::info!(service = %service.name, "supervising a service found while running");
+        let workload = setup::kubernetes_workload(&service, &self.data_dir);
+        let state = setup::service_state(&service, self.default_mode, Some(workload));
+        let name = service.name.clone();
+        self.services.insert(name.clone(), state);
+        // Pods seen on the stream before the service was known were not adopted: adopt
+        // what the actuator runs now.
+        let (actuator, events) = (self.actuator.clone(), self.events.clone());
+        tokio::spawn(async move {
+            match actuator.list().await {
+                Ok(instances) => {
+                    let _ = events.send(Event::Adopt {
+                        service: name,
+                        instances,
+                    });
+                }
+                Err(error) => tracing::error!(service = %name, %error, "cannot list its instances"),
+            }
+        });
+    }
+
+    /// Forgets a service let go and its instances (they keep running: aiops did not start
+    /// them); its open incident says so.
+    fn remove_service(&mut self, name: &str) {
+        if self.services.remove(name).is_none() {
+            return;
+        }
+        tracing::info!(service = name, "no longer supervising a service");
+        let ids: Vec<InstanceId> = self
+            .instances
+            .keys()
+            .filter(|id| id.service == name)
+            .cloned()
+            .collect();
+        for id in ids {
+            if let Some(mut inst) = self.instances.remove(&id) {
+                inst.stop_probe();
+            }
+        }
+        if let Some(inc) = self.ledger.open_incident(name) {
+            let message = format!(
+                "{name} is no longer supervised: its Deployment was deleted or lost the aiods.dev/watch annotation"
+            );
+            self.ledger
+                .note(&inc, crate::store::now_nanos(), "note", message);
+        }
     }
 
     /// Spawns an actuator call; a failure is logged and comes back as

@@ -4,11 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use super::instance::Instance;
 use super::{ServiceState, Wiring};
-use crate::config::{ServiceConfig, Topology};
+use crate::config::{RecoveryMode, ServiceConfig, Topology};
 use crate::instance::InstanceId;
 use crate::supervisor::actuator::{LocalProcessActuator, WorkloadSpec};
 use crate::supervisor::backoff::RestartBudget;
@@ -53,19 +54,7 @@ pub(super) async fn plan(topology: &Topology, wiring: &Wiring) -> Result<Plan, S
             .then(|| workload(topology, s, wiring, &instances));
         services.insert(
             s.name.clone(),
-            ServiceState {
-                cfg: s.clone(),
-                mode: s.recovery.mode.unwrap_or(topology.incidents.mode),
-                budget: RestartBudget::new(
-                    s.recovery.restart_budget,
-                    Duration::from_secs(s.recovery.budget_window_secs),
-                ),
-                workload,
-                scale: ScaleTimers::default(),
-                scale_incident: None,
-                pending_scale_out: None,
-                pending_replacements: VecDeque::new(),
-            },
+            service_state(s, topology.incidents.mode, workload),
         );
         deps.insert(s.name.clone(), transitive_deps(&topology.services, &s.name));
     }
@@ -74,6 +63,41 @@ pub(super) async fn plan(topology: &Topology, wiring: &Wiring) -> Result<Plan, S
         instances,
         deps,
     })
+}
+
+/// The controller's state of service `s` (`default_mode` when it sets none).
+pub(super) fn service_state(
+    s: &ServiceConfig,
+    default_mode: RecoveryMode,
+    workload: Option<WorkloadSpec>,
+) -> ServiceState {
+    ServiceState {
+        cfg: s.clone(),
+        mode: s.recovery.mode.unwrap_or(default_mode),
+        budget: RestartBudget::new(
+            s.recovery.restart_budget,
+            Duration::from_secs(s.recovery.budget_window_secs),
+        ),
+        workload,
+        scale: ScaleTimers::default(),
+        scale_incident: None,
+        pending_scale_out: None,
+        pending_replacements: VecDeque::new(),
+    }
+}
+
+/// The template of a Kubernetes service found while running: its Deployment has everything
+/// but the name (the actuator routes by it).
+pub(super) fn kubernetes_workload(s: &ServiceConfig, data_dir: &Path) -> WorkloadSpec {
+    WorkloadSpec {
+        service: s.name.clone(),
+        command: Vec::new(),
+        env: Vec::new(),
+        port_env: s.port_env.clone(),
+        cwd: None,
+        data_dir: data_dir.to_path_buf(),
+        drain_grace: SCALE_IN_DRAIN,
+    }
 }
 
 /// Instances planned at start; a Kubernetes service's come from its pod watch.

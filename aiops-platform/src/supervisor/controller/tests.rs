@@ -9,7 +9,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 
 use super::{Controller, Wiring};
-use crate::config::Topology;
+use crate::config::{ServiceConfig, Topology};
 use crate::gateway::Routes;
 use crate::incident::{ActionKind, ActionStatus, IncidentDb, IncidentStatus, Notifier};
 use crate::instance::InstanceId;
@@ -118,7 +118,18 @@ impl Actuator for ScriptedEngine {
     }
     fn set_traffic(&self, _: &InstanceId, _: Traffic) {}
     async fn list(&self) -> Result<Vec<ObservedInstance>, ActuatorError> {
-        Ok(Vec::new())
+        Ok(self
+            .generations
+            .lock()
+            .iter()
+            .map(|(id, generation)| ObservedInstance {
+                id: id.clone(),
+                addr: "127.0.0.1:9".parse().unwrap_or_else(|e| panic!("{e}")),
+                generation: *generation,
+                pid: None,
+                running: true,
+            })
+            .collect())
     }
     fn watch(&self) -> Result<LifecycleStream, ActuatorError> {
         self.stream
@@ -338,4 +349,52 @@ async fn engine_observations_are_evidence_at_their_own_time_until_ready_again() 
     .await;
     assert_eq!(resolved.recovered_unix_nano, Some(at + 1_000_000_000));
     assert_eq!(*engine.calls.lock(), [Call::Start(id)]);
+}
+
+#[tokio::test]
+async fn a_service_found_while_running_is_supervised_and_one_let_go_is_forgotten() {
+    let (_dir, _db, engine, tx, view) = running_controller().await;
+    let found = InstanceId::new("found", 0);
+    // Before the service is known, its pods are no instances of anything.
+    engine.started(&found);
+    engine.started(&InstanceId::new("svc", 0));
+    eventually("svc#0 restarted", || {
+        let v = view.read();
+        v.instances
+            .get(&InstanceId::new("svc", 0))
+            .is_some_and(|i| i.generation == 2)
+            .then_some(())
+    })
+    .await;
+    assert!(!view.read().instances.contains_key(&found));
+
+    let mut service = ServiceConfig::named("found").unwrap_or_else(|e| panic!("{e}"));
+    service.health.startup_grace_ms = 600_000;
+    service.kubernetes = Some(crate::config::KubernetesServiceConfig {
+        namespace: "aiods".into(),
+        deployment: Some("found".into()),
+        selector: None,
+        port: 8080,
+    });
+    // Its pod started before it was added (its Started came too early): adopted from the
+    // actuator's list.
+    let _ = tx.send(Event::AddService(Box::new(service.clone())));
+    eventually("found#0 adopted", || {
+        view.read().instances.contains_key(&found).then_some(())
+    })
+    .await;
+    // Added twice: still one service, its instance kept.
+    let _ = tx.send(Event::AddService(Box::new(service)));
+    let _ = tx.send(Event::RemoveService {
+        name: "found".into(),
+    });
+    eventually("found#0 forgotten", || {
+        (!view.read().instances.contains_key(&found)).then_some(())
+    })
+    .await;
+    assert!(
+        view.read()
+            .instances
+            .contains_key(&InstanceId::new("svc", 0))
+    );
 }

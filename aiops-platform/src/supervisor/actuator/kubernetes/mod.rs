@@ -29,7 +29,10 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 pub use actions::{DELETION_COST, RESTARTED_AT, SERVING_LABEL};
-pub use discovery::{WATCH_ANNOTATION, discover};
+pub use discovery::{
+    AnnotatedSet, Discovered, DiscoveryChange, WATCH_ANNOTATION, deployment_replicas, discover,
+    discovered, watch_annotated,
+};
 pub use error::KubernetesError;
 
 use self::actions::Cluster;
