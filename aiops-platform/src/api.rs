@@ -285,7 +285,17 @@ pub async fn self_metrics(State(state): State<AppState>) -> Response {
     }
     let refused = state.store.requests.refusals();
     let services_refused = state.store.services.read().refused();
+    let undecodable = state
+        .supervision
+        .as_ref()
+        .and_then(|s| s.db.as_ref())
+        .map_or(0, |db| db.undecodable_rows());
     for (name, help, v) in [
+        (
+            "aiops_incident_rows_undecodable_total",
+            "stored open incidents that could not be decoded at start, set aside with status 'undecodable'",
+            undecodable,
+        ),
         (
             "aiops_services_refused_total",
             "telemetry of new services refused: the discovered-services cap was reached",

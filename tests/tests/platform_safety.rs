@@ -5,6 +5,7 @@
 
 mod platform_support;
 
+use std::process::Command;
 use std::time::Duration;
 
 use platform_support::*;
@@ -233,4 +234,115 @@ ready = ""
         logs.to_string().contains("python server listening"),
         "{logs:#}"
     );
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie (reaped by nobody yet) is dead too.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// A platform killed with SIGKILL leaves its instances running; the next run stops those —
+/// and only those: a pid the kernel gave to an unrelated process (here a `python3` like the
+/// service's own program, as in the hardening report) is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_platform_kills_its_leftovers_and_never_a_reused_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("server.py");
+    std::fs::write(&script, PY_SERVER).unwrap();
+    let service = |name: &str| {
+        format!(
+            "[[service]]\nname = \"{name}\"\ncommand = [\"python3\", \"{}\"]\nport_env = \"PORT\"\n[service.health]\nlive = \"/health/live\"\nready = \"\"\n",
+            script.display()
+        )
+    };
+    let topology = format!("{}{}", service("reused"), service("leftover"));
+    let mut p = PlatformProcess::start_at(dir.path(), &topology);
+    p.wait_all_ready(Duration::from_secs(20)).await;
+    let pid_of = |v: Value| u32::try_from(v["pid"].as_u64().unwrap()).unwrap();
+    let reused_pid = pid_of(p.instance("reused#0").await);
+    let leftover_pid = pid_of(p.instance("leftover#0").await);
+    p.kill9();
+    assert!(alive(leftover_pid), "instances outlive a killed platform");
+    // The kernel reuses reused#0's pid for an unrelated python3: stand-in by pointing the
+    // stored row at one (its process identity stays the dead instance's).
+    signal(u64::from(reused_pid), "KILL");
+    let mut unrelated = Command::new("python3")
+        .args(["-c", "import time; time.sleep(120)"])
+        .spawn()
+        .unwrap();
+    let url = format!("sqlite://{}", dir.path().join("aiops.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let updated = sqlx::query("UPDATE instances SET pid = ? WHERE service = 'reused'")
+        .bind(i64::from(unrelated.id()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 1);
+    pool.close().await;
+
+    let p = PlatformProcess::start_at(dir.path(), &topology);
+    p.wait_all_ready(Duration::from_secs(20)).await;
+    let still = alive(unrelated.id());
+    let _ = unrelated.kill();
+    let _ = unrelated.wait();
+    assert!(still, "the unrelated python3 was killed: {}", p.output());
+    assert!(
+        !alive(leftover_pid),
+        "the leftover instance was not stopped"
+    );
+    assert!(
+        p.output()
+            .contains("stopped an instance left by a previous platform run"),
+        "{}",
+        p.output()
+    );
+}
+
+/// One stored incident that no longer decodes (damaged, or written by a newer aiops) does not
+/// keep the platform from starting: it is set aside with status `undecodable`, counted, and
+/// the other open incidents load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_incident_row_is_set_aside_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = food_service("kitchen", "");
+    let mut p = PlatformProcess::start_at(dir.path(), &topology);
+    p.wait_all_ready(Duration::from_secs(30)).await;
+    p.stop();
+    let url = format!("sqlite://{}", dir.path().join("aiops.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO incidents (id, service, status, detected_unix_nano, body)
+         VALUES ('INC-damaged', 'kitchen', 'open', 1, '{\"id\": \"INC-damaged\", \"truncated')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let p = PlatformProcess::start_at(dir.path(), &topology);
+    p.wait_all_ready(Duration::from_secs(30)).await;
+    let metrics = p
+        .client()
+        .get(format!("{}/metrics", p.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("aiops_incident_rows_undecodable_total 1"),
+        "{metrics}"
+    );
+    let status: (String,) = sqlx::query_as("SELECT status FROM incidents WHERE id = 'INC-damaged'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status.0, "undecodable");
+    assert!(p.output().contains("cannot be decoded"), "{}", p.output());
 }

@@ -12,14 +12,6 @@ pub enum IncidentDbError {
     /// SQLite failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] sqlx::Error),
-    /// A stored incident does not decode.
-    #[error("stored incident {id} does not decode: {source}")]
-    Decode {
-        /// The incident.
-        id: String,
-        /// The cause.
-        source: serde_json::Error,
-    },
 }
 
 const SCHEMA: &[&str] = &[
@@ -52,6 +44,33 @@ const SCHEMA: &[&str] = &[
     )",
 ];
 
+/// Columns added after the first release: (table, column, the statement adding it), run
+/// when the column is missing.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // Which process the pid was: boot id and start time (see `actuator::process_identity`),
+    // so a pid reused by an unrelated process is never taken for a leftover instance.
+    (
+        "instances",
+        "process",
+        "ALTER TABLE instances ADD COLUMN process TEXT",
+    ),
+];
+
+/// An instance as the last platform run left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredInstance {
+    /// The service.
+    pub service: String,
+    /// The replica index.
+    pub index: u32,
+    /// Its port.
+    pub port: u16,
+    /// Its process id, while it ran.
+    pub pid: Option<u32>,
+    /// Which process that pid was (boot id and start time), when known.
+    pub process: Option<String>,
+}
+
 enum Write {
     Incident(Box<Incident>),
     Action(Box<Action>),
@@ -60,6 +79,7 @@ enum Write {
         index: u32,
         port: u16,
         pid: Option<u32>,
+        process: Option<String>,
     },
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -71,6 +91,8 @@ pub struct IncidentDb {
     tx: mpsc::UnboundedSender<Write>,
     /// Incident rows written (queued) since the tables were opened.
     incident_writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Incident rows that could not be decoded (set aside, see [`IncidentDb::open_incidents`]).
+    undecodable: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Write {
@@ -85,6 +107,17 @@ impl IncidentDb {
         for s in SCHEMA {
             sqlx::query(*s).execute(&pool).await?;
         }
+        for (table, column, add) in ADDED_COLUMNS {
+            let present: Option<(String,)> =
+                sqlx::query_as("SELECT name FROM pragma_table_info(?) WHERE name = ?")
+                    .bind(*table)
+                    .bind(*column)
+                    .fetch_optional(&pool)
+                    .await?;
+            if present.is_none() {
+                sqlx::query(*add).execute(&pool).await?;
+            }
+        }
         let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
         let writer_pool = pool.clone();
         tokio::spawn(async move {
@@ -98,6 +131,7 @@ impl IncidentDb {
             pool,
             tx,
             incident_writes: std::sync::Arc::default(),
+            undecodable: std::sync::Arc::default(),
         })
     }
 
@@ -113,14 +147,29 @@ impl IncidentDb {
         let _ = self.tx.send(Write::Action(Box::new(action.clone())));
     }
 
-    /// Queues an instance's port and pid (so a restarted platform reuses the port).
-    pub fn save_instance(&self, service: &str, index: u32, port: u16, pid: Option<u32>) {
+    /// Queues an instance's port, pid and which process that pid is (so a restarted
+    /// platform reuses the port and stops only its own leftover processes).
+    pub fn save_instance(
+        &self,
+        service: &str,
+        index: u32,
+        port: u16,
+        pid: Option<u32>,
+        process: Option<String>,
+    ) {
         let _ = self.tx.send(Write::Instance {
             service: service.to_owned(),
             index,
             port,
             pid,
+            process,
         });
+    }
+
+    /// Incident rows set aside because they could not be decoded, since the tables were
+    /// opened.
+    pub fn undecodable_rows(&self) -> u64 {
+        self.undecodable.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Incident rows written since the tables were opened (one per change of an incident).
@@ -137,10 +186,24 @@ impl IncidentDb {
         }
     }
 
-    /// Incidents still open.
+    /// Incidents still open. A row that cannot be decoded (written by a newer version, or
+    /// damaged) does not stop the platform: it is logged, counted and set aside with status
+    /// `undecodable` (its body kept for whoever looks), and the others load.
     pub async fn open_incidents(&self) -> Result<Vec<Incident>, IncidentDbError> {
-        self.query("SELECT id, body FROM incidents WHERE status = 'open'")
-            .await
+        let rows = sqlx::query("SELECT id, body FROM incidents WHERE status = 'open'")
+            .fetch_all(&self.pool)
+            .await?;
+        let (incidents, bad) = decode(rows)?;
+        for (id, error) in bad {
+            self.undecodable
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(incident = %id, %error, "an open incident cannot be decoded: set aside with status 'undecodable'");
+            sqlx::query("UPDATE incidents SET status = 'undecodable' WHERE id = ?")
+                .bind(&id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(incidents)
     }
 
     /// The most recent incidents (newest first).
@@ -150,17 +213,16 @@ impl IncidentDb {
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
-        decode(rows)
-    }
-
-    async fn query(&self, sql: &'static str) -> Result<Vec<Incident>, IncidentDbError> {
-        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
-        decode(rows)
+        let (incidents, bad) = decode(rows)?;
+        for (id, error) in bad {
+            tracing::warn!(incident = %id, %error, "an incident cannot be decoded: skipped");
+        }
+        Ok(incidents)
     }
 
     /// Stored instances: (service, index) → (port, pid).
-    pub async fn instances(&self) -> Result<Vec<(String, u32, u16, Option<u32>)>, IncidentDbError> {
-        let rows = sqlx::query("SELECT service, idx, port, pid FROM instances")
+    pub async fn instances(&self) -> Result<Vec<StoredInstance>, IncidentDbError> {
+        let rows = sqlx::query("SELECT service, idx, port, pid, process FROM instances")
             .fetch_all(&self.pool)
             .await?;
         let mut out = Vec::new();
@@ -168,27 +230,33 @@ impl IncidentDb {
             let idx: i64 = r.try_get("idx")?;
             let port: i64 = r.try_get("port")?;
             let pid: Option<i64> = r.try_get("pid")?;
-            out.push((
-                r.try_get("service")?,
-                u32::try_from(idx).unwrap_or(0),
-                u16::try_from(port).unwrap_or(0),
-                pid.and_then(|p| u32::try_from(p).ok()),
-            ));
+            out.push(StoredInstance {
+                service: r.try_get("service")?,
+                index: u32::try_from(idx).unwrap_or(0),
+                port: u16::try_from(port).unwrap_or(0),
+                pid: pid.and_then(|p| u32::try_from(p).ok()),
+                process: r.try_get("process")?,
+            });
         }
         Ok(out)
     }
 }
 
-fn decode(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<Incident>, IncidentDbError> {
+/// The incidents of `rows`, and the ids of those that do not decode with why.
+fn decode(
+    rows: Vec<sqlx::sqlite::SqliteRow>,
+) -> Result<(Vec<Incident>, Vec<(String, serde_json::Error)>), IncidentDbError> {
     let mut out = Vec::with_capacity(rows.len());
+    let mut bad = Vec::new();
     for r in rows {
         let id: String = r.try_get("id")?;
         let body: String = r.try_get("body")?;
-        out.push(
-            serde_json::from_str(&body).map_err(|source| IncidentDbError::Decode { id, source })?,
-        );
+        match serde_json::from_str(&body) {
+            Ok(incident) => out.push(incident),
+            Err(error) => bad.push((id, error)),
+        }
     }
-    Ok(out)
+    Ok((out, bad))
 }
 
 async fn apply(pool: &SqlitePool, w: Write) -> Result<(), sqlx::Error> {
@@ -242,15 +310,18 @@ async fn apply(pool: &SqlitePool, w: Write) -> Result<(), sqlx::Error> {
             index,
             port,
             pid,
+            process,
         } => {
             sqlx::query(
-                "INSERT INTO instances (service, idx, port, pid) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (service, idx) DO UPDATE SET port = excluded.port, pid = excluded.pid",
+                "INSERT INTO instances (service, idx, port, pid, process) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (service, idx) DO UPDATE SET port = excluded.port, pid = excluded.pid,
+                 process = excluded.process",
             )
             .bind(service)
             .bind(i64::from(index))
             .bind(i64::from(port))
             .bind(pid.map(i64::from))
+            .bind(process)
             .execute(pool)
             .await?;
         }

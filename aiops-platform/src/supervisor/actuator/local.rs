@@ -72,21 +72,24 @@ impl LocalProcessActuator {
             .collect()
     }
 
-    /// Kills `pid` when `/proc/<pid>/cmdline` shows it runs `program`: an instance left
-    /// running by a platform that died. Answers whether it did.
-    pub async fn kill_leftover(pid: u32, program: &str) -> bool {
-        let name = std::path::Path::new(program)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| !name.is_empty() && String::from_utf8_lossy(&c).contains(&name))
-            .unwrap_or(false);
-        if ours {
-            let _ = send_signal(pid, "KILL").await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    /// Kills `pid` when it is still the very process a previous platform run started (its
+    /// [`process_identity`] is `process`): an instance left running by a platform that died.
+    /// A pid reused by anything else — or a row from before identities were kept — is left
+    /// alone. Answers whether it killed.
+    pub async fn kill_leftover(pid: u32, process: Option<&str>) -> bool {
+        let Some(process) = process else {
+            tracing::warn!(
+                pid,
+                "a previous run's instance has no process identity: left alone"
+            );
+            return false;
+        };
+        if process_identity(pid).as_deref() != Some(process) {
+            return false;
         }
-        ours
+        let _ = send_signal(pid, "KILL").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        true
     }
 
     /// Spawns the next generation of `spec`; the exit is reported when the child is reaped.
@@ -293,6 +296,19 @@ pub async fn send_signal(pid: u32, signal: &str) -> Result<(), String> {
     } else {
         Err(format!("kill -{signal} {pid} failed ({status})"))
     }
+}
+
+/// Which process `pid` is: the boot id and the process's start time (clock ticks after boot,
+/// field 22 of `/proc/<pid>/stat`), which no later process with a reused pid shares. `None`
+/// when the process is gone or there is no `/proc`.
+pub fn process_identity(pid: u32) -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 2, the command name, is in parentheses and may hold spaces and parentheses: the
+    // fields after the last ')' start at field 3, so field 22 is the 20th of them.
+    let after_name = stat.get(stat.rfind(')')? + 1..)?;
+    let start = after_name.split_whitespace().nth(19)?;
+    Some(format!("{}/{start}", boot.trim()))
 }
 
 #[async_trait::async_trait]

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 pub use by_service::ByService;
 pub use kubernetes::{KubernetesActuator, KubernetesError, KubernetesWorkload};
 pub(crate) use local::free_port;
-pub use local::{LocalProcessActuator, send_signal};
+pub use local::{LocalProcessActuator, process_identity, send_signal};
 
 use super::ExitReason;
 use crate::instance::InstanceId;

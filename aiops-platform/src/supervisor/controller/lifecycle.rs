@@ -58,7 +58,8 @@ impl Controller {
         inst.probes = ProbeCounters::default();
         let port = addr.port();
         if let Some(db) = &self.db {
-            db.save_instance(&id.service, id.index, port, pid);
+            let process = pid.and_then(crate::supervisor::actuator::process_identity);
+            db.save_instance(&id.service, id.index, port, pid, process);
         }
         tracing::info!(%id, ?pid, generation, port, "instance started");
         if let Some(action) = inst.awaiting_start.take() {

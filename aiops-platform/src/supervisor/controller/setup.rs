@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::instance::Instance;
 use super::{ServiceState, Wiring};
 use crate::config::{RecoveryMode, ServiceConfig, Topology};
+use crate::incident::StoredInstance;
 use crate::instance::InstanceId;
 use crate::supervisor::actuator::{LocalProcessActuator, WorkloadSpec};
 use crate::supervisor::backoff::RestartBudget;
@@ -28,12 +29,12 @@ pub(super) struct Plan {
 
 /// Plans services and instances; kills instances a platform that died left running.
 pub(super) async fn plan(topology: &Topology, wiring: &Wiring) -> Result<Plan, SupervisorError> {
-    let stored: HashMap<(String, u32), (u16, Option<u32>)> = match &wiring.db {
+    let stored: HashMap<(String, u32), StoredInstance> = match &wiring.db {
         Some(db) => db
             .instances()
             .await?
             .into_iter()
-            .map(|(s, i, port, pid)| ((s, i), (port, pid)))
+            .map(|i| ((i.service.clone(), i.index), i))
             .collect(),
         None => HashMap::new(),
     };
@@ -117,20 +118,23 @@ fn replica_count(s: &ServiceConfig) -> u32 {
 async fn instance_addr(
     s: &ServiceConfig,
     id: &InstanceId,
-    stored: Option<&(u16, Option<u32>)>,
+    stored: Option<&StoredInstance>,
 ) -> Result<SocketAddr, SupervisorError> {
     if s.command.is_empty() {
         let url = s.url.clone().unwrap_or_default();
         return url_addr(&url).ok_or_else(|| SupervisorError::Url(s.name.clone(), url));
     }
-    if let Some((_, Some(pid))) = stored
-        && let Some(program) = s.command.first()
-        && LocalProcessActuator::kill_leftover(*pid, program).await
+    if let Some(StoredInstance {
+        pid: Some(pid),
+        process,
+        ..
+    }) = stored
+        && LocalProcessActuator::kill_leftover(*pid, process.as_deref()).await
     {
         tracing::warn!(%id, pid, "stopped an instance left by a previous platform run");
     }
-    let port = match stored {
-        Some((port, _)) if *port != 0 && port_is_free(*port) => *port,
+    let port = match stored.map(|i| i.port) {
+        Some(port) if port != 0 && port_is_free(port) => port,
         _ => actuator::free_port().map_err(|e| SupervisorError::Port(id.to_string(), e))?,
     };
     Ok(SocketAddr::from(([127, 0, 0, 1], port)))
