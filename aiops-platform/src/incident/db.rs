@@ -242,10 +242,13 @@ impl IncidentDb {
     }
 }
 
-/// The incidents of `rows`, and the ids of those that do not decode with why.
+/// Rows that do not decode: their incident ids and why.
+type Undecodable = Vec<(String, serde_json::Error)>;
+
+/// The incidents of `rows`, and the rows that do not decode.
 fn decode(
     rows: Vec<sqlx::sqlite::SqliteRow>,
-) -> Result<(Vec<Incident>, Vec<(String, serde_json::Error)>), IncidentDbError> {
+) -> Result<(Vec<Incident>, Undecodable), IncidentDbError> {
     let mut out = Vec::with_capacity(rows.len());
     let mut bad = Vec::new();
     for r in rows {
