@@ -346,3 +346,49 @@ async fn an_undecodable_incident_row_is_set_aside_not_fatal() {
     assert_eq!(status.0, "undecodable");
     assert!(p.output().contains("cannot be decoded"), "{}", p.output());
 }
+
+/// A child that writes a byte that is not UTF-8 keeps its output read: the lines after it
+/// reach the platform's logs and the child neither dies of a broken pipe nor is restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_that_is_not_utf8_does_not_stop_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("server.py");
+    let program = PY_SERVER.replace(
+        "s.serve_forever()",
+        r#"import threading, time
+def chatter():
+    sys.stdout.buffer.write(b"bad byte \xff here\n")
+    sys.stdout.flush()
+    n = 0
+    while True:
+        n += 1
+        print("line after the bad byte", n, "x" * 2000, flush=True)
+        time.sleep(0.01)
+threading.Thread(target=chatter, daemon=True).start()
+s.serve_forever()"#,
+    );
+    std::fs::write(&script, program).unwrap();
+    let p = PlatformProcess::start(&format!(
+        "[[service]]\nname = \"py\"\ncommand = [\"python3\", \"{}\"]\nport_env = \"PORT\"\n[service.health]\nlive = \"/health/live\"\nready = \"\"\n",
+        script.display()
+    ));
+    p.wait_all_ready(Duration::from_secs(20)).await;
+    // Well past a pipe's 64 KiB: a reader that stopped at the bad byte would block the child.
+    p.wait_for(
+        "lines after the bad byte",
+        Duration::from_secs(20),
+        || async {
+            let logs = p.api("logs?service=py&limit=5").await.to_string();
+            logs.contains("line after the bad byte 300").then_some(())
+        },
+    )
+    .await;
+    let logs = p.api("logs?service=py&limit=1000").await.to_string();
+    assert!(
+        logs.contains("bad byte \u{fffd} here"),
+        "replaced, not lost: {logs}"
+    );
+    let inst = p.instance("py#0").await;
+    assert_eq!(inst["restarts"], 0, "{inst:#}");
+    assert!(p.incidents("py").await.is_empty(), "no incident");
+}

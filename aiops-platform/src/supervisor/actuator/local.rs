@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{Notify, mpsc};
 
+use super::lines::{LineSplitter, MAX_LINE_BYTES};
 use super::{
     Actuator, ActuatorError, InstanceSpec, LifecycleEvent, LifecycleStream, LineSink,
     ObservedInstance, Reason, ScaleOutcome, Traffic, WorkloadSpec,
@@ -430,12 +431,26 @@ fn spawn_reader(
     sink: Arc<dyn LineSink>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut lines = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
+        let mut stream = stream;
+        let mut splitter = LineSplitter::new(MAX_LINE_BYTES);
+        let mut buf = vec![0u8; 8192];
+        let send = |line: String| {
             if !line.trim().is_empty() {
                 sink.line(&id, stderr, line);
             }
+        };
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => splitter.push(&buf[..n]).into_iter().for_each(send),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    tracing::warn!(%id, %error, "cannot read the instance's output");
+                    break;
+                }
+            }
         }
+        splitter.finish().into_iter().for_each(send);
     })
 }
 

@@ -12,6 +12,7 @@
 
 mod by_service;
 pub mod kubernetes;
+mod lines;
 mod local;
 
 use std::net::SocketAddr;
