@@ -105,6 +105,11 @@ pub struct ScaleConfig {
     pub in_after_ms: u64,
     /// At most one scale action per service within this window (ms, default 5000).
     pub cooldown_ms: u64,
+    /// At most this many scale-outs per service per `budget_window_secs` (default 6): a
+    /// budget of its own, so scaling never spends the restarts crash repair needs.
+    pub budget: u32,
+    /// The scaling budget's window (s, default 600).
+    pub budget_window_secs: u64,
 }
 
 impl Default for ScaleConfig {
@@ -115,6 +120,8 @@ impl Default for ScaleConfig {
             out_for_ms: 2000,
             in_after_ms: 30_000,
             cooldown_ms: 5000,
+            budget: 6,
+            budget_window_secs: 600,
         }
     }
 }

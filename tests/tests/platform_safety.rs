@@ -392,3 +392,56 @@ s.serve_forever()"#,
     assert_eq!(inst["restarts"], 0, "{inst:#}");
     assert!(p.incidents("py").await.is_empty(), "no incident");
 }
+
+/// The restart budget outlives the platform: a platform restarted within the window does not
+/// get a fresh budget to spend on the same crash loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_platform_does_not_refill_the_restart_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = r#"
+[[service]]
+name = "flaky"
+command = ["sh", "-c", "exit 3"]
+[service.recovery]
+backoff_initial_ms = 20
+backoff_max_ms = 40
+restart_budget = 3
+budget_window_secs = 600
+"#;
+    let mut p = PlatformProcess::start_at(dir.path(), topology);
+    p.wait_for("the budget to run out", Duration::from_secs(20), || async {
+        let i = p.instance("flaky#0").await;
+        (i["status"] == "given_up").then_some(())
+    })
+    .await;
+    assert_eq!(p.instance("flaky#0").await["restarts"], 3);
+    p.stop();
+
+    let p = PlatformProcess::start_at(dir.path(), topology);
+    let inst = p
+        .wait_for(
+            "the first crash to be judged",
+            Duration::from_secs(20),
+            || async {
+                let i = p.instance("flaky#0").await;
+                (i["status"] == "given_up").then_some(i)
+            },
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let inst_later = p.instance("flaky#0").await;
+    assert_eq!(inst["restarts"], 0, "{inst:#}");
+    assert_eq!(inst_later["restarts"], 0, "{inst_later:#}");
+    let attention = p
+        .incidents("flaky")
+        .await
+        .into_iter()
+        .filter_map(|i| i["attention_reason"].as_str().map(str::to_owned))
+        .collect::<Vec<_>>();
+    assert!(
+        attention
+            .iter()
+            .any(|r| r.contains("3 restarts of flaky within 600 s")),
+        "{attention:?}"
+    );
+}

@@ -44,6 +44,58 @@ const SCHEMA: &[&str] = &[
     )",
 ];
 
+/// Later tables.
+const LATER_TABLES: &[&str] = &[
+    // Each use of a service's restart or scaling budget, so a restarted platform keeps
+    // counting within the window.
+    "CREATE TABLE IF NOT EXISTS budget_uses (
+        service TEXT NOT NULL,
+        budget TEXT NOT NULL,
+        at_unix_nano INTEGER NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS budget_uses_at ON budget_uses (at_unix_nano)",
+];
+
+/// How long budget uses are kept (longer than any sensible budget window).
+const BUDGET_USES_KEPT_NANOS: u64 = 24 * 3600 * 1_000_000_000;
+
+/// Which budget a use was taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetKind {
+    /// Restarts (crash and hang repair).
+    Restart,
+    /// Scale-outs.
+    Scale,
+}
+
+impl BudgetKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Restart => "restart",
+            Self::Scale => "scale",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "restart" => Some(Self::Restart),
+            "scale" => Some(Self::Scale),
+            _ => None,
+        }
+    }
+}
+
+/// One use of a budget, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetUse {
+    /// The service.
+    pub service: String,
+    /// Which budget.
+    pub budget: BudgetKind,
+    /// When (ns since the epoch).
+    pub at_unix_nano: u64,
+}
+
 /// Columns added after the first release: (table, column, the statement adding it), run
 /// when the column is missing.
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
@@ -53,6 +105,17 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
         "instances",
         "process",
         "ALTER TABLE instances ADD COLUMN process TEXT",
+    ),
+    // The crash-loop back-off's count and its last crash, so a restarted platform resumes it.
+    (
+        "instances",
+        "crashes",
+        "ALTER TABLE instances ADD COLUMN crashes INTEGER",
+    ),
+    (
+        "instances",
+        "last_crash_unix_nano",
+        "ALTER TABLE instances ADD COLUMN last_crash_unix_nano INTEGER",
     ),
 ];
 
@@ -69,6 +132,8 @@ pub struct StoredInstance {
     pub pid: Option<u32>,
     /// Which process that pid was (boot id and start time), when known.
     pub process: Option<String>,
+    /// Consecutive quick crashes, and when the last was (ns since the epoch).
+    pub crashes: Option<(u32, u64)>,
 }
 
 enum Write {
@@ -81,6 +146,13 @@ enum Write {
         pid: Option<u32>,
         process: Option<String>,
     },
+    Crashes {
+        service: String,
+        index: u32,
+        crashes: u32,
+        at: u64,
+    },
+    BudgetUse(BudgetUse),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
@@ -106,6 +178,9 @@ impl IncidentDb {
     pub async fn open(pool: SqlitePool) -> Result<Self, IncidentDbError> {
         for s in SCHEMA {
             sqlx::query(*s).execute(&pool).await?;
+        }
+        for t in LATER_TABLES {
+            sqlx::query(*t).execute(&pool).await?;
         }
         for (table, column, add) in ADDED_COLUMNS {
             let present: Option<(String,)> =
@@ -166,6 +241,51 @@ impl IncidentDb {
         });
     }
 
+    /// Queues an instance's crash-loop count after a crash at `at`.
+    pub fn save_crashes(&self, service: &str, index: u32, crashes: u32, at: u64) {
+        let _ = self.tx.send(Write::Crashes {
+            service: service.to_owned(),
+            index,
+            crashes,
+            at,
+        });
+    }
+
+    /// Queues one use of a service's budget.
+    pub fn save_budget_use(&self, service: &str, budget: BudgetKind, at_unix_nano: u64) {
+        let _ = self.tx.send(Write::BudgetUse(BudgetUse {
+            service: service.to_owned(),
+            budget,
+            at_unix_nano,
+        }));
+    }
+
+    /// The budget uses of the last day before `now` (ns since the epoch); older ones are
+    /// deleted.
+    pub async fn budget_uses(&self, now: u64) -> Result<Vec<BudgetUse>, IncidentDbError> {
+        let cutoff = i64::try_from(now.saturating_sub(BUDGET_USES_KEPT_NANOS)).unwrap_or(0);
+        sqlx::query("DELETE FROM budget_uses WHERE at_unix_nano < ?")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        let rows = sqlx::query("SELECT service, budget, at_unix_nano FROM budget_uses")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let budget: String = r.try_get("budget")?;
+            let at: i64 = r.try_get("at_unix_nano")?;
+            if let Some(budget) = BudgetKind::parse(&budget) {
+                out.push(BudgetUse {
+                    service: r.try_get("service")?,
+                    budget,
+                    at_unix_nano: u64::try_from(at).unwrap_or(0),
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Incident rows set aside because they could not be decoded, since the tables were
     /// opened.
     pub fn undecodable_rows(&self) -> u64 {
@@ -222,9 +342,11 @@ impl IncidentDb {
 
     /// Stored instances: (service, index) → (port, pid).
     pub async fn instances(&self) -> Result<Vec<StoredInstance>, IncidentDbError> {
-        let rows = sqlx::query("SELECT service, idx, port, pid, process FROM instances")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT service, idx, port, pid, process, crashes, last_crash_unix_nano FROM instances",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut out = Vec::new();
         for r in rows {
             let idx: i64 = r.try_get("idx")?;
@@ -236,6 +358,16 @@ impl IncidentDb {
                 port: u16::try_from(port).unwrap_or(0),
                 pid: pid.and_then(|p| u32::try_from(p).ok()),
                 process: r.try_get("process")?,
+                crashes: match (
+                    r.try_get::<Option<i64>, _>("crashes")?,
+                    r.try_get::<Option<i64>, _>("last_crash_unix_nano")?,
+                ) {
+                    (Some(n), Some(at)) => Some((
+                        u32::try_from(n).unwrap_or(0),
+                        u64::try_from(at).unwrap_or(0),
+                    )),
+                    _ => None,
+                },
             });
         }
         Ok(out)
@@ -327,6 +459,30 @@ async fn apply(pool: &SqlitePool, w: Write) -> Result<(), sqlx::Error> {
             .bind(process)
             .execute(pool)
             .await?;
+        }
+        Write::Crashes {
+            service,
+            index,
+            crashes,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE instances SET crashes = ?, last_crash_unix_nano = ? WHERE service = ? AND idx = ?",
+            )
+            .bind(i64::from(crashes))
+            .bind(i64::try_from(at).unwrap_or(i64::MAX))
+            .bind(service)
+            .bind(i64::from(index))
+            .execute(pool)
+            .await?;
+        }
+        Write::BudgetUse(u) => {
+            sqlx::query("INSERT INTO budget_uses (service, budget, at_unix_nano) VALUES (?, ?, ?)")
+                .bind(u.service)
+                .bind(u.budget.as_str())
+                .bind(i64::try_from(u.at_unix_nano).unwrap_or(i64::MAX))
+                .execute(pool)
+                .await?;
         }
         Write::Flush(done) => {
             let _ = done.send(());

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use db::{IncidentDb, IncidentDbError, StoredInstance};
+pub use db::{BudgetKind, BudgetUse, IncidentDb, IncidentDbError, StoredInstance};
 pub use kinds::{ActionKind, ActionRef, ConditionKey, Signal, UnknownKind};
 pub use notify::Notifier;
 pub use report::{ServiceReport, Summary, report};

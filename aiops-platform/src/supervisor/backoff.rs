@@ -42,6 +42,15 @@ impl CrashLoopBackoff {
     pub fn crashes(&self) -> u32 {
         self.crashes
     }
+
+    /// Resumes the count a previous platform run reached (its last crash `ago`): kept when
+    /// that crash is more recent than the reset period, so restarting the platform does not
+    /// reset a crash loop's back-off.
+    pub fn restore(&mut self, crashes: u32, ago: Duration) {
+        if ago < self.reset_after {
+            self.crashes = crashes;
+        }
+    }
 }
 
 /// At most `limit` restarts per `window`, per service: no action storm.
@@ -82,6 +91,21 @@ impl RestartBudget {
         true
     }
 
+    /// Counts the uses a previous platform run made `ages` ago (those still in the window),
+    /// so restarting the platform does not refill the budget.
+    pub fn restore(&mut self, now: Instant, ages: impl IntoIterator<Item = Duration>) {
+        let mut times: Vec<Instant> = ages
+            .into_iter()
+            .filter(|age| *age <= self.window)
+            .filter_map(|age| now.checked_sub(age))
+            .collect();
+        times.sort();
+        let mut merged: Vec<Instant> = self.used.drain(..).chain(times).collect();
+        merged.sort();
+        self.used = merged.into();
+        self.forget_old(now);
+    }
+
     /// Restarts used within the window.
     pub fn used(&mut self, now: Instant) -> u32 {
         self.forget_old(now);
@@ -111,6 +135,37 @@ mod tests {
         assert_eq!(delays, [ms(0), ms(100), ms(200), ms(400), ms(500), ms(500)]);
         // An instance that stayed up long enough starts the count again.
         assert_eq!(b.on_crash(Duration::from_secs(11)), ms(0));
+    }
+
+    #[test]
+    fn a_restored_budget_and_back_off_continue_where_the_last_run_stopped() {
+        let s = Duration::from_secs;
+        let now = Instant::now() + s(3600);
+        let mut budget = RestartBudget::new(3, s(60));
+        // Two uses 10 s and 50 s ago count; one 2 minutes ago is outside the window.
+        budget.restore(now, [s(10), s(120), s(50)]);
+        assert_eq!(budget.used(now), 2);
+        assert!(budget.try_take(now));
+        assert!(
+            !budget.try_take(now),
+            "the restart of the platform did not refill it"
+        );
+        assert!(
+            budget.try_take(now + s(51)),
+            "the oldest restored use expires"
+        );
+
+        let ms = Duration::from_millis;
+        let mut b = CrashLoopBackoff::new(ms(100), ms(10_000), s(10));
+        b.restore(3, s(2));
+        assert_eq!(b.on_crash(ms(5)), ms(400), "crash 4 in a row");
+        let mut old = CrashLoopBackoff::new(ms(100), ms(10_000), s(10));
+        old.restore(3, s(30));
+        assert_eq!(
+            old.on_crash(ms(5)),
+            ms(0),
+            "a crash loop long over starts again"
+        );
     }
 
     #[test]

@@ -578,6 +578,7 @@ mod tests {
             out_for_ms: 1000,
             in_after_ms: 5000,
             cooldown_ms: 2000,
+            ..ScaleConfig::default()
         }
     }
 

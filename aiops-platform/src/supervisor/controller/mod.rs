@@ -40,7 +40,10 @@ const SCALE_TICK: Duration = Duration::from_millis(200);
 struct ServiceState {
     cfg: ServiceConfig,
     mode: RecoveryMode,
+    /// Restarts (crash and hang repair).
     budget: RestartBudget,
+    /// Scale-outs: a budget of their own.
+    scale_budget: RestartBudget,
     /// The template its instances are started from (services with a `command`).
     workload: Option<WorkloadSpec>,
     scale: ScaleTimers,

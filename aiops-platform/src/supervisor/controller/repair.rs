@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::Controller;
 use super::instance::Replacement;
 use crate::config::ErrorBurnAction;
-use crate::incident::{ActionKind, ActionRef, ActionStatus, ConditionKey, Incident};
+use crate::incident::{ActionKind, ActionRef, ActionStatus, BudgetKind, ConditionKey, Incident};
 use crate::instance::InstanceId;
 use crate::store::now_nanos;
 use crate::supervisor::actuator::{Reason, Traffic};
@@ -68,11 +68,20 @@ impl Controller {
         let inst = self.instances.get_mut(id)?;
         let restart_enabled = svc.cfg.recovery.restart;
         let possible = inst.managed && restart_enabled;
+        let now = now_nanos();
         let backoff_delay = if possible {
-            inst.backoff.on_crash(uptime)
+            let delay = inst.backoff.on_crash(uptime);
+            if let Some(db) = &self.db {
+                db.save_crashes(&id.service, id.index, inst.backoff.crashes(), now);
+            }
+            delay
         } else {
             Duration::ZERO
         };
+        let budget_available = possible && svc.budget.try_take(Instant::now());
+        if budget_available && let Some(db) = &self.db {
+            db.save_budget_use(&id.service, BudgetKind::Restart, now);
+        }
         Some(RestartSituation {
             managed: inst.managed,
             restart_enabled,
@@ -81,7 +90,7 @@ impl Controller {
             hung_and_running: inst.status == InstanceStatus::Hung && inst.running,
             kill_first,
             backoff_delay,
-            budget_available: possible && svc.budget.try_take(Instant::now()),
+            budget_available,
         })
     }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::Controller;
 use crate::config::{RecoveryMode, ServiceConfig};
-use crate::incident::{ActionKind, ActionStatus, ConditionKey, Signal};
+use crate::incident::{ActionKind, ActionStatus, BudgetKind, ConditionKey, Signal};
 use crate::instance::InstanceId;
 use crate::store::now_nanos;
 use crate::supervisor::InstanceStatus;
@@ -107,17 +107,20 @@ impl Controller {
             return;
         };
         svc.scale_incident = Some(inc.clone());
-        let skip = if !svc.budget.try_take(Instant::now()) {
-            Some((
-                ActionStatus::Skipped,
-                "restart budget exhausted: not scaled out",
-            ))
-        } else if svc.mode != RecoveryMode::Auto {
+        let skip = if svc.mode != RecoveryMode::Auto {
             Some((
                 ActionStatus::DryRun,
                 "scaling acts only in auto mode: not executed",
             ))
+        } else if !svc.scale_budget.try_take(Instant::now()) {
+            Some((
+                ActionStatus::Skipped,
+                "scaling budget exhausted: not scaled out",
+            ))
         } else {
+            if let Some(db) = &self.db {
+                db.save_budget_use(name, BudgetKind::Scale, now_nanos());
+            }
             None
         };
         let workload = svc.workload.clone();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::instance::Instance;
 use super::{ServiceState, Wiring};
 use crate::config::{RecoveryMode, ServiceConfig, Topology};
-use crate::incident::StoredInstance;
+use crate::incident::{BudgetKind, StoredInstance};
 use crate::instance::InstanceId;
 use crate::supervisor::actuator::{LocalProcessActuator, WorkloadSpec};
 use crate::supervisor::backoff::RestartBudget;
@@ -59,6 +59,31 @@ pub(super) async fn plan(topology: &Topology, wiring: &Wiring) -> Result<Plan, S
         );
         deps.insert(s.name.clone(), transitive_deps(&topology.services, &s.name));
     }
+    // What the previous run spent: its budget uses within their windows, its crash loops.
+    let now = crate::store::now_nanos();
+    let since = |at: u64| Duration::from_nanos(now.saturating_sub(at));
+    if let Some(db) = &wiring.db {
+        let uses = db.budget_uses(now).await?;
+        let started = std::time::Instant::now();
+        for (name, svc) in &mut services {
+            let ages = |kind| {
+                uses.iter()
+                    .filter(|u| &u.service == name && u.budget == kind)
+                    .map(|u| since(u.at_unix_nano))
+                    .collect::<Vec<_>>()
+            };
+            svc.budget.restore(started, ages(BudgetKind::Restart));
+            svc.scale_budget.restore(started, ages(BudgetKind::Scale));
+        }
+    }
+    for (key, stored) in &stored {
+        if let (Some((crashes, at)), Some(inst)) = (
+            stored.crashes,
+            instances.get_mut(&InstanceId::new(key.0.clone(), key.1)),
+        ) {
+            inst.backoff.restore(crashes, since(at));
+        }
+    }
     Ok(Plan {
         services,
         instances,
@@ -78,6 +103,10 @@ pub(super) fn service_state(
         budget: RestartBudget::new(
             s.recovery.restart_budget,
             Duration::from_secs(s.recovery.budget_window_secs),
+        ),
+        scale_budget: RestartBudget::new(
+            s.scale.budget,
+            Duration::from_secs(s.scale.budget_window_secs),
         ),
         workload,
         scale: ScaleTimers::default(),
