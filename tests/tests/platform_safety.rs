@@ -445,3 +445,66 @@ budget_window_secs = 600
         "{attention:?}"
     );
 }
+
+/// `on_error_burn = "restart"` rolls one replica at a time and stops when a restart does not
+/// help: here the errors come from kitchen#1, so restarting kitchen#0 (first in order) does
+/// not halve the 5xx share, and kitchen#1 is left as it is for a human to look at — on the
+/// old policy both were restarted at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_burn_restart_rolls_one_replica_at_a_time_and_stops_when_it_does_not_help() {
+    let p = PlatformProcess::start(&food_service(
+        "kitchen",
+        "replicas = 2\n[service.recovery]\non_error_burn = \"restart\"\n",
+    ));
+    p.wait_all_ready(Duration::from_secs(60)).await;
+    let faulty = p.instance("kitchen#1").await;
+    let faulty_url = faulty["url"].as_str().unwrap().to_owned();
+    set_fault(
+        p.client(),
+        &faulty_url,
+        serde_json::json!({"error_rate": 1.0}),
+    )
+    .await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let inc = loop {
+        for _ in 0..10 {
+            let _ = p
+                .client()
+                .get(format!("{}/restaurants", p.gateway))
+                .send()
+                .await;
+        }
+        let stopped = p.incidents("kitchen").await.into_iter().find(|i| {
+            i["timeline"]
+                .to_string()
+                .contains("rolling restart of kitchen stopped after kitchen#0")
+        });
+        if let Some(i) = stopped {
+            break i;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the roll did not stop: {:#}\n{}",
+            p.incidents("kitchen")
+                .await
+                .first()
+                .cloned()
+                .unwrap_or_default(),
+            p.output()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let timeline = inc["timeline"].to_string();
+    assert!(
+        timeline.contains("rolling restart of kitchen: one instance at a time"),
+        "{inc:#}"
+    );
+    assert_eq!(inc["restarts"], 1, "only kitchen#0 was restarted: {inc:#}");
+    let left = p.instance("kitchen#1").await;
+    assert_eq!(
+        left["pid"], faulty["pid"],
+        "kitchen#1 left as it is: {left:#}"
+    );
+    assert_eq!(left["restarts"], 0, "{left:#}");
+}

@@ -416,6 +416,7 @@ impl Supervision {
             actuator,
             events: tx.clone(),
             routes: routes.clone(),
+            stats: stats.clone(),
             view: view.clone(),
             db: db.clone(),
             notifier: Notifier::new(topology.incidents.webhook.clone()),

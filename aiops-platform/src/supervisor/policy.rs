@@ -334,6 +334,76 @@ pub fn decide_scale(s: &ScaleSituation<'_>) -> ScalePlan {
     hold(timers)
 }
 
+// ----- rolling restart on an error burn -----
+
+/// How long a restarted instance serves, ready, before its effect is judged.
+pub const ROLL_SETTLE: Duration = Duration::from_secs(5);
+/// Requests the judged window needs; fewer, and the judgement waits (up to three settles).
+pub const ROLL_MIN_REQUESTS: u64 = 20;
+
+/// Everything [`decide_roll`] looks at, once the instance restarted last is ready.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RollSituation {
+    /// How long the restarted instance has been ready (`None`: not ready yet).
+    pub ready_for: Option<Duration>,
+    /// The service's 5xx share before the first restart.
+    pub share_before: f64,
+    /// Requests and the 5xx share over the settle period just past.
+    pub requests_after: u64,
+    /// The 5xx share over the settle period just past.
+    pub share_after: f64,
+    /// Instances still to restart.
+    pub more: bool,
+}
+
+/// The next step of a rolling restart.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RollStep {
+    /// Keep waiting.
+    Wait,
+    /// The restart helped (the 5xx share at most half what it was): restart the next one.
+    Next,
+    /// The restart helped and it was the last: done.
+    Done,
+    /// The restart did not help (or nothing could be measured): stop, leave the others.
+    Stop {
+        /// Measured requests after the restart.
+        requests_after: u64,
+    },
+}
+
+/// One replica at a time: a restarted instance must serve, ready, for [`ROLL_SETTLE`], and
+/// the service's 5xx share over that period must be at most half of what it was before the
+/// roll began; otherwise the roll stops (restarting the rest would only add downtime).
+pub fn decide_roll(s: &RollSituation) -> RollStep {
+    let Some(ready_for) = s.ready_for else {
+        return RollStep::Wait;
+    };
+    if ready_for < ROLL_SETTLE {
+        return RollStep::Wait;
+    }
+    if s.requests_after < ROLL_MIN_REQUESTS {
+        return if ready_for < ROLL_SETTLE * 3 {
+            RollStep::Wait
+        } else {
+            RollStep::Stop {
+                requests_after: s.requests_after,
+            }
+        };
+    }
+    if s.share_after <= s.share_before * 0.5 {
+        if s.more {
+            RollStep::Next
+        } else {
+            RollStep::Done
+        }
+    } else {
+        RollStep::Stop {
+            requests_after: s.requests_after,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,6 +717,62 @@ mod tests {
             ..scale_at(&cfg, t0, 5000, 9.0)
         };
         assert_eq!(decide_scale(&starting).decision, ScaleDecision::Hold);
+    }
+
+    #[test]
+    fn a_roll_goes_on_only_while_each_restart_halves_the_error_share() {
+        let ready = |secs| Some(Duration::from_secs(secs));
+        let s = RollSituation {
+            ready_for: ready(6),
+            share_before: 0.4,
+            requests_after: 200,
+            share_after: 0.1,
+            more: true,
+        };
+        assert_eq!(decide_roll(&s), RollStep::Next);
+        assert_eq!(
+            decide_roll(&RollSituation { more: false, ..s }),
+            RollStep::Done
+        );
+        // Not ready, or not ready for long enough: wait.
+        assert_eq!(
+            decide_roll(&RollSituation {
+                ready_for: None,
+                ..s
+            }),
+            RollStep::Wait
+        );
+        assert_eq!(
+            decide_roll(&RollSituation {
+                ready_for: ready(2),
+                ..s
+            }),
+            RollStep::Wait
+        );
+        // No better: stop.
+        assert_eq!(
+            decide_roll(&RollSituation {
+                share_after: 0.3,
+                ..s
+            }),
+            RollStep::Stop {
+                requests_after: 200
+            }
+        );
+        // Too few requests to tell: wait, then stop.
+        let quiet = RollSituation {
+            requests_after: 3,
+            share_after: 0.0,
+            ..s
+        };
+        assert_eq!(decide_roll(&quiet), RollStep::Wait);
+        assert_eq!(
+            decide_roll(&RollSituation {
+                ready_for: ready(16),
+                ..quiet
+            }),
+            RollStep::Stop { requests_after: 3 }
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use super::ledger::IncidentLedger;
 use super::policy::ScaleTimers;
 use super::{Event, SupervisorError, View};
 use crate::config::{RecoveryMode, ServiceConfig, Topology};
-use crate::gateway::Routes;
+use crate::gateway::{RequestStats, Routes};
 use crate::incident::{ActionRef, ActionStatus, IncidentDb, Notifier};
 use crate::instance::InstanceId;
 
@@ -53,6 +53,25 @@ struct ServiceState {
     pending_scale_out: Option<ActionRef>,
     /// Replacements asked for, waiting for their new instance to start.
     pending_replacements: VecDeque<Replacement>,
+    /// A rolling restart on an error burn, one instance at a time.
+    rolling: Option<Rolling>,
+}
+
+/// A rolling restart in progress.
+#[derive(Debug)]
+struct Rolling {
+    /// The incident it serves.
+    incident: String,
+    /// Why, as recorded.
+    why: String,
+    /// The service's 5xx share before the first restart.
+    share_before: f64,
+    /// The instance restarted last, and its generation when it was restarted.
+    current: (InstanceId, u64),
+    /// Since when it has been ready again.
+    ready_since: Option<std::time::Instant>,
+    /// Instances still to restart.
+    queue: VecDeque<InstanceId>,
 }
 
 /// What the controller is wired to.
@@ -64,6 +83,8 @@ pub(super) struct Wiring {
     pub(super) events: mpsc::UnboundedSender<Event>,
     /// The gateway's table, read for in-flight requests per instance.
     pub(super) routes: Arc<Routes>,
+    /// What the gateway's clients saw, read to judge a rolling restart.
+    pub(super) stats: Arc<RequestStats>,
     /// What the API reads.
     pub(super) view: Arc<RwLock<View>>,
     /// Incident tables.
@@ -86,6 +107,7 @@ pub(super) struct Controller {
     lifecycle: Option<LifecycleStream>,
     events: mpsc::UnboundedSender<Event>,
     routes: Arc<Routes>,
+    stats: Arc<RequestStats>,
     view: Arc<RwLock<View>>,
     db: Option<IncidentDb>,
     probe_client: reqwest::Client,
@@ -121,6 +143,7 @@ impl Controller {
             lifecycle: Some(lifecycle),
             events: wiring.events,
             routes: wiring.routes,
+            stats: wiring.stats,
             view: wiring.view,
             db: wiring.db,
             probe_client,
@@ -166,7 +189,10 @@ impl Controller {
             return;
         };
         loop {
-            let scaling = self.services.values().any(|s| scaling::enabled(&s.cfg));
+            let ticking = self
+                .services
+                .values()
+                .any(|s| scaling::enabled(&s.cfg) || s.rolling.is_some());
             tokio::select! {
                 e = rx.recv() => match e {
                     Some(Event::Shutdown { reply }) => {
@@ -178,9 +204,10 @@ impl Controller {
                     None => return,
                 },
                 Some(e) = lifecycle.recv() => self.on_lifecycle(e).await,
-                _ = tick.tick(), if scaling => {
+                _ = tick.tick(), if ticking => {
                     if !self.shutting_down {
                         self.scale_tick();
+                        self.roll_tick();
                     }
                 }
             }

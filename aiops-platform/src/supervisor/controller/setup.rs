@@ -113,6 +113,7 @@ pub(super) fn service_state(
         scale_incident: None,
         pending_scale_out: None,
         pending_replacements: VecDeque::new(),
+        rolling: None,
     }
 }
 

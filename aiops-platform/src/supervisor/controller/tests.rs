@@ -194,6 +194,7 @@ async fn running_controller() -> (
         actuator: engine.clone(),
         events: tx.clone(),
         routes: Arc::new(Routes::new(Balance::RoundRobin)),
+        stats: Arc::default(),
         view: view.clone(),
         db: Some(db.clone()),
         notifier: Notifier::new(None),
