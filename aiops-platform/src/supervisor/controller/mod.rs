@@ -7,6 +7,7 @@
 mod instance;
 mod lifecycle;
 mod repair;
+mod rolling;
 mod scaling;
 mod setup;
 #[cfg(test)]
