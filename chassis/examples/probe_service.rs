@@ -1,6 +1,7 @@
 //! A service exercising every chassis feature; the chassis's integration tests run it.
 //!
-//! `GET /hello/{name}`, `GET /slow?ms=N`, `GET /panic`, `GET /fail`, `POST /items`,
+//! `GET /hello/{name}`, `GET /slow?ms=N`, `GET /block?ms=N` (blocks its worker thread, as a
+//! wedged handler would), `GET /panic`, `GET /fail`, `POST /items`,
 //! `GET /users/{id}`. Readiness check `flag-file` is DOWN while the file named by
 //! `probe.down_file` exists.
 
@@ -34,6 +35,7 @@ async fn main(ctx: ServiceContext) -> aiods::Result<OpenApiRouter> {
         .routes(routes!(hello))
         .routes(routes!(create_item))
         .route("/slow", get(slow))
+        .route("/block", get(block))
         .route("/panic", get(panics))
         .route("/fail", get(fails))
         .route("/users/{id}", get(user))
@@ -96,6 +98,12 @@ struct SlowParams {
 async fn slow(Query(p): Query<SlowParams>) -> String {
     tokio::time::sleep(Duration::from_millis(p.ms)).await;
     format!("slept {}ms", p.ms)
+}
+
+/// Blocks the runtime worker that runs it: what a handler stuck in a blocking call does.
+async fn block(Query(p): Query<SlowParams>) -> String {
+    std::thread::sleep(Duration::from_millis(p.ms));
+    format!("blocked {}ms", p.ms)
 }
 
 async fn panics() -> String {

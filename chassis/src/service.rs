@@ -168,6 +168,9 @@ where
     let telemetry = crate::telemetry::init(&info, &cfg)?;
     let metrics = crate::metrics::install();
     let health = HealthRegistry::new(cfg.health_cache, cfg.health_timeout);
+    if let Some(max_lag) = cfg.health.max_lag() {
+        health.watch_runtime(max_lag);
+    }
     let client = Client::new(&cfg.upstreams, cfg.client_timeout, &cfg.client)
         .map_err(|e| StartError::Service(Box::new(e)))?;
     let ctx = ServiceContext {
