@@ -6,7 +6,9 @@
 //! its context is made current while the request's future runs, so log lines, exceptions,
 //! the chassis client and any `tracing` span a handler opens all attach to it. The response
 //! carries the trace id (`traceresponse` and `x-trace-id` headers). Without a configured
-//! OTLP endpoint the layer passes requests straight through.
+//! OTLP trace exporter no span is made: an inbound `traceparent` is made current as it is (so
+//! log lines and the chassis client carry the caller's ids, and the response its `x-trace-id`),
+//! and a request without one passes straight through.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -61,16 +63,30 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let Some(tracer) = crate::otel::tracer() else {
-            return ResponseFuture {
-                inner: self.inner.call(req),
-                cx: None,
-            };
-        };
         let parent = if req.headers().contains_key("traceparent") {
             TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()))
         } else {
             opentelemetry::Context::new()
+        };
+        let Some(tracer) = crate::otel::tracer() else {
+            // No exporter: no span of our own, but the caller's context is carried on, as the
+            // OpenTelemetry API does without an SDK, so logs and outgoing calls keep its ids.
+            if !parent.span().span_context().is_valid() {
+                return ResponseFuture {
+                    inner: self.inner.call(req),
+                    cx: None,
+                    recording: false,
+                };
+            }
+            let inner = {
+                let _entered = parent.clone().attach();
+                self.inner.call(req)
+            };
+            return ResponseFuture {
+                inner,
+                cx: Some(parent),
+                recording: false,
+            };
         };
         let method = super::http_metrics::method_label(req.method());
         let route = super::route_of(&req);
@@ -107,6 +123,7 @@ where
         ResponseFuture {
             inner,
             cx: Some(cx),
+            recording: true,
         }
     }
 }
@@ -183,6 +200,8 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         cx: Option<opentelemetry::Context>,
+        // Whether `cx` holds our own server span (false: the caller's context, carried on).
+        recording: bool,
     }
 }
 
@@ -201,6 +220,17 @@ where
             let _entered = cx.clone().attach();
             std::task::ready!(this.inner.poll(task))
         };
+        if !*this.recording {
+            let mut result = result;
+            if let (Some(cx), Ok(response)) = (this.cx.take(), &mut result) {
+                let mut id = [0u8; 32];
+                write_hex(&mut id, &cx.span().span_context().trace_id().to_bytes());
+                if let Ok(v) = HeaderValue::from_bytes(&id) {
+                    response.headers_mut().insert("x-trace-id", v);
+                }
+            }
+            return Poll::Ready(result);
+        }
         if let Some(cx) = this.cx.take() {
             let span = cx.span();
             let mut result = result;
