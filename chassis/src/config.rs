@@ -136,7 +136,8 @@ pub struct ChassisConfig {
     pub port: u16,
     /// The environment name (`AIODS_ENV`), default `development`.
     pub env: String,
-    /// The instance id (`AIODS_INSTANCE_ID`), default a random UUID.
+    /// The instance id (`AIODS_INSTANCE_ID`), default `service.instance.id` in
+    /// `OTEL_RESOURCE_ATTRIBUTES`, else a random UUID.
     pub instance_id: Option<String>,
     /// How long in-flight requests may take to finish after SIGTERM (`AIODS_SHUTDOWN_GRACE`).
     #[serde(with = "humantime_serde")]

@@ -145,10 +145,11 @@ where
     F: FnOnce(ServiceContext) -> Fut,
     Fut: Future<Output = Result<ServiceParts, BoxError>>,
 {
-    let name = std::env::var("OTEL_SERVICE_NAME")
-        .ok()
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| spec.name.to_owned());
+    let name = crate::info::pick(
+        std::env::var("OTEL_SERVICE_NAME").ok(),
+        crate::otel::resource_attribute("service.name"),
+        || spec.name.to_owned(),
+    );
     // reqwest and sentry are built without a default TLS provider; ring is ours. An error
     // only means one is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -158,10 +159,11 @@ where
     let info = Arc::new(ServiceInfo {
         name: name.clone(),
         version: spec.version.to_owned(),
-        instance_id: cfg
-            .instance_id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        instance_id: crate::info::pick(
+            cfg.instance_id.clone(),
+            crate::otel::resource_attribute("service.instance.id"),
+            || uuid::Uuid::new_v4().to_string(),
+        ),
         start_time: now_rfc3339(),
         env: cfg.env.clone(),
     });

@@ -364,3 +364,50 @@ async fn metrics_can_also_be_pushed_over_otlp() {
     );
     assert!(otlp.spans().is_empty(), "traces were turned off");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_instance_id_of_otel_resource_attributes_wins_over_a_random_one() {
+    let otlp = OtlpReceiver::start().await;
+    let endpoint = otlp.endpoint();
+    let sentry = SentryReceiver::start().await;
+    let dsn = sentry.dsn();
+    let svc = Service::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("SENTRY_DSN", &dsn),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.instance.id=pod-7,team=delivery",
+        ),
+    ]);
+    let info: serde_json::Value = client()
+        .get(svc.url("/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["instance_id"], "pod-7");
+    let started = svc
+        .wait_for_log(|v| v["message"] == "service started", WAIT)
+        .unwrap();
+    assert_eq!(started["instance_id"], "pod-7");
+
+    let res = client().get(svc.url("/panic")).send().await.unwrap();
+    let trace_id = res.headers()["x-trace-id"].to_str().unwrap().to_owned();
+    let spans = otlp
+        .wait_spans(WAIT, |s| s.iter().any(|s| s.trace_id() == trace_id))
+        .await;
+    let span = spans.iter().find(|s| s.trace_id() == trace_id).unwrap();
+    assert_eq!(
+        span.resource_attr("service.instance.id").as_deref(),
+        Some("pod-7")
+    );
+    assert_eq!(span.resource_attr("team").as_deref(), Some("delivery"));
+    let envelopes = sentry
+        .wait(WAIT, |e| e.iter().any(|e| e.event().is_some()))
+        .await;
+    let event = envelopes.iter().find_map(|e| e.event()).expect("an event");
+    assert_eq!(event["tags"]["instance"], "pod-7");
+    assert_eq!(event["server_name"], "pod-7");
+}
