@@ -411,3 +411,81 @@ async fn the_instance_id_of_otel_resource_attributes_wins_over_a_random_one() {
     assert_eq!(event["tags"]["instance"], "pod-7");
     assert_eq!(event["server_name"], "pod-7");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_5xx_error_is_a_sentry_event_with_its_trace_id_and_the_client_sees_no_detail() {
+    let sentry = SentryReceiver::start().await;
+    let dsn = sentry.dsn();
+    let otlp = OtlpReceiver::start().await;
+    let endpoint = otlp.endpoint();
+    let svc = Service::start(&[
+        ("SENTRY_DSN", &dsn),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+    ]);
+    let res = client().get(svc.url("/fail")).send().await.unwrap();
+    assert_eq!(res.status(), 500);
+    let trace_id = res.headers()["x-trace-id"].to_str().unwrap().to_owned();
+    let body = res.text().await.unwrap();
+    assert!(!body.contains("password"), "no detail leaks: {body}");
+
+    let envelopes = sentry
+        .wait(WAIT, |e| e.iter().any(|e| e.event().is_some()))
+        .await;
+    let events: Vec<_> = envelopes.iter().filter_map(|e| e.event()).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = events[0];
+    assert_eq!(event["tags"]["trace_id"], trace_id.as_str());
+    assert_eq!(event["tags"]["span_id"].as_str().map(str::len), Some(16));
+    assert_eq!(event["tags"]["service"], "probe");
+    assert_eq!(event["tags"]["route"], "/fail");
+    assert_eq!(event["transaction"], "/fail");
+    let exception = &event["exception"]["values"][0];
+    assert_eq!(exception["type"], "aiods::Error::Internal");
+    assert!(
+        exception["value"]
+            .as_str()
+            .unwrap()
+            .contains("secret database password rejected"),
+        "the report has the cause: {exception}"
+    );
+    assert!(
+        exception["stacktrace"]["frames"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty()),
+        "a stack trace"
+    );
+    assert_eq!(
+        event["fingerprint"],
+        serde_json::json!(["aiods::Error::Internal", "/fail"])
+    );
+    // The span of the same request carries the exception too.
+    let spans = otlp
+        .wait_spans(WAIT, |s| s.iter().any(|s| s.trace_id() == trace_id))
+        .await;
+    let span = spans.iter().find(|s| s.trace_id() == trace_id).unwrap();
+    assert!(span.span.events.iter().any(|e| e.name == "exception"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_an_exporter_a_5xx_event_carries_the_inbound_trace_id() {
+    let sentry = SentryReceiver::start().await;
+    let dsn = sentry.dsn();
+    let svc = Service::start(&[("SENTRY_DSN", &dsn)]);
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let res = client()
+        .get(svc.url("/fail"))
+        .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 500);
+    let envelopes = sentry
+        .wait(WAIT, |e| e.iter().any(|e| e.event().is_some()))
+        .await;
+    let event = envelopes
+        .iter()
+        .find_map(|e| e.event())
+        .expect("the 5xx is an event");
+    assert_eq!(event["tags"]["trace_id"], trace);
+    assert_eq!(event["tags"]["span_id"], "b7ad6b7169203331");
+}
