@@ -158,6 +158,9 @@ pub struct ChassisConfig {
     pub log_format: LogFormat,
     /// Whether each request is logged (`AIODS_ACCESS_LOG`), default true.
     pub access_log: bool,
+    /// Whether the chassis's probe and scrape endpoints (`/health`, `/health/live`,
+    /// `/health/ready`, `/metrics`) get server spans too (`AIODS_TRACE_PROBES`), default false.
+    pub trace_probes: bool,
     /// Base URLs of other services, by name (`AIODS_UPSTREAMS__KITCHEN=http://…`).
     pub upstreams: std::collections::BTreeMap<String, String>,
     /// Timeout of a call through the chassis client (`AIODS_CLIENT_TIMEOUT`).
@@ -219,6 +222,7 @@ impl Default for ChassisConfig {
             health: HealthConfig::default(),
             log_format: LogFormat::Json,
             access_log: true,
+            trace_probes: false,
             upstreams: Default::default(),
             client_timeout: Duration::from_secs(5),
             body_limit: 2 * 1024 * 1024,

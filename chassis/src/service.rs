@@ -282,7 +282,7 @@ fn assemble(
     // separate calls cost seven boxed clones per request. Outermost first: the server span
     // wraps everything else, the access log line included.
     let stack = tower::ServiceBuilder::new()
-        .layer(ServerSpanLayer)
+        .layer(ServerSpanLayer::new().with_probes(cfg.trace_probes))
         .option_layer(cfg.access_log.then_some(AccessLogLayer))
         .layer(HttpMetricsLayer)
         .layer(ExceptionLayer)

@@ -497,3 +497,42 @@ async fn without_an_exporter_a_5xx_event_carries_the_inbound_trace_id() {
     assert_eq!(event["tags"]["trace_id"], trace);
     assert_eq!(event["tags"]["span_id"], "b7ad6b7169203331");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_and_scrapes_are_not_traced_unless_asked() {
+    for (trace_probes, expected) in [
+        ("false", vec!["GET /hello/{name}"]),
+        (
+            "true",
+            vec![
+                "GET /health",
+                "GET /health/live",
+                "GET /health/ready",
+                "GET /hello/{name}",
+                "GET /metrics",
+            ],
+        ),
+    ] {
+        let otlp = OtlpReceiver::start().await;
+        let endpoint = otlp.endpoint();
+        let mut svc = Service::start(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("AIODS_TRACE_PROBES", trace_probes),
+        ]);
+        for path in [
+            "/health/live",
+            "/health/ready",
+            "/health",
+            "/metrics",
+            "/hello/ann",
+        ] {
+            let res = client().get(svc.url(path)).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+        }
+        svc.signal("TERM");
+        assert_eq!(svc.wait_exit(WAIT).and_then(|s| s.code()), Some(0));
+        let mut names: Vec<String> = otlp.spans().iter().map(|s| s.span.name.clone()).collect();
+        names.sort();
+        assert_eq!(names, expected, "AIODS_TRACE_PROBES={trace_probes}");
+    }
+}
