@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::app::AppState;
+use crate::exposition::write_family;
 use crate::problem::Problem;
 use crate::store::{LogQuery, MetricQuery, Severity, now_nanos, rfc3339};
 
@@ -270,16 +271,28 @@ pub async fn self_metrics(State(state): State<AppState>) -> Response {
     let stats = serde_json::to_value(state.store.stats.snapshot()).unwrap_or_default();
     let counts = serde_json::to_value(state.store.counts()).unwrap_or_default();
     let mut out = String::new();
-    for (prefix, kind, value) in [
-        ("aiops_", "counter", &stats),
-        ("aiops_stored_", "gauge", &counts),
-    ] {
+    type Help = fn(&str) -> Option<&'static str>;
+    let families: [(&str, &str, &serde_json::Value, Help); 2] = [
+        (
+            "aiops_",
+            "counter",
+            &stats,
+            crate::store::StatsSnapshot::help,
+        ),
+        (
+            "aiops_stored_",
+            "gauge",
+            &counts,
+            crate::store::StoredCounts::help,
+        ),
+    ];
+    for (prefix, kind, value, help) in families {
         if let Some(map) = value.as_object() {
             for (k, v) in map {
                 let suffix = if kind == "counter" { "_total" } else { "" };
-                out.push_str(&format!(
-                    "# TYPE {prefix}{k}{suffix} {kind}\n{prefix}{k}{suffix} {v}\n"
-                ));
+                let name = format!("{prefix}{k}{suffix}");
+                write_family(&mut out, &name, kind, help(k).unwrap_or("Undocumented."));
+                out.push_str(&format!("{name} {v}\n"));
             }
         }
     }
@@ -298,23 +311,22 @@ pub async fn self_metrics(State(state): State<AppState>) -> Response {
         ),
         (
             "aiops_services_refused_total",
-            "telemetry of new services refused: the discovered-services cap was reached",
+            "Telemetry of new services refused: the discovered-services cap was reached.",
             services_refused,
         ),
         (
             "aiops_request_series_refused_total",
-            "request-histogram series refused by the detection accounting's cap",
+            "Request-histogram series refused by the detection accounting's cap.",
             refused.series,
         ),
         (
             "aiops_request_services_refused_total",
-            "request facts of services past the detection accounting's cap",
+            "Request facts of services past the detection accounting's cap.",
             refused.services,
         ),
     ] {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
-        ));
+        write_family(&mut out, name, "counter", help);
+        out.push_str(&format!("{name} {v}\n"));
     }
     if let Some(s) = &state.supervision {
         s.stats.render(&mut out);

@@ -10,6 +10,7 @@ use crate::cli_client::{
     TracesArgs,
 };
 use crate::config::Topology;
+use crate::log_format::LogFormat;
 use crate::platform::{Platform, TokenSource};
 use clap::{Args, Parser, Subcommand};
 
@@ -59,6 +60,10 @@ struct UpArgs {
     /// Listener address, overriding `[platform] listen` (port 0 picks a free port).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Log lines on stderr: `text` (coloured only on a terminal) or `json` (one object per
+    /// line, as the services write).
+    #[arg(long, value_enum, env = "AIOPS_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 /// `aiops logs`: a group, so other log verbs can sit beside the listing.
@@ -162,13 +167,7 @@ fn read(fut: impl Future<Output = Result<(), cli_client::ClientError>>) -> ExitC
 }
 
 fn up(args: UpArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    crate::log_format::install(args.log_format);
     let mut topology = match &args.config {
         Some(path) => match Topology::load(path) {
             Ok(t) => t,

@@ -1,4 +1,5 @@
-//! A parser for the Prometheus text exposition format (version 0.0.4).
+//! A parser for the Prometheus text exposition format (version 0.0.4), and the writer of a
+//! family's `# HELP` / `# TYPE` lines.
 //!
 //! Why not `prometheus-parse`: version 0.2 cuts a sample's label set at the first `}`, so a
 //! label value holding a brace — every route template the aiods chassis exports, such as
@@ -7,6 +8,20 @@
 //! escapes, `# TYPE` lines giving each family's kind, optional timestamps, `+Inf`/`-Inf`/`NaN`.
 
 use std::collections::{BTreeMap, HashMap};
+
+/// Writes the `# HELP` and `# TYPE` lines of a family: `promtool check metrics` wants both.
+pub fn write_family(out: &mut String, name: &str, kind: &str, help: &str) {
+    out.push_str("# HELP ");
+    out.push_str(name);
+    out.push(' ');
+    // HELP text escapes only `\\` and newlines.
+    out.push_str(&help.replace('\\', "\\\\").replace('\n', "\\n"));
+    out.push_str("\n# TYPE ");
+    out.push_str(name);
+    out.push(' ');
+    out.push_str(kind);
+    out.push('\n');
+}
 
 /// One sample line.
 #[derive(Debug, Clone, PartialEq)]

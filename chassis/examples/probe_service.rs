@@ -1,7 +1,8 @@
 //! A service exercising every chassis feature; the chassis's integration tests run it.
 //!
-//! `GET /hello/{name}`, `GET /slow?ms=N`, `GET /panic`, `GET /fail`, `POST /items`,
-//! `GET /users/{id}`. Readiness check `flag-file` is DOWN while the file named by
+//! `GET /hello/{name}`, `GET /slow?ms=N`, `GET /block?ms=N` (blocks its worker thread, as a
+//! wedged handler would), `GET /panic`, `GET /fail`, `POST /items`,
+//! `GET /users/{id}`, `GET /layers` (the `probe.layers` table of the configuration). Readiness check `flag-file` is DOWN while the file named by
 //! `probe.down_file` exists.
 
 use std::time::Duration;
@@ -14,11 +15,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Default, Deserialize)]
 struct ProbeConfig {
     down_file: Option<String>,
+    /// Free keys echoed by `GET /layers`, to show which configuration layer set each.
+    #[serde(default)]
+    layers: std::collections::BTreeMap<String, String>,
 }
 
 #[aiods::service(name = "probe")]
 async fn main(ctx: ServiceContext) -> aiods::Result<OpenApiRouter> {
     let cfg: ProbeConfig = ctx.settings().section_or_default("probe")?;
+    let layers = Json(cfg.layers.clone());
     if let Some(file) = cfg.down_file {
         ctx.health().register("flag-file", move || {
             let file = file.clone();
@@ -34,6 +39,8 @@ async fn main(ctx: ServiceContext) -> aiods::Result<OpenApiRouter> {
         .routes(routes!(hello))
         .routes(routes!(create_item))
         .route("/slow", get(slow))
+        .route("/block", get(block))
+        .route("/layers", get(move || async move { layers }))
         .route("/panic", get(panics))
         .route("/fail", get(fails))
         .route("/users/{id}", get(user))
@@ -96,6 +103,12 @@ struct SlowParams {
 async fn slow(Query(p): Query<SlowParams>) -> String {
     tokio::time::sleep(Duration::from_millis(p.ms)).await;
     format!("slept {}ms", p.ms)
+}
+
+/// Blocks the runtime worker that runs it: what a handler stuck in a blocking call does.
+async fn block(Query(p): Query<SlowParams>) -> String {
+    std::thread::sleep(Duration::from_millis(p.ms));
+    format!("blocked {}ms", p.ms)
 }
 
 async fn panics() -> String {

@@ -3,7 +3,8 @@
 //! Base URLs come from configuration (`upstreams.<name>`, or `AIODS_UPSTREAMS__<NAME>`). Every
 //! call:
 //! - injects the W3C `traceparent` of a client span, child of the current request's span, so
-//!   one request is one trace across services;
+//!   one request is one trace across services (without a trace exporter, the request's own
+//!   inbound `traceparent` is forwarded as it is);
 //! - records `http_client_request_duration_seconds` (method, upstream, status);
 //! - has a timeout (`client_timeout`);
 //! - is retried with jittered exponential back-off when that is safe: idempotent methods on
@@ -263,6 +264,13 @@ impl Client {
             TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(&mut headers));
             cx
         });
+        if span_cx.is_none() {
+            // No exporter: forward the request's context (the caller's) as it is.
+            TraceContextPropagator::new().inject_context(
+                &opentelemetry::Context::current(),
+                &mut HeaderInjector(&mut headers),
+            );
+        }
         let mut request = self
             .http
             .request(method.clone(), url.clone())

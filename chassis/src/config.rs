@@ -136,7 +136,8 @@ pub struct ChassisConfig {
     pub port: u16,
     /// The environment name (`AIODS_ENV`), default `development`.
     pub env: String,
-    /// The instance id (`AIODS_INSTANCE_ID`), default a random UUID.
+    /// The instance id (`AIODS_INSTANCE_ID`), default `service.instance.id` in
+    /// `OTEL_RESOURCE_ATTRIBUTES`, else a random UUID.
     pub instance_id: Option<String>,
     /// How long in-flight requests may take to finish after SIGTERM (`AIODS_SHUTDOWN_GRACE`).
     #[serde(with = "humantime_serde")]
@@ -151,10 +152,15 @@ pub struct ChassisConfig {
     /// Default timeout of a readiness check (`AIODS_HEALTH_TIMEOUT`).
     #[serde(with = "humantime_serde")]
     pub health_timeout: Duration,
+    /// Liveness settings (`[health]`, `AIODS_HEALTH__MAX_LAG_MS`).
+    pub health: HealthConfig,
     /// Log format: `json` (default) or `text`.
     pub log_format: LogFormat,
     /// Whether each request is logged (`AIODS_ACCESS_LOG`), default true.
     pub access_log: bool,
+    /// Whether the chassis's probe and scrape endpoints (`/health`, `/health/live`,
+    /// `/health/ready`, `/metrics`) get server spans too (`AIODS_TRACE_PROBES`), default false.
+    pub trace_probes: bool,
     /// Base URLs of other services, by name (`AIODS_UPSTREAMS__KITCHEN=http://…`).
     pub upstreams: std::collections::BTreeMap<String, String>,
     /// Timeout of a call through the chassis client (`AIODS_CLIENT_TIMEOUT`).
@@ -166,6 +172,30 @@ pub struct ChassisConfig {
     pub faults: crate::faults::FaultConfig,
     /// The chassis client's retries and circuit breaker (`[client]`).
     pub client: crate::client::ClientConfig,
+}
+
+/// Liveness settings (`[health]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HealthConfig {
+    /// How late the runtime may run its heartbeat task before liveness is DOWN, in
+    /// milliseconds (`AIODS_HEALTH__MAX_LAG_MS`), default 1000; 0 turns the check off.
+    pub max_lag_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            max_lag_ms: u64::try_from(crate::liveness::DEFAULT_MAX_LAG.as_millis()).unwrap_or(1000),
+        }
+    }
+}
+
+impl HealthConfig {
+    /// The allowed lag, `None` when the check is off.
+    pub fn max_lag(&self) -> Option<Duration> {
+        (self.max_lag_ms > 0).then(|| Duration::from_millis(self.max_lag_ms))
+    }
 }
 
 /// The format of log lines on stdout.
@@ -189,8 +219,10 @@ impl Default for ChassisConfig {
             shutdown_delay: Duration::ZERO,
             health_cache: Duration::from_millis(500),
             health_timeout: Duration::from_secs(2),
+            health: HealthConfig::default(),
             log_format: LogFormat::Json,
             access_log: true,
+            trace_probes: false,
             upstreams: Default::default(),
             client_timeout: Duration::from_secs(5),
             body_limit: 2 * 1024 * 1024,
@@ -212,6 +244,12 @@ impl ChassisConfig {
             return Err(ConfigError::OutOfRange {
                 key: "shutdown_grace",
                 reason: "must be at most 1h".into(),
+            });
+        }
+        if self.health.max_lag_ms > 3_600_000 {
+            return Err(ConfigError::OutOfRange {
+                key: "health.max_lag_ms",
+                reason: "must be at most 3600000 (1h)".into(),
             });
         }
         if self.faults.enabled && self.faults.token.as_deref().is_none_or(str::is_empty) {
@@ -261,6 +299,16 @@ mod tests {
     fn durations_are_human() {
         let s = settings(&[("shutdown_grace", "250ms")]).expect("valid");
         assert_eq!(s.chassis().shutdown_grace, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn the_liveness_lag_defaults_to_a_second_and_zero_turns_it_off() {
+        let s = settings(&[]).expect("defaults are valid");
+        assert_eq!(s.chassis().health.max_lag(), Some(Duration::from_secs(1)));
+        let s = settings(&[("health.max_lag_ms", "0")]).expect("valid");
+        assert_eq!(s.chassis().health.max_lag(), None);
+        let err = settings(&[("health.max_lag_ms", "-5")]).expect_err("negative");
+        assert!(err.to_string().contains("max_lag_ms"), "{err}");
     }
 
     #[test]

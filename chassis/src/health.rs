@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+use crate::liveness::{Heartbeat, Verdict};
+
 type CheckFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 type CheckFn = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
 
@@ -67,6 +69,7 @@ struct Inner {
     default_timeout: Duration,
     shutting_down: AtomicBool,
     live: AtomicBool,
+    heartbeat: std::sync::OnceLock<Arc<Heartbeat>>,
 }
 
 /// The registry of readiness checks of a service. Cheap to clone.
@@ -103,6 +106,7 @@ impl HealthRegistry {
                 default_timeout,
                 shutting_down: AtomicBool::new(false),
                 live: AtomicBool::new(true),
+                heartbeat: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -156,14 +160,39 @@ impl HealthRegistry {
         self.inner.shutting_down.load(Ordering::SeqCst)
     }
 
-    /// Sets whether the process reports itself live (fault injection turns this off for a hang).
+    /// Sets whether the process reports itself live: a service that knows it cannot recover
+    /// (a poisoned state, say) turns liveness DOWN so that it is restarted.
     pub fn set_live(&self, live: bool) {
         self.inner.live.store(live, Ordering::SeqCst);
     }
 
+    /// Starts watching the current Tokio runtime: liveness is DOWN when it fails to run a
+    /// heartbeat task within `max_lag` (see [`crate::liveness`]). Once per registry; the
+    /// chassis calls it when the service starts, unless `health.max_lag_ms` is 0.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    pub fn watch_runtime(&self, max_lag: Duration) {
+        let _ = self
+            .inner
+            .heartbeat
+            .get_or_init(|| Heartbeat::start(max_lag));
+    }
+
+    /// Liveness now: the runtime's heartbeat, and what [`set_live`](Self::set_live) said.
+    pub fn liveness(&self) -> Verdict {
+        if !self.inner.live.load(Ordering::SeqCst) {
+            return Verdict::Declared;
+        }
+        self.inner
+            .heartbeat
+            .get()
+            .map_or(Verdict::Up, |h| h.verdict())
+    }
+
     /// Whether the process reports itself live.
     pub fn is_live(&self) -> bool {
-        self.inner.live.load(Ordering::SeqCst)
+        self.liveness().is_up()
     }
 
     /// Runs the checks (or reuses a fresh result) and reports readiness.

@@ -22,7 +22,7 @@
 //!
 //! | endpoint | what |
 //! |---|---|
-//! | `GET /health/live` | 200 `{"status":"UP"}` while the process can serve |
+//! | `GET /health/live` | 200 `{"status":"UP"}` while the runtime runs its tasks in time ([`liveness`]) |
 //! | `GET /health/ready` | 200 when every readiness check passes, else 503 with each check |
 //! | `GET /health` | both, like Spring Boot Actuator |
 //! | `GET /metrics` | Prometheus text, HTTP metrics per the OpenTelemetry conventions |
@@ -98,6 +98,7 @@ pub mod faults;
 pub mod health;
 pub mod info;
 pub mod layers;
+pub mod liveness;
 pub mod log_writer;
 pub mod logging;
 pub mod metrics;

@@ -76,12 +76,10 @@ fn describe() {
         "Telemetry items dropped because a queue was full or a backend failed."
     );
     describe_counter!(EXCEPTIONS, "Exceptions captured (panics and 5xx errors).");
-    process::describe();
 }
 
 /// Renders the exposition text: the recorder's metrics plus the process metrics.
 pub fn render(handle: &PrometheusHandle) -> String {
-    process::collect();
     metrics::counter!(TELEMETRY_DROPPED, "signal" => "logs")
         .absolute(crate::logging::dropped_lines());
     metrics::counter!(TELEMETRY_DROPPED, "signal" => "spans")
@@ -90,38 +88,21 @@ pub fn render(handle: &PrometheusHandle) -> String {
         .absolute(crate::otel::dropped_log_records());
     metrics::counter!(TELEMETRY_DROPPED, "signal" => "exceptions")
         .absolute(crate::exceptions::dropped_events());
-    handle.render()
+    let mut text = handle.render();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    process::render(&process::collect(), &mut text);
+    text
 }
 
-/// Process CPU, memory and start time, read from `/proc` on each scrape.
+/// Process CPU, memory and start time, read from `/proc` on each scrape and rendered as text
+/// beside the recorder's: the `metrics` facade's counters are integers, and CPU seconds are not,
+/// yet `process_cpu_seconds_total` must be typed `counter` (promtool refuses a `_total` gauge,
+/// and `rate()` needs a counter).
 mod process {
+    use std::fmt::Write as _;
     use std::sync::OnceLock;
-
-    pub(super) fn describe() {
-        use metrics::{Unit, describe_gauge};
-        describe_gauge!(
-            "process_cpu_seconds_total",
-            Unit::Seconds,
-            "Total user and system CPU time spent in seconds."
-        );
-        describe_gauge!(
-            "process_resident_memory_bytes",
-            Unit::Bytes,
-            "Resident memory size in bytes."
-        );
-        describe_gauge!(
-            "process_virtual_memory_bytes",
-            Unit::Bytes,
-            "Virtual memory size in bytes."
-        );
-        describe_gauge!(
-            "process_start_time_seconds",
-            Unit::Seconds,
-            "Start time of the process since unix epoch in seconds."
-        );
-        describe_gauge!("process_open_fds", "Number of open file descriptors.");
-        describe_gauge!("process_threads", "Number of OS threads in the process.");
-    }
 
     static START: OnceLock<f64> = OnceLock::new();
 
@@ -135,37 +116,89 @@ mod process {
         });
     }
 
-    pub(super) fn collect() {
+    /// One process metric family: name, type, help, value.
+    pub(super) struct Family {
+        pub(super) name: &'static str,
+        pub(super) kind: &'static str,
+        pub(super) help: &'static str,
+        pub(super) value: f64,
+    }
+
+    /// Reads the process metrics; a value `/proc` does not give is left out.
+    pub(super) fn collect() -> Vec<Family> {
         mark_start();
-        if let Some(start) = START.get() {
-            metrics::gauge!("process_start_time_seconds").set(*start);
-        }
-        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-            return;
+        let mut out = Vec::with_capacity(6);
+        let mut push = |name, kind, help, value: Option<f64>| {
+            if let Some(value) = value {
+                out.push(Family {
+                    name,
+                    kind,
+                    help,
+                    value,
+                });
+            }
         };
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
         // Fields after the parenthesised command name; see proc(5).
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            return;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
         let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
         // Linux reports these in clock ticks (USER_HZ, 100 on every mainstream platform).
         const TICKS: f64 = 100.0;
-        if let (Some(utime), Some(stime)) = (field(14), field(15)) {
-            // A gauge because the `metrics` facade's counters are integers; the value only grows.
-            metrics::gauge!("process_cpu_seconds_total").set((utime + stime) / TICKS);
-        }
-        if let Some(threads) = field(20) {
-            metrics::gauge!("process_threads").set(threads);
-        }
-        if let Some(vsize) = field(23) {
-            metrics::gauge!("process_virtual_memory_bytes").set(vsize);
-        }
-        if let Some(rss_pages) = field(24) {
-            metrics::gauge!("process_resident_memory_bytes").set(rss_pages * 4096.0);
-        }
-        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-            metrics::gauge!("process_open_fds").set(fds.count() as f64);
+        push(
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            field(14).zip(field(15)).map(|(u, s)| (u + s) / TICKS),
+        );
+        push(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            field(24).map(|pages| pages * 4096.0),
+        );
+        push(
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            field(23),
+        );
+        push(
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            START.get().copied(),
+        );
+        push(
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            std::fs::read_dir("/proc/self/fd")
+                .ok()
+                .map(|fds| fds.count() as f64),
+        );
+        push(
+            "process_threads",
+            "gauge",
+            "Number of OS threads in the process.",
+            field(20),
+        );
+        out
+    }
+
+    /// Appends the families in the Prometheus text format.
+    pub(super) fn render(families: &[Family], out: &mut String) {
+        for f in families {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n",
+                name = f.name,
+                help = f.help,
+                kind = f.kind,
+                value = f.value
+            );
         }
     }
 }
@@ -175,4 +208,23 @@ pub(crate) use process::mark_start;
 /// Counts one captured exception of `kind` in `aiods_exceptions_total`.
 pub(crate) fn count_exception(kind: &'static str) {
     metrics::counter!(EXCEPTIONS, "type" => kind).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn process_cpu_is_a_counter_and_every_family_has_help() {
+        let families = super::process::collect();
+        let cpu = families
+            .iter()
+            .find(|f| f.name == "process_cpu_seconds_total")
+            .expect("cpu time on Linux");
+        assert_eq!(cpu.kind, "counter");
+        let mut text = String::new();
+        super::process::render(&families, &mut text);
+        for f in &families {
+            assert!(text.contains(&format!("# HELP {} ", f.name)), "{text}");
+            assert!(text.contains(&format!("# TYPE {} {}\n", f.name, f.kind)));
+        }
+    }
 }

@@ -38,18 +38,18 @@ pub(crate) fn chassis_routes(state: ChassisState) -> (Router, utoipa::openapi::O
         .split_for_parts()
 }
 
-/// Liveness: 200 while the process can serve.
+/// Liveness: 200 while the runtime runs its tasks in time, else 503 with the reason.
 #[utoipa::path(get, path = "/health/live", tag = "chassis",
-    responses((status = 200, description = "The process is live"), (status = 503, description = "The process is not live")))]
+    responses((status = 200, description = "The process is live"), (status = 503, description = "The process is not live: its runtime stalled beyond the allowed lag, or it declared itself not live")))]
 async fn live(State(s): State<ChassisState>) -> Response {
-    if s.health.is_live() {
-        Json(json!({"status": Status::Up})).into_response()
-    } else {
-        (
+    let verdict = s.health.liveness();
+    match verdict.reason() {
+        None => Json(json!({"status": Status::Up})).into_response(),
+        Some(error) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": Status::Down})),
+            Json(json!({"status": Status::Down, "error": error})),
         )
-            .into_response()
+            .into_response(),
     }
 }
 
@@ -69,7 +69,8 @@ async fn ready(State(s): State<ChassisState>) -> Response {
 #[utoipa::path(get, path = "/health", tag = "chassis",
     responses((status = 200, description = "Live and ready"), (status = 503, description = "Not live or not ready")))]
 async fn health(State(s): State<ChassisState>) -> Response {
-    let live = if s.health.is_live() {
+    let verdict = s.health.liveness();
+    let live = if verdict.is_up() {
         Status::Up
     } else {
         Status::Down
@@ -87,7 +88,10 @@ async fn health(State(s): State<ChassisState>) -> Response {
     let body = json!({
         "status": overall,
         "components": {
-            "liveness": {"status": live},
+            "liveness": match verdict.reason() {
+                None => json!({"status": live}),
+                Some(error) => json!({"status": live, "error": error}),
+            },
             "readiness": readiness,
         }
     });

@@ -145,10 +145,11 @@ where
     F: FnOnce(ServiceContext) -> Fut,
     Fut: Future<Output = Result<ServiceParts, BoxError>>,
 {
-    let name = std::env::var("OTEL_SERVICE_NAME")
-        .ok()
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| spec.name.to_owned());
+    let name = crate::info::pick(
+        std::env::var("OTEL_SERVICE_NAME").ok(),
+        crate::otel::resource_attribute("service.name"),
+        || spec.name.to_owned(),
+    );
     // reqwest and sentry are built without a default TLS provider; ring is ours. An error
     // only means one is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -158,16 +159,20 @@ where
     let info = Arc::new(ServiceInfo {
         name: name.clone(),
         version: spec.version.to_owned(),
-        instance_id: cfg
-            .instance_id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        instance_id: crate::info::pick(
+            cfg.instance_id.clone(),
+            crate::otel::resource_attribute("service.instance.id"),
+            || uuid::Uuid::new_v4().to_string(),
+        ),
         start_time: now_rfc3339(),
         env: cfg.env.clone(),
     });
     let telemetry = crate::telemetry::init(&info, &cfg)?;
     let metrics = crate::metrics::install();
     let health = HealthRegistry::new(cfg.health_cache, cfg.health_timeout);
+    if let Some(max_lag) = cfg.health.max_lag() {
+        health.watch_runtime(max_lag);
+    }
     let client = Client::new(&cfg.upstreams, cfg.client_timeout, &cfg.client)
         .map_err(|e| StartError::Service(Box::new(e)))?;
     let ctx = ServiceContext {
@@ -277,7 +282,7 @@ fn assemble(
     // separate calls cost seven boxed clones per request. Outermost first: the server span
     // wraps everything else, the access log line included.
     let stack = tower::ServiceBuilder::new()
-        .layer(ServerSpanLayer)
+        .layer(ServerSpanLayer::new().with_probes(cfg.trace_probes))
         .option_layer(cfg.access_log.then_some(AccessLogLayer))
         .layer(HttpMetricsLayer)
         .layer(ExceptionLayer)

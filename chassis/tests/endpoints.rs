@@ -140,3 +140,72 @@ async fn metrics_follow_the_opentelemetry_http_conventions() {
         assert!(samples.iter().any(|s| s.name == family), "{family} missing");
     }
 }
+
+/// `promtool check metrics` on `text`: its verdict and what it said. Missing promtool fails
+/// the test (Debian package `prometheus`, installed by `.ci/run`): it never skips.
+fn promtool_check(text: &str) -> (bool, String) {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("promtool is required (Debian package `prometheus`, installed by .ci/run): {e}")
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_exposition_passes_promtool_with_every_family_in_use() {
+    let upstream = Service::start(&[]);
+    let up_url = upstream.url("");
+    let svc = Service::start(&[("AIODS_UPSTREAMS__UP", &up_url)]);
+    let http = client();
+    // Every family the chassis exports gets a sample: server and client requests, an
+    // exception, the drop counters and the process metrics.
+    for path in ["/hello/ann", "/users/x", "/fail", "/panic", "/call/up"] {
+        http.get(svc.url(path)).send().await.unwrap();
+    }
+    let text = http
+        .get(svc.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for family in [
+        "http_server_request_duration_seconds",
+        "http_server_active_requests",
+        "http_client_request_duration_seconds",
+        "aiods_exceptions_total",
+        "aiods_telemetry_dropped_total",
+        "process_cpu_seconds_total",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "{family}: {text}"
+        );
+    }
+    assert!(
+        text.contains("# TYPE process_cpu_seconds_total counter\n"),
+        "{text}"
+    );
+    let (ok, said) = promtool_check(&text);
+    assert!(ok, "promtool: {said}\n{text}");
+}

@@ -148,22 +148,52 @@ fn an_invalid_configuration_stops_the_start_naming_the_key() {
 #[tokio::test]
 async fn config_layers_apply_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("config")).unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    // Three keys: one only the defaults set, one the environment's file overrides, one the
+    // variable overrides over both files. Chassis keys (port, instance id) and a service's own
+    // section (`probe.layers`) alike.
     std::fs::write(
-        dir.path().join("config/default.toml"),
-        "env_label = \"default\"\nport = 1\n",
+        config.join("default.toml"),
+        "port = 1\ninstance_id = \"from-default\"\nenv_label = \"default\"\n\
+         [probe.layers]\nonly_default = \"default\"\nfile_wins = \"default\"\nvar_wins = \"default\"\n",
     )
     .unwrap();
-    std::fs::write(dir.path().join("config/staging.toml"), "port = 2\n").unwrap();
-    // default.toml < staging.toml < AIODS_PORT=0
+    std::fs::write(
+        config.join("staging.toml"),
+        "port = 2\ninstance_id = \"from-staging\"\n\
+         [probe.layers]\nfile_wins = \"staging\"\nvar_wins = \"staging\"\n",
+    )
+    .unwrap();
+    // Another environment's file must not apply.
+    std::fs::write(
+        config.join("production.toml"),
+        "instance_id = \"from-production\"\n[probe.layers]\nonly_default = \"production\"\n",
+    )
+    .unwrap();
     let svc = Service::start(&[
-        (
-            "AIODS_CONFIG_DIR",
-            dir.path().join("config").to_str().unwrap(),
-        ),
+        ("AIODS_CONFIG_DIR", config.to_str().unwrap()),
         ("AIODS_ENV", "staging"),
+        ("AIODS_PROBE__LAYERS__VAR_WINS", "variable"),
     ]);
-    let info: Value = client()
+    let http = client();
+    let layers: Value = http
+        .get(svc.url("/layers"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        layers,
+        serde_json::json!({
+            "only_default": "default",
+            "file_wins": "staging",
+            "var_wins": "variable",
+        })
+    );
+    let info: Value = http
         .get(svc.url("/info"))
         .send()
         .await
@@ -172,6 +202,27 @@ async fn config_layers_apply_in_order() {
         .await
         .unwrap();
     assert_eq!(info["env"], "staging");
+    assert_eq!(
+        info["instance_id"], "from-staging",
+        "staging.toml over default.toml"
+    );
+    // AIODS_PORT=0 (set by the harness) over both files' ports.
     assert_ne!(svc.port, 1);
     assert_ne!(svc.port, 2);
+
+    // And the variable over both files for a chassis key too.
+    let svc = Service::start(&[
+        ("AIODS_CONFIG_DIR", config.to_str().unwrap()),
+        ("AIODS_ENV", "staging"),
+        ("AIODS_INSTANCE_ID", "from-variable"),
+    ]);
+    let info: Value = http
+        .get(svc.url("/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["instance_id"], "from-variable");
 }

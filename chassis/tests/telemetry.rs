@@ -325,10 +325,18 @@ async fn dead_or_hanging_backends_never_slow_requests_and_drops_are_counted() {
                 .map(|s| s.value)
                 .unwrap_or(0.0)
         };
-        if dropped("otlp_logs") > 0.0 && dropped("exceptions") > 0.0 {
+        // Spans wait for the hanging collector's 5 s timeout, then their batch is counted.
+        if dropped("spans") > 0.0 && dropped("otlp_logs") > 0.0 && dropped("exceptions") >= 6.0 {
+            // Six panics, six events, each refused by the closed port: counted once each.
+            assert_eq!(dropped("exceptions"), 6.0, "{text}");
+            // No more spans than requests (plus these scrapes) can be dropped.
+            assert!(dropped("spans") <= 300.0 + 100.0, "{text}");
             break;
         }
-        assert!(Instant::now() < deadline, "drops not counted: {text}");
+        assert!(
+            Instant::now() < deadline,
+            "drops not counted (spans, otlp_logs, 6 exceptions): {text}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(blackhole);
@@ -363,4 +371,168 @@ async fn metrics_can_also_be_pushed_over_otlp() {
         "pushed metrics: {names:?}"
     );
     assert!(otlp.spans().is_empty(), "traces were turned off");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_instance_id_of_otel_resource_attributes_wins_over_a_random_one() {
+    let otlp = OtlpReceiver::start().await;
+    let endpoint = otlp.endpoint();
+    let sentry = SentryReceiver::start().await;
+    let dsn = sentry.dsn();
+    let svc = Service::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("SENTRY_DSN", &dsn),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.instance.id=pod-7,team=delivery",
+        ),
+    ]);
+    let info: serde_json::Value = client()
+        .get(svc.url("/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["instance_id"], "pod-7");
+    let started = svc
+        .wait_for_log(|v| v["message"] == "service started", WAIT)
+        .unwrap();
+    assert_eq!(started["instance_id"], "pod-7");
+
+    let res = client().get(svc.url("/panic")).send().await.unwrap();
+    let trace_id = res.headers()["x-trace-id"].to_str().unwrap().to_owned();
+    let spans = otlp
+        .wait_spans(WAIT, |s| s.iter().any(|s| s.trace_id() == trace_id))
+        .await;
+    let span = spans.iter().find(|s| s.trace_id() == trace_id).unwrap();
+    assert_eq!(
+        span.resource_attr("service.instance.id").as_deref(),
+        Some("pod-7")
+    );
+    assert_eq!(span.resource_attr("team").as_deref(), Some("delivery"));
+    let envelopes = sentry
+        .wait(WAIT, |e| e.iter().any(|e| e.event().is_some()))
+        .await;
+    let event = envelopes.iter().find_map(|e| e.event()).expect("an event");
+    assert_eq!(event["tags"]["instance"], "pod-7");
+    assert_eq!(event["server_name"], "pod-7");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_5xx_error_is_a_sentry_event_with_its_trace_id_and_the_client_sees_no_detail() {
+    let sentry = SentryReceiver::start().await;
+    let dsn = sentry.dsn();
+    let otlp = OtlpReceiver::start().await;
+    let endpoint = otlp.endpoint();
+    let svc = Service::start(&[
+        ("SENTRY_DSN", &dsn),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+    ]);
+    let res = client().get(svc.url("/fail")).send().await.unwrap();
+    assert_eq!(res.status(), 500);
+    let trace_id = res.headers()["x-trace-id"].to_str().unwrap().to_owned();
+    let body = res.text().await.unwrap();
+    assert!(!body.contains("password"), "no detail leaks: {body}");
+
+    let envelopes = sentry
+        .wait(WAIT, |e| e.iter().any(|e| e.event().is_some()))
+        .await;
+    let events: Vec<_> = envelopes.iter().filter_map(|e| e.event()).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = events[0];
+    assert_eq!(event["tags"]["trace_id"], trace_id.as_str());
+    assert_eq!(event["tags"]["span_id"].as_str().map(str::len), Some(16));
+    assert_eq!(event["tags"]["service"], "probe");
+    assert_eq!(event["tags"]["route"], "/fail");
+    assert_eq!(event["transaction"], "/fail");
+    let exception = &event["exception"]["values"][0];
+    assert_eq!(exception["type"], "aiods::Error::Internal");
+    assert!(
+        exception["value"]
+            .as_str()
+            .unwrap()
+            .contains("secret database password rejected"),
+        "the report has the cause: {exception}"
+    );
+    assert!(
+        exception["stacktrace"]["frames"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty()),
+        "a stack trace"
+    );
+    assert_eq!(
+        event["fingerprint"],
+        serde_json::json!(["aiods::Error::Internal", "/fail"])
+    );
+    // The span of the same request carries the exception too.
+    let spans = otlp
+        .wait_spans(WAIT, |s| s.iter().any(|s| s.trace_id() == trace_id))
+        .await;
+    let span = spans.iter().find(|s| s.trace_id() == trace_id).unwrap();
+    assert!(span.span.events.iter().any(|e| e.name == "exception"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_an_exporter_a_5xx_event_carries_the_inbound_trace_id() {
+    let sentry = SentryReceiver::start().await;
+    let dsn = sentry.dsn();
+    let svc = Service::start(&[("SENTRY_DSN", &dsn)]);
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let res = client()
+        .get(svc.url("/fail"))
+        .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 500);
+    let envelopes = sentry
+        .wait(WAIT, |e| e.iter().any(|e| e.event().is_some()))
+        .await;
+    let event = envelopes
+        .iter()
+        .find_map(|e| e.event())
+        .expect("the 5xx is an event");
+    assert_eq!(event["tags"]["trace_id"], trace);
+    assert_eq!(event["tags"]["span_id"], "b7ad6b7169203331");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_and_scrapes_are_not_traced_unless_asked() {
+    for (trace_probes, expected) in [
+        ("false", vec!["GET /hello/{name}"]),
+        (
+            "true",
+            vec![
+                "GET /health",
+                "GET /health/live",
+                "GET /health/ready",
+                "GET /hello/{name}",
+                "GET /metrics",
+            ],
+        ),
+    ] {
+        let otlp = OtlpReceiver::start().await;
+        let endpoint = otlp.endpoint();
+        let mut svc = Service::start(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("AIODS_TRACE_PROBES", trace_probes),
+        ]);
+        for path in [
+            "/health/live",
+            "/health/ready",
+            "/health",
+            "/metrics",
+            "/hello/ann",
+        ] {
+            let res = client().get(svc.url(path)).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+        }
+        svc.signal("TERM");
+        assert_eq!(svc.wait_exit(WAIT).and_then(|s| s.code()), Some(0));
+        let mut names: Vec<String> = otlp.spans().iter().map(|s| s.span.name.clone()).collect();
+        names.sort();
+        assert_eq!(names, expected, "AIODS_TRACE_PROBES={trace_probes}");
+    }
 }

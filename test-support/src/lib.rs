@@ -121,12 +121,21 @@ fn attrs(attrs: &[KeyValue]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// One export request as received: its path and headers.
+#[derive(Debug, Clone)]
+pub struct ReceivedRequest {
+    /// `/v1/traces`, `/v1/logs` or `/v1/metrics`.
+    pub path: &'static str,
+    /// The request's headers.
+    pub headers: HeaderMap,
+}
+
 #[derive(Default)]
 struct OtlpData {
     spans: Vec<ReceivedSpan>,
     logs: Vec<ReceivedLog>,
     metrics: Vec<ExportMetricsServiceRequest>,
-    requests: usize,
+    requests: Vec<ReceivedRequest>,
 }
 
 /// An OTLP/HTTP receiver.
@@ -182,17 +191,24 @@ fn service_of(resource: Option<&proto::resource::v1::Resource>) -> (String, Vec<
     (service, all)
 }
 
+fn record(d: &Mutex<OtlpData>, path: &'static str, headers: &HeaderMap) {
+    d.lock().unwrap().requests.push(ReceivedRequest {
+        path,
+        headers: headers.clone(),
+    });
+}
+
 async fn traces(
     State(d): State<Arc<Mutex<OtlpData>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    record(&d, "/v1/traces", &headers);
     let req: ExportTraceServiceRequest = match decode(&headers, body) {
         Ok(r) => r,
         Err(s) => return s,
     };
     let mut d = d.lock().unwrap();
-    d.requests += 1;
     for rs in req.resource_spans {
         let (service, resource) = service_of(rs.resource.as_ref());
         for ss in rs.scope_spans {
@@ -213,12 +229,12 @@ async fn logs(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    record(&d, "/v1/logs", &headers);
     let req: ExportLogsServiceRequest = match decode(&headers, body) {
         Ok(r) => r,
         Err(s) => return s,
     };
     let mut d = d.lock().unwrap();
-    d.requests += 1;
     for rl in req.resource_logs {
         let (service, _) = service_of(rl.resource.as_ref());
         for sl in rl.scope_logs {
@@ -238,12 +254,12 @@ async fn metrics(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    record(&d, "/v1/metrics", &headers);
     let req: ExportMetricsServiceRequest = match decode(&headers, body) {
         Ok(r) => r,
         Err(s) => return s,
     };
     let mut d = d.lock().unwrap();
-    d.requests += 1;
     d.metrics.push(req);
     StatusCode::OK
 }
@@ -278,6 +294,11 @@ impl OtlpReceiver {
     /// Every log record received so far.
     pub fn logs(&self) -> Vec<ReceivedLog> {
         self.data.lock().unwrap().logs.clone()
+    }
+
+    /// Every export request received so far (decodable or not), with its headers.
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        self.data.lock().unwrap().requests.clone()
     }
 
     /// Every metrics export received so far.

@@ -351,31 +351,40 @@ fn unknown_name_is_an_error() {
     assert_eq!(d.update(0, f64::NAN), 0.0);
 }
 
+/// On series no other test uses — seeds 50 to 52 of every kind —
+/// the default ensemble keeps its quality: a NAB-like score per kind above a floor, and no
+/// score of 0.5 or more outside an anomaly window. The series are deterministic, so the floors
+/// are margins below today's scores (in brackets) for later tuning, not noise allowances.
 #[test]
-#[ignore = "diagnostics"]
-fn diagnostics() {
-    for kind in DetectorKind::NAMES {
-        let kind: DetectorKind = kind.parse().expect("name");
-        let mut line = format!("{kind:>9}:");
-        for k in KINDS {
-            let all: Vec<_> = (0..3u64)
-                .map(|seed| {
-                    let s = generate(k, seed + 50);
-                    (score(kind, &s.values), s.starts)
-                })
-                .collect();
-            let hi = all
-                .iter()
-                .map(|(s, st)| {
-                    s.iter()
-                        .enumerate()
-                        .filter(|(i, x)| **x >= 0.5 && !st.iter().any(|a| *i >= *a && *i < a + 60))
-                        .count()
-                })
-                .sum::<usize>();
-            let (nab, t) = best_nab(&all);
-            line += &format!(" {k:?} nab {nab:.0}@{t:.2} fp>=.5 {hi};");
-        }
-        eprintln!("{line}");
+fn the_ensemble_generalises_to_held_out_series() {
+    let floors = [
+        (Kind::Spike, 85.0),           // [93]
+        (Kind::LevelShift, 85.0),      // [93]
+        (Kind::VarianceChange, 45.0),  // [54]
+        (Kind::TrendBreak, 45.0),      // [55]
+        (Kind::Seasonal, 95.0),        // [100]
+        (Kind::SeasonalAnomaly, 85.0), // [93]
+    ];
+    for (k, floor) in floors {
+        let all: Vec<_> = (50..53u64)
+            .map(|seed| {
+                let s = generate(k, seed);
+                (score(DetectorKind::Ensemble, &s.values), s.starts)
+            })
+            .collect();
+        let high_outside: usize = all
+            .iter()
+            .map(|(scores, starts)| {
+                scores
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, x)| **x >= 0.5 && !starts.iter().any(|a| *i >= *a && *i < a + 60))
+                    .count()
+            })
+            .sum();
+        let (nab, threshold) = best_nab(&all);
+        eprintln!("{k:?}: NAB-like {nab:.0} at {threshold:.2}, {high_outside} high scores outside");
+        assert!(nab >= floor, "{k:?}: NAB-like {nab:.1} < {floor}");
+        assert_eq!(high_outside, 0, "{k:?}: scores >= 0.5 outside anomalies");
     }
 }

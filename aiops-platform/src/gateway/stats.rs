@@ -198,7 +198,13 @@ impl RequestStats {
     /// Prometheus text of the gateway counters.
     pub fn render(&self, out: &mut String) {
         let all = self.services.lock();
-        out.push_str("# TYPE aiops_gateway_requests_total counter\n");
+        use crate::exposition::write_family;
+        write_family(
+            out,
+            "aiops_gateway_requests_total",
+            "counter",
+            "Requests answered through the gateway, by service and status class.",
+        );
         for (service, w) in all.iter() {
             for (class, n) in &w.by_class {
                 let _ = writeln!(
@@ -207,15 +213,26 @@ impl RequestStats {
                 );
             }
         }
-        out.push_str("# TYPE aiops_gateway_request_duration_seconds_sum counter\n");
+        // A counter of seconds (like `process_cpu_seconds_total`): `_sum` belongs to histograms.
+        write_family(
+            out,
+            "aiops_gateway_request_duration_seconds_total",
+            "counter",
+            "Seconds spent answering requests through the gateway, by service.",
+        );
         for (service, w) in all.iter() {
             let _ = writeln!(
                 out,
-                "aiops_gateway_request_duration_seconds_sum{{service=\"{service}\"}} {}",
+                "aiops_gateway_request_duration_seconds_total{{service=\"{service}\"}} {}",
                 w.duration_sum_secs
             );
         }
-        out.push_str("# TYPE aiops_gateway_retries_total counter\n");
+        write_family(
+            out,
+            "aiops_gateway_retries_total",
+            "counter",
+            "Requests the gateway retried on another attempt, by service.",
+        );
         for (service, w) in all.iter() {
             let _ = writeln!(
                 out,
@@ -223,7 +240,12 @@ impl RequestStats {
                 w.retries
             );
         }
-        out.push_str("# TYPE aiops_gateway_no_instance_total counter\n");
+        write_family(
+            out,
+            "aiops_gateway_no_instance_total",
+            "counter",
+            "Requests that found no ready instance within the hold time, by service.",
+        );
         for (service, w) in all.iter() {
             let _ = writeln!(
                 out,

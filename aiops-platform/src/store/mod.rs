@@ -162,6 +162,41 @@ impl Stats {
     }
 }
 
+impl StatsSnapshot {
+    /// The help text of each counter, by its field name (the `# HELP` of `aiops_<field>_total`).
+    pub fn help(field: &str) -> Option<&'static str> {
+        Some(match field {
+            "spans_accepted" => "Spans accepted.",
+            "spans_rejected" => "Spans rejected (invalid ids).",
+            "spans_dropped" => "Spans dropped by retention (count or age).",
+            "logs_accepted" => "Log records accepted.",
+            "logs_rejected" => "Log records rejected.",
+            "logs_dropped" => "Log records dropped by retention.",
+            "points_accepted" => "Metric points accepted (OTLP and scraped).",
+            "points_rejected" => "Metric points rejected (no value).",
+            "points_dropped" => "Metric points dropped by retention (per-series count or age).",
+            "series_refused" => "New series refused because the series limit was reached.",
+            "series_expired" => {
+                "Series dropped because they were not updated within the age limit."
+            }
+            "events_accepted" => "Sentry events (errors) accepted.",
+            "transactions_accepted" => "Sentry transactions accepted (stored as spans).",
+            "sentry_items_ignored" => {
+                "Sentry envelope items ignored (sessions, attachments, client reports, ...)."
+            }
+            "exception_groups_evicted" => "Exception groups evicted from memory (still in SQLite).",
+            "durable_writes_dropped" => "Durable writes dropped because the writer queue was full.",
+            "durable_write_errors" => "Durable writes that failed in SQLite.",
+            "requests_refused" => {
+                "Requests refused before decoding (size, type, auth, undecodable)."
+            }
+            "scrapes_ok" => "Successful scrapes.",
+            "scrapes_failed" => "Failed scrapes.",
+            _ => return None,
+        })
+    }
+}
+
 /// Sizes of what is held in memory now.
 #[derive(Debug, Clone, Serialize)]
 #[allow(missing_docs)]
@@ -172,6 +207,21 @@ pub struct StoredCounts {
     pub series: usize,
     pub exception_groups: usize,
     pub services: usize,
+}
+
+impl StoredCounts {
+    /// The help text of each size, by its field name (the `# HELP` of `aiops_stored_<field>`).
+    pub fn help(field: &str) -> Option<&'static str> {
+        Some(match field {
+            "spans" => "Spans held in memory.",
+            "traces" => "Traces held in memory.",
+            "logs" => "Log records held in memory.",
+            "series" => "Metric series held in memory.",
+            "exception_groups" => "Exception groups held in memory.",
+            "services" => "Services known.",
+            _ => return None,
+        })
+    }
 }
 
 /// All stored telemetry. Cheap to share: every part has its own lock.

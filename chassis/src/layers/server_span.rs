@@ -6,7 +6,9 @@
 //! its context is made current while the request's future runs, so log lines, exceptions,
 //! the chassis client and any `tracing` span a handler opens all attach to it. The response
 //! carries the trace id (`traceresponse` and `x-trace-id` headers). Without a configured
-//! OTLP endpoint the layer passes requests straight through.
+//! OTLP trace exporter no span is made: an inbound `traceparent` is made current as it is (so
+//! log lines and the chassis client carry the caller's ids, and the response its `x-trace-id`),
+//! and a request without one passes straight through.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,13 +22,36 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tower::{Layer, Service};
 
 /// Makes the server span of each request.
+///
+/// The chassis's probe and scrape endpoints (`/health`, `/health/live`, `/health/ready`,
+/// `/metrics`) are not traced unless [`with_probes`](Self::with_probes) says so: a probe every
+/// few seconds per instance would bury the requests in a trace list.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ServerSpanLayer;
+pub struct ServerSpanLayer {
+    trace_probes: bool,
+}
+
+impl ServerSpanLayer {
+    /// A layer that does not trace probes and scrapes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether probes and scrapes are traced too (`AIODS_TRACE_PROBES`).
+    #[must_use]
+    pub fn with_probes(mut self, trace_probes: bool) -> Self {
+        self.trace_probes = trace_probes;
+        self
+    }
+}
 
 impl<S> Layer<S> for ServerSpanLayer {
     type Service = ServerSpan<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        ServerSpan { inner }
+        ServerSpan {
+            inner,
+            trace_probes: self.trace_probes,
+        }
     }
 }
 
@@ -34,6 +59,15 @@ impl<S> Layer<S> for ServerSpanLayer {
 #[derive(Debug, Clone)]
 pub struct ServerSpan<S> {
     inner: S,
+    trace_probes: bool,
+}
+
+/// Whether `route` is one of the chassis's probe or scrape endpoints.
+pub(crate) fn is_probe_route(route: &str) -> bool {
+    matches!(
+        route,
+        "/health" | "/health/live" | "/health/ready" | "/metrics"
+    )
 }
 
 /// Reads W3C trace-context headers from an HTTP header map.
@@ -61,19 +95,48 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let Some(tracer) = crate::otel::tracer() else {
+        let tracer = crate::otel::tracer();
+        let inbound = req.headers().contains_key("traceparent");
+        // Nothing to trace and nothing to carry on: the cheapest path, taken first.
+        let route = if tracer.is_some() || inbound {
+            super::route_of(&req)
+        } else {
+            None
+        };
+        let probe = route.as_ref().is_some_and(|r| is_probe_route(r.as_str()));
+        if (tracer.is_none() && !inbound) || (probe && !self.trace_probes) {
             return ResponseFuture {
                 inner: self.inner.call(req),
                 cx: None,
+                recording: false,
             };
-        };
-        let parent = if req.headers().contains_key("traceparent") {
+        }
+        let parent = if inbound {
             TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()))
         } else {
             opentelemetry::Context::new()
         };
+        let Some(tracer) = tracer else {
+            // No exporter: no span of our own, but the caller's context is carried on, as the
+            // OpenTelemetry API does without an SDK, so logs and outgoing calls keep its ids.
+            if !parent.span().span_context().is_valid() {
+                return ResponseFuture {
+                    inner: self.inner.call(req),
+                    cx: None,
+                    recording: false,
+                };
+            }
+            let inner = {
+                let _entered = parent.clone().attach();
+                self.inner.call(req)
+            };
+            return ResponseFuture {
+                inner,
+                cx: Some(parent),
+                recording: false,
+            };
+        };
         let method = super::http_metrics::method_label(req.method());
-        let route = super::route_of(&req);
         let names = span_names(&method, route.as_ref().map(|r| r.as_str()));
         let mut attributes = Vec::with_capacity(6);
         attributes.push(KeyValue::new(
@@ -107,6 +170,7 @@ where
         ResponseFuture {
             inner,
             cx: Some(cx),
+            recording: true,
         }
     }
 }
@@ -183,6 +247,8 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         cx: Option<opentelemetry::Context>,
+        // Whether `cx` holds our own server span (false: the caller's context, carried on).
+        recording: bool,
     }
 }
 
@@ -201,6 +267,17 @@ where
             let _entered = cx.clone().attach();
             std::task::ready!(this.inner.poll(task))
         };
+        if !*this.recording {
+            let mut result = result;
+            if let (Some(cx), Ok(response)) = (this.cx.take(), &mut result) {
+                let mut id = [0u8; 32];
+                write_hex(&mut id, &cx.span().span_context().trace_id().to_bytes());
+                if let Ok(v) = HeaderValue::from_bytes(&id) {
+                    response.headers_mut().insert("x-trace-id", v);
+                }
+            }
+            return Poll::Ready(result);
+        }
         if let Some(cx) = this.cx.take() {
             let span = cx.span();
             let mut result = result;

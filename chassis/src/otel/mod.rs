@@ -143,6 +143,15 @@ fn protocol(signal: &str) -> Protocol {
     }
 }
 
+/// The value of `key` in `OTEL_RESOURCE_ATTRIBUTES`, read as the SDK reads it.
+pub fn resource_attribute(key: &'static str) -> Option<String> {
+    use opentelemetry_sdk::resource::ResourceDetector as _;
+    opentelemetry_sdk::resource::EnvResourceDetector::new()
+        .detect()
+        .get(&opentelemetry::Key::from_static_str(key))
+        .map(|v| v.as_str().into_owned())
+}
+
 /// Whether any OTLP signal is configured.
 pub fn any_enabled() -> bool {
     ["traces", "logs", "metrics"]
