@@ -306,7 +306,7 @@ pub async fn self_metrics(State(state): State<AppState>) -> Response {
     for (name, help, v) in [
         (
             "aiops_incident_rows_undecodable_total",
-            "stored open incidents that could not be decoded at start, set aside with status 'undecodable'",
+            "Stored open incidents that could not be decoded at start, set aside with status 'undecodable'.",
             undecodable,
         ),
         (
