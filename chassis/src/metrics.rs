@@ -76,6 +76,7 @@ fn describe() {
         "Telemetry items dropped because a queue was full or a backend failed."
     );
     describe_counter!(EXCEPTIONS, "Exceptions captured (panics and 5xx errors).");
+    crate::listener::describe_metrics();
     process::describe();
 }
 
@@ -90,6 +91,7 @@ pub fn render(handle: &PrometheusHandle) -> String {
         .absolute(crate::otel::dropped_log_records());
     metrics::counter!(TELEMETRY_DROPPED, "signal" => "exceptions")
         .absolute(crate::exceptions::dropped_events());
+    crate::listener::record_metrics();
     handle.render()
 }
 
