@@ -40,13 +40,17 @@ impl BodyReader {
         }
     }
 
-    /// Reads until at least `n` bytes are buffered (or the body ends, or the limit is
-    /// passed) and answers what is buffered.
-    pub async fn prefix(&mut self, n: usize) -> Result<&[u8], IngestError> {
-        while self.buf.len() < n && !self.ended && self.seen <= self.limit {
+    /// Reads one more frame; false once the body has ended (or passed the limit).
+    pub async fn read_more(&mut self) -> Result<bool, IngestError> {
+        if !self.ended && self.seen <= self.limit {
             self.next_frame().await?;
         }
-        Ok(&self.buf)
+        Ok(!self.ended && self.seen <= self.limit)
+    }
+
+    /// What is buffered so far.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
     }
 
     /// Reads the rest and answers the whole body.

@@ -181,21 +181,39 @@ fn check_key(state: &AppState, key: Option<&str>) -> Result<(), IngestError> {
 /// Most bytes read (and decompressed) to find an envelope header's `dsn` when the request
 /// names no key in its headers.
 const ENVELOPE_HEADER_MAX: usize = 64 * 1024;
+/// Longest wait for that first line.
+const ENVELOPE_HEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The key of the envelope header's `dsn`, read from the first line of the body only.
+/// The key of the envelope header's `dsn`, read from the first line of the body only (at
+/// most [`ENVELOPE_HEADER_MAX`] bytes, within [`ENVELOPE_HEADER_WAIT`]).
 async fn envelope_dsn_key(
     state: &AppState,
     headers: &HeaderMap,
     reader: &mut BodyReader,
 ) -> Result<Option<String>, IngestError> {
-    let prefix = reader
-        .prefix(ENVELOPE_HEADER_MAX.min(state.max_body_bytes))
-        .await?;
-    let Some(line) = first_line(headers, prefix, ENVELOPE_HEADER_MAX) else {
-        return Ok(None);
+    let max = ENVELOPE_HEADER_MAX.min(state.max_body_bytes);
+    let search = async {
+        // Decompressing the prefix again is cheap, but not once per one-byte frame.
+        let mut tried = None;
+        loop {
+            let more = reader.read_more().await?;
+            let have = reader.buffered().len();
+            if !more || have >= max || tried.is_none_or(|t| have >= t + 1024) {
+                tried = Some(have);
+                if let Some(line) = first_line(headers, reader.buffered(), max) {
+                    return Ok::<_, IngestError>(Some(line));
+                }
+            }
+            if !more || have >= max {
+                return Ok(None);
+            }
+        }
     };
-    Ok(serde_json::from_slice::<Value>(&line)
-        .ok()
+    let line = tokio::time::timeout(ENVELOPE_HEADER_WAIT, search)
+        .await
+        .unwrap_or(Ok(None))?;
+    Ok(line
+        .and_then(|l| serde_json::from_slice::<Value>(&l).ok())
         .and_then(|h| h.get("dsn").and_then(Value::as_str).and_then(dsn_key)))
 }
 
