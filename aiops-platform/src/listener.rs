@@ -88,12 +88,20 @@ impl ListenerStats {
     }
 }
 
+/// One exposed series: name, type, help, and its value in the counts.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ListenerCounts) -> u64,
+);
+
 /// Appends the Prometheus exposition of each listener's counts as `aiops_listener_*` series
 /// labelled `listener` (for example `platform`, `gateway`).
 pub fn render(out: &mut String, listeners: &[(&str, &ListenerStats)]) {
     let counts: Vec<(&str, ListenerCounts)> =
         listeners.iter().map(|(n, s)| (*n, s.counts())).collect();
-    let series: [(&str, &str, &str, fn(&ListenerCounts) -> u64); 6] = [
+    let series: [Series; 6] = [
         (
             "connections_accepted_total",
             "counter",
