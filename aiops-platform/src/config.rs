@@ -552,6 +552,30 @@ mod tests {
     }
 
     #[test]
+    fn listener_and_ingest_settings() {
+        let t = Topology::parse(
+            "[platform]\nheader_read_timeout_ms = 500\nmax_connections = 8\n\
+             ingest_keys = [\"k\"]\n[gateway]\nbody_read_timeout_ms = 100\n",
+        )
+        .expect("valid");
+        let limits = t.platform.listener_limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_millis(500));
+        assert_eq!(limits.max_connections, 8);
+        assert_eq!(limits.idle_timeout, Duration::from_secs(60));
+        assert!(t.platform.open_ingest().is_empty());
+        assert_eq!(t.gateway.body_read_timeout_ms, 100);
+        let open = Topology::parse("[platform]\nsentry_keys = [\"s\"]\n").expect("valid");
+        assert_eq!(open.platform.open_ingest(), ["OTLP"]);
+        for bad in [
+            "[platform]\nmax_connections = 0\n",
+            "[platform]\ningest_keys = [\" \"]\n",
+            "[gateway]\nmax_concurrent_requests = 0\n",
+        ] {
+            assert!(Topology::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn services_and_targets() {
         let t = Topology::parse(
             "[[service]]\nname = \"order\"\nurl = \"http://127.0.0.1:8081/\"\n\

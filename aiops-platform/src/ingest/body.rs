@@ -226,6 +226,31 @@ mod tests {
     }
 
     #[test]
+    fn the_first_line_comes_from_a_truncated_prefix() {
+        // Padding that does not compress, so the prefix is a small part of the body.
+        let mut x: u32 = 1;
+        let noise: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                x.to_be_bytes()[1]
+            })
+            .collect();
+        let envelope = [b"{\"dsn\":\"http://k@h/1\"}\n".as_slice(), &noise].concat();
+        let whole = gzip(&envelope);
+        // Only the first kilobyte of the compressed body has arrived.
+        let line = first_line(&headers("gzip"), &whole[..1024], 64 * 1024).expect("a line");
+        assert_eq!(line, b"{\"dsn\":\"http://k@h/1\"}");
+        let plain = first_line(&HeaderMap::new(), &envelope[..100], 64 * 1024).expect("a line");
+        assert_eq!(plain, b"{\"dsn\":\"http://k@h/1\"}");
+        // No newline within the bound: nothing.
+        assert_eq!(
+            first_line(&HeaderMap::new(), &envelope[30..5000], 1000),
+            None
+        );
+        assert_eq!(first_line(&headers("br"), &whole, 1000), None);
+    }
+
+    #[test]
     fn deflate_zlib_and_raw() {
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
         z.write_all(b"abc").expect("in memory");
