@@ -186,9 +186,9 @@ pub async fn serve(
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         let (app, stats, closing) = (app.clone(), stats.clone(), closing_rx.clone());
         connections.spawn(async move {
-            stats.open.fetch_add(1, Ordering::Relaxed);
+            // Counts down when the task ends, aborted at the grace's end included.
+            let _open = OpenConnection::new(&stats.open);
             serve_connection(stream, peer, app, limits, &stats, closing).await;
-            stats.open.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
         });
     }
@@ -201,7 +201,6 @@ pub async fn serve(
     if drained.is_err() {
         let left = u64::try_from(connections.len()).unwrap_or(u64::MAX);
         stats.dropped_at_shutdown.fetch_add(left, Ordering::Relaxed);
-        stats.open.fetch_sub(left, Ordering::Relaxed);
         tracing::warn!(
             connections = left,
             grace = ?limits.shutdown_grace,
@@ -257,6 +256,22 @@ async fn serve_connection(
                 return;
             }
         }
+    }
+}
+
+/// One open connection in the `open` gauge, for as long as it lives.
+struct OpenConnection<'a>(&'a AtomicU64);
+
+impl<'a> OpenConnection<'a> {
+    fn new(open: &'a AtomicU64) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(open)
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
