@@ -104,8 +104,10 @@ impl Client {
             })?;
             parsed.insert(name.clone(), url);
         }
+        // Below the services' header-read timeout (10 s by default), which closes idle
+        // keep-alive connections: reusing one the server is closing fails the call.
         let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .map_err(Error::internal)?;
         Ok(Self {
