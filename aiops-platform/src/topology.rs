@@ -350,14 +350,14 @@ pub struct GatewayConfig {
     pub upstreams_via_gateway: bool,
     /// Longest wait for a request body (ms, default 10000): a stalled upload gets 408.
     pub body_read_timeout_ms: u64,
-    /// Most requests proxied at once (default 256; each may buffer `max_body_bytes`): more
+    /// Most requests proxied at once (default 2048; each may buffer `max_body_bytes`): more
     /// get 503 at once and are counted (`aiops_gateway_shed_total`).
     pub max_concurrent_requests: usize,
     /// Longest wait for a complete request head (ms, default 10000).
     pub header_read_timeout_ms: u64,
     /// A connection with no byte moving for this long is closed (ms, default 60000; 0: never).
     pub idle_timeout_ms: u64,
-    /// Most connections open at once (default 1024); more are closed at once and counted.
+    /// Most connections open at once (default 4096); more are closed at once and counted.
     pub max_connections: usize,
     /// How long shutdown waits for open connections before closing them (ms, default 5000).
     pub shutdown_grace_ms: u64,
@@ -402,10 +402,10 @@ impl Default for GatewayConfig {
             max_body_bytes: 4 * 1024 * 1024,
             upstreams_via_gateway: true,
             body_read_timeout_ms: 10_000,
-            max_concurrent_requests: 256,
+            max_concurrent_requests: 2048,
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
-            max_connections: 1024,
+            max_connections: 4096,
             shutdown_grace_ms: 5_000,
         }
     }

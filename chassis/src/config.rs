@@ -185,7 +185,7 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Most connections open at once; more are closed at once and counted in
     /// `aiods_listener_connections_refused_total` (`AIODS_SERVER__MAX_CONNECTIONS`, default
-    /// 1024).
+    /// 4096; the process's open-file limit must allow them).
     pub max_connections: usize,
 }
 
@@ -194,7 +194,7 @@ impl Default for ServerConfig {
         Self {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
-            max_connections: 1024,
+            max_connections: 4096,
         }
     }
 }
