@@ -11,6 +11,10 @@
 //!   so file descriptors stay bounded and the kernel's backlog does not fill.
 //! - **Shutdown**: no new connection is accepted; idle connections close at once, busy ones
 //!   after their request; what is still open after the grace period is dropped (counted).
+//!
+//! Connections are served by hyper's HTTP/1 builder with a Tokio timer rather than
+//! hyper-util's `auto` builder: the latter sniffs the protocol by reading the first bytes
+//! with no timer at all, which a slow client could hold open.
 
 use std::future::Future;
 use std::io;

@@ -102,7 +102,10 @@ fn slow_header_clients_do_not_take_the_service_down() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    eprintln!("health answered {answered:?} into the attack");
+    eprintln!(
+        "health answered {answered:?} into the attack; {} slow connections still open",
+        slow.len()
+    );
     drop(slow);
     assert!(counter(svc.port, "aiods_listener_connections_refused_total") >= 100.0);
     assert!(counter(svc.port, "aiods_listener_header_timeouts_total") >= 1.0);
