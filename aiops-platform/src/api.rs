@@ -328,9 +328,12 @@ pub async fn self_metrics(State(state): State<AppState>) -> Response {
         write_family(&mut out, name, "counter", help);
         out.push_str(&format!("{name} {v}\n"));
     }
+    let mut listeners = vec![("platform", &*state.listener)];
     if let Some(s) = &state.supervision {
         s.stats.render(&mut out);
+        listeners.push(("gateway", &*s.stats.listener));
     }
+    crate::listener::render(&mut out, &listeners);
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         out,

@@ -31,10 +31,14 @@ pub struct PlatformShared {
     pub scraper: Arc<Scraper>,
     /// Bearer token for `/api/v1/*`.
     pub api_token: String,
-    /// OTLP ingest key: (header name, value).
+    /// Ingest keys: accepted as `Authorization: Bearer` on OTLP and as Sentry public keys.
+    pub ingest_keys: Vec<String>,
+    /// OTLP ingest key: (header name, value), the older form beside `ingest_keys`.
     pub otlp_ingest_key: Option<(String, String)>,
-    /// Accepted Sentry public keys (empty: any).
+    /// Accepted Sentry public keys (with `ingest_keys`; both empty: any).
     pub sentry_keys: Vec<String>,
+    /// What the listener did (connections accepted, refused, timed out).
+    pub listener: Arc<crate::listener::ListenerStats>,
     /// Accepted Sentry project ids.
     pub sentry_projects: HashSet<u64>,
     /// Largest body as sent.

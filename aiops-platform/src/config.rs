@@ -16,6 +16,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use std::collections::BTreeMap;
 
@@ -188,6 +189,15 @@ impl Topology {
                 "scrape_interval_ms must be at least 100".into(),
             ));
         }
+        if p.header_read_timeout_ms == 0 || p.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "header_read_timeout_ms and max_connections must be positive".into(),
+            ));
+        }
+        if p.ingest_keys.iter().any(|k| k.trim().is_empty()) {
+            return Err(ConfigError::Invalid("ingest_keys has an empty key".into()));
+        }
+        self.gateway.validate()?;
         if p.otlp_ingest_header.is_some() != p.otlp_ingest_key.is_some() {
             return Err(ConfigError::Invalid(
                 "otlp_ingest_header and otlp_ingest_key must be set together".into(),
@@ -215,11 +225,32 @@ pub struct PlatformConfig {
     pub max_decompressed_bytes: usize,
     /// Timeout for any request (milliseconds).
     pub request_timeout_ms: u64,
+    /// Longest wait for a complete request head on a connection, also the longest a
+    /// keep-alive connection waits for its next request (milliseconds, default 10000).
+    pub header_read_timeout_ms: u64,
+    /// A connection with no byte read or written for this long is closed (milliseconds,
+    /// default 60000; 0: never). Keep it above `request_timeout_ms`.
+    pub idle_timeout_ms: u64,
+    /// Most connections open at once; more are closed at once and counted
+    /// (`aiops_listener_connections_refused_total`, default 1024).
+    pub max_connections: usize,
+    /// How long shutdown waits for open connections before closing them (milliseconds,
+    /// default 5000); the supervised services are stopped after it.
+    pub shutdown_grace_ms: u64,
     /// Interval between Prometheus scrapes (milliseconds).
     pub scrape_interval_ms: u64,
     /// Timeout of one scrape (milliseconds).
     pub scrape_timeout_ms: u64,
-    /// When set with `otlp_ingest_key`, OTLP requests must carry this header with that value.
+    /// Ingest keys: when any is set, OTLP requests must carry `Authorization: Bearer <key>`
+    /// (what `OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<key>` sends) and Sentry
+    /// requests one of them (or of `sentry_keys`) as their DSN public key. Checked before the
+    /// body is read.
+    pub ingest_keys: Vec<String>,
+    /// Accept unauthenticated ingest on a non-loopback listener (default false: such a
+    /// listener needs `ingest_keys`, or both `otlp_ingest_key` and `sentry_keys`).
+    pub allow_open_ingest: bool,
+    /// When set with `otlp_ingest_key`, OTLP requests must carry this header with that value
+    /// (an older form of `ingest_keys`, still accepted beside it).
     pub otlp_ingest_header: Option<String>,
     /// The value required in `otlp_ingest_header`.
     pub otlp_ingest_key: Option<String>,
@@ -253,8 +284,14 @@ impl Default for PlatformConfig {
             max_body_bytes: 16 * 1024 * 1024,
             max_decompressed_bytes: 64 * 1024 * 1024,
             request_timeout_ms: 30_000,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 1024,
+            shutdown_grace_ms: 5_000,
             scrape_interval_ms: 1_000,
             scrape_timeout_ms: 2_000,
+            ingest_keys: Vec::new(),
+            allow_open_ingest: false,
             otlp_ingest_header: None,
             otlp_ingest_key: None,
             sentry_keys: Vec::new(),
@@ -266,6 +303,28 @@ impl Default for PlatformConfig {
 }
 
 impl PlatformConfig {
+    /// The limits of the platform's listener.
+    pub fn listener_limits(&self) -> crate::listener::ListenerLimits {
+        crate::listener::ListenerLimits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            max_connections: self.max_connections,
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+        }
+    }
+
+    /// What is left open on OTLP and Sentry ingest (empty: both need a key).
+    pub fn open_ingest(&self) -> Vec<&'static str> {
+        let mut open = Vec::new();
+        if self.ingest_keys.is_empty() && self.otlp_ingest_key.is_none() {
+            open.push("OTLP");
+        }
+        if self.ingest_keys.is_empty() && self.sentry_keys.is_empty() {
+            open.push("Sentry");
+        }
+        open
+    }
+
     /// The SQLite file path.
     pub fn database_path(&self) -> PathBuf {
         self.database
@@ -491,6 +550,30 @@ mod tests {
         assert!(err.to_string().contains("listne"), "{err}");
         let err = Topology::parse("[[service]]\nname = \"a\"\nurll = \"x\"\n").expect_err("typo");
         assert!(err.to_string().contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn listener_and_ingest_settings() {
+        let t = Topology::parse(
+            "[platform]\nheader_read_timeout_ms = 500\nmax_connections = 8\n\
+             ingest_keys = [\"k\"]\n[gateway]\nbody_read_timeout_ms = 100\n",
+        )
+        .expect("valid");
+        let limits = t.platform.listener_limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_millis(500));
+        assert_eq!(limits.max_connections, 8);
+        assert_eq!(limits.idle_timeout, Duration::from_secs(60));
+        assert!(t.platform.open_ingest().is_empty());
+        assert_eq!(t.gateway.body_read_timeout_ms, 100);
+        let open = Topology::parse("[platform]\nsentry_keys = [\"s\"]\n").expect("valid");
+        assert_eq!(open.platform.open_ingest(), ["OTLP"]);
+        for bad in [
+            "[platform]\nmax_connections = 0\n",
+            "[platform]\ningest_keys = [\" \"]\n",
+            "[gateway]\nmax_concurrent_requests = 0\n",
+        ] {
+            assert!(Topology::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -135,6 +135,8 @@ pub enum DurableOp {
     UpsertExceptionGroup(Box<ExceptionGroup>),
     /// Delete an exception group evicted from memory (service, fingerprint).
     DeleteExceptionGroup(String, String),
+    /// Answer once everything queued before it is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Queues durable writes; never blocks.
@@ -158,6 +160,15 @@ impl DurableWriter {
             .try_send(DurableOp::DeleteExceptionGroup(service, fingerprint))
             .is_ok()
     }
+
+    /// Waits until everything queued so far is written (or the writer is gone). Bound it
+    /// with a timeout: the queue may be long and SQLite slow.
+    pub async fn flush(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self.tx.send(DurableOp::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
 }
 
 const BATCH: usize = 512;
@@ -167,8 +178,10 @@ async fn writer_loop(pool: SqlitePool, mut rx: mpsc::Receiver<DurableOp>, stats:
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         // Coalesce: only the latest state of each group needs writing (`None`: deleted).
         let mut latest: HashMap<(String, String), Option<ExceptionGroup>> = HashMap::new();
+        let mut flushed = Vec::new();
         for op in batch.drain(..) {
             match op {
+                DurableOp::Flush(done) => flushed.push(done),
                 DurableOp::UpsertExceptionGroup(g) => {
                     latest.insert((g.service.clone(), g.fingerprint.clone()), Some(*g));
                 }
@@ -178,9 +191,14 @@ async fn writer_loop(pool: SqlitePool, mut rx: mpsc::Receiver<DurableOp>, stats:
             }
         }
         let n = latest.len() as u64;
-        if let Err(error) = write_groups(&pool, latest).await {
+        if n > 0
+            && let Err(error) = write_groups(&pool, latest).await
+        {
             tracing::error!(%error, groups = n, "durable write failed");
             Stats::add(&stats.durable_write_errors, n);
+        }
+        for done in flushed {
+            let _ = done.send(());
         }
     }
     tracing::debug!("durable writer stopped");

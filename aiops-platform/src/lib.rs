@@ -22,6 +22,7 @@ pub mod gateway;
 pub mod incident;
 pub mod ingest;
 pub mod instance;
+pub mod listener;
 pub mod log_format;
 pub mod logmine;
 pub mod platform;

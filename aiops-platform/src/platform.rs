@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 
 use crate::app::{AppState, Limits, PlatformShared};
 use crate::config::{ConfigError, Topology};
-use crate::db::{Database, DbError};
+use crate::db::{Database, DbError, DurableWriter};
+use crate::listener::ListenerStats;
 use crate::scrape::{ScrapeTarget, Scraper};
 use crate::store::{Store, now_nanos};
 use crate::supervisor::actuator::kubernetes::{self, Discovered};
@@ -34,6 +35,16 @@ pub enum PlatformError {
         "refusing to listen on non-loopback address {0} without an API token: set [platform] api_token or AIOPS_API_TOKEN"
     )]
     NonLoopbackWithoutToken(SocketAddr),
+    /// A non-loopback listener was asked for with ingest open to anyone.
+    #[error(
+        "refusing to listen on non-loopback address {addr} with {open} ingest open to anyone: set [platform] ingest_keys (or otlp_ingest_key and sentry_keys), or allow_open_ingest = true"
+    )]
+    NonLoopbackOpenIngest {
+        /// The address.
+        addr: SocketAddr,
+        /// What is open (`OTLP`, `Sentry`).
+        open: String,
+    },
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -81,6 +92,7 @@ pub struct Platform {
     topology: Topology,
     /// The Kubernetes discovery watch, started with the supervisor.
     discovery: Option<DiscoveryPlan>,
+    durable: DurableWriter,
 }
 
 fn generate_token() -> String {
@@ -130,6 +142,13 @@ impl Platform {
         if token_source == TokenSource::Generated && !p.listen.ip().is_loopback() {
             return Err(PlatformError::NonLoopbackWithoutToken(p.listen));
         }
+        let open = p.open_ingest();
+        if !p.listen.ip().is_loopback() && !p.allow_open_ingest && !open.is_empty() {
+            return Err(PlatformError::NonLoopbackOpenIngest {
+                addr: p.listen,
+                open: open.join(" and "),
+            });
+        }
 
         let db = Database::open(&p.database_path()).await?;
         let retention = p.retention.clone();
@@ -137,6 +156,7 @@ impl Platform {
         // counters-less store first only to get them, then the real one.
         let stats = Arc::new(crate::store::Stats::default());
         let (writer, _writer_task) = db.spawn_writer(stats.clone(), 4096);
+        let durable = writer.clone();
         let mut store = Store::new(retention, Some(writer));
         store.stats = stats;
         let store = Arc::new(store);
@@ -212,8 +232,10 @@ impl Platform {
             db: Some(db),
             scraper: Arc::new(Scraper::new(targets)),
             api_token,
+            ingest_keys: p.ingest_keys.clone(),
             otlp_ingest_key: p.otlp_ingest_header.clone().zip(p.otlp_ingest_key.clone()),
             sentry_keys: p.sentry_keys.clone(),
+            listener: Arc::new(ListenerStats::default()),
             sentry_projects: projects,
             max_body_bytes: p.max_body_bytes,
             max_decompressed_bytes: p.max_decompressed_bytes,
@@ -233,6 +255,7 @@ impl Platform {
             limits,
             topology,
             discovery,
+            durable,
         })
     }
 
@@ -279,10 +302,15 @@ impl Platform {
             }
         }
         let app = crate::app::router(self.state.clone(), self.limits);
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(PlatformError::Serve);
+        let grace = Duration::from_millis(p.shutdown_grace_ms);
+        crate::listener::serve(
+            self.listener,
+            app,
+            p.listener_limits(),
+            self.state.listener.clone(),
+            shutdown,
+        )
+        .await;
         if let Some(s) = &self.state.supervision {
             s.shutdown().await;
         }
@@ -291,9 +319,14 @@ impl Platform {
         for task in follow.into_iter().chain(discovering) {
             task.abort();
         }
-        // Let the durable writer drain what is queued.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        result
+        // Let the durable writer drain what is queued, within the grace.
+        if tokio::time::timeout(grace, self.durable.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!(?grace, "exception groups still queued for SQLite at exit");
+        }
+        Ok(())
     }
 }
 

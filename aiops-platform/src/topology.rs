@@ -355,6 +355,47 @@ pub struct GatewayConfig {
     /// Point `AIODS_UPSTREAMS__*` of supervised services at the gateway (default true) rather
     /// than at the first instance of the dependency.
     pub upstreams_via_gateway: bool,
+    /// Longest wait for a request body (ms, default 10000): a stalled upload gets 408.
+    pub body_read_timeout_ms: u64,
+    /// Most requests proxied at once (default 2048; each may buffer `max_body_bytes`): more
+    /// get 503 at once and are counted (`aiops_gateway_shed_total`).
+    pub max_concurrent_requests: usize,
+    /// Longest wait for a complete request head (ms, default 10000).
+    pub header_read_timeout_ms: u64,
+    /// A connection with no byte moving for this long is closed (ms, default 60000; 0: never).
+    pub idle_timeout_ms: u64,
+    /// Most connections open at once (default 4096); more are closed at once and counted.
+    pub max_connections: usize,
+    /// How long shutdown waits for open connections before closing them (ms, default 5000).
+    pub shutdown_grace_ms: u64,
+}
+
+impl GatewayConfig {
+    /// The limits of the gateway's listener.
+    pub fn listener_limits(&self) -> crate::listener::ListenerLimits {
+        crate::listener::ListenerLimits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            max_connections: self.max_connections,
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+        }
+    }
+
+    /// Checks what the types cannot.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        if self.header_read_timeout_ms == 0
+            || self.max_connections == 0
+            || self.body_read_timeout_ms == 0
+            || self.max_concurrent_requests == 0
+        {
+            return Err(crate::config::ConfigError::Invalid(
+                "[gateway] header_read_timeout_ms, body_read_timeout_ms, max_connections and \
+                 max_concurrent_requests must be positive"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for GatewayConfig {
@@ -367,6 +408,12 @@ impl Default for GatewayConfig {
             request_timeout_ms: 30_000,
             max_body_bytes: 4 * 1024 * 1024,
             upstreams_via_gateway: true,
+            body_read_timeout_ms: 10_000,
+            max_concurrent_requests: 2048,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 4096,
+            shutdown_grace_ms: 5_000,
         }
     }
 }

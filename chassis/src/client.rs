@@ -105,8 +105,10 @@ impl Client {
             })?;
             parsed.insert(name.clone(), url);
         }
+        // Below the services' header-read timeout (10 s by default), which closes idle
+        // keep-alive connections: reusing one the server is closing fails the call.
         let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .map_err(Error::internal)?;
         Ok(Self {
@@ -175,10 +177,8 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<reqwest::Response, Error> {
-        let url = self
-            .base_url(upstream)?
-            .join(path)
-            .map_err(|e| upstream_error(upstream, format!("invalid path {path:?}: {e}")))?;
+        let url = upstream_url(self.base_url(upstream)?, path)
+            .map_err(|message| upstream_error(upstream, message))?;
         let body = match body {
             Some(b) => {
                 Some(bytes::Bytes::from(serde_json::to_vec(b).map_err(|e| {
@@ -383,6 +383,25 @@ impl Injector for HeaderInjector<'_> {
     }
 }
 
+/// `path` joined onto `base`, refused when the result would leave the upstream: an absolute
+/// URL, a scheme-relative `//host/...` (or `\\host`) path, or anything resolving elsewhere.
+fn upstream_url(base: &Url, path: &str) -> Result<Url, String> {
+    let url = base
+        .join(path)
+        .map_err(|e| format!("invalid path {path:?}: {e}"))?;
+    let leaves = Url::parse(path).is_ok()
+        || path.starts_with("//")
+        || path.starts_with("\\\\")
+        || url.origin() != base.origin();
+    if leaves {
+        return Err(format!(
+            "path {path:?} would leave the upstream {}: give a path such as \"/orders/1\"",
+            base.origin().ascii_serialization()
+        ));
+    }
+    Ok(url)
+}
+
 fn upstream_error(upstream: &str, message: String) -> Error {
     Error::Upstream {
         upstream: upstream.to_owned(),
@@ -423,4 +442,27 @@ async fn finish(
         timed_out: false,
         problem,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_on_the_upstream() {
+        let base = Url::parse("http://127.0.0.1:8081/api/").expect("url");
+        let ok = upstream_url(&base, "/orders/1?x=2").expect("a path");
+        assert_eq!(ok.as_str(), "http://127.0.0.1:8081/orders/1?x=2");
+        assert!(upstream_url(&base, "tickets").is_ok());
+        for bad in [
+            "http://169.254.169.254/latest/meta-data",
+            "https://127.0.0.1:8081/orders",
+            "//evil.example/orders",
+            "\\\\evil.example/orders",
+            "/\\evil.example/orders",
+        ] {
+            let err = upstream_url(&base, bad).expect_err(bad);
+            assert!(err.contains("would leave the upstream"), "{bad}: {err}");
+        }
+    }
 }

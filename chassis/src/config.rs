@@ -172,6 +172,37 @@ pub struct ChassisConfig {
     pub faults: crate::faults::FaultConfig,
     /// The chassis client's retries and circuit breaker (`[client]`).
     pub client: crate::client::ClientConfig,
+    /// The listener's timeouts and connection cap (`[server]`, `AIODS_SERVER__*`).
+    pub server: ServerConfig,
+}
+
+/// `[server]`: the listener's limits (`AIODS_SERVER__HEADER_READ_TIMEOUT=10s`, ...).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Longest wait for a complete request head, also the longest a keep-alive connection
+    /// waits for its next request (`AIODS_SERVER__HEADER_READ_TIMEOUT`, default 10s).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection with no byte read or written for this long is closed, whatever it is
+    /// doing (`AIODS_SERVER__IDLE_TIMEOUT`, default 60s; 0s: never). Keep it above the
+    /// slowest handler.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once; more are closed at once and counted in
+    /// `aiods_listener_connections_refused_total` (`AIODS_SERVER__MAX_CONNECTIONS`, default
+    /// 4096; the process's open-file limit must allow them).
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
+        }
+    }
 }
 
 /// Liveness settings (`[health]`).
@@ -228,6 +259,7 @@ impl Default for ChassisConfig {
             body_limit: 2 * 1024 * 1024,
             faults: Default::default(),
             client: Default::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -250,6 +282,12 @@ impl ChassisConfig {
             return Err(ConfigError::OutOfRange {
                 key: "health.max_lag_ms",
                 reason: "must be at most 3600000 (1h)".into(),
+            });
+        }
+        if self.server.header_read_timeout.is_zero() || self.server.max_connections == 0 {
+            return Err(ConfigError::OutOfRange {
+                key: "server",
+                reason: "header_read_timeout and max_connections must be positive".into(),
             });
         }
         if self.faults.enabled && self.faults.token.as_deref().is_none_or(str::is_empty) {
@@ -309,6 +347,22 @@ mod tests {
         assert_eq!(s.chassis().health.max_lag(), None);
         let err = settings(&[("health.max_lag_ms", "-5")]).expect_err("negative");
         assert!(err.to_string().contains("max_lag_ms"), "{err}");
+    }
+
+    #[test]
+    fn server_limits_read_from_their_section() {
+        let s = settings(&[
+            ("server.header_read_timeout", "250ms"),
+            ("server.max_connections", "8"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            s.chassis().server.header_read_timeout,
+            Duration::from_millis(250)
+        );
+        assert_eq!(s.chassis().server.max_connections, 8);
+        assert_eq!(s.chassis().server.idle_timeout, Duration::from_secs(60));
+        assert!(settings(&[("server.max_connections", "0")]).is_err());
     }
 
     #[test]

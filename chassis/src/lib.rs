@@ -98,6 +98,7 @@ pub mod faults;
 pub mod health;
 pub mod info;
 pub mod layers;
+pub mod listener;
 pub mod liveness;
 pub mod log_writer;
 pub mod logging;

@@ -76,6 +76,7 @@ fn describe() {
         "Telemetry items dropped because a queue was full or a backend failed."
     );
     describe_counter!(EXCEPTIONS, "Exceptions captured (panics and 5xx errors).");
+    crate::listener::describe_metrics();
 }
 
 /// Renders the exposition text: the recorder's metrics plus the process metrics.
@@ -88,6 +89,7 @@ pub fn render(handle: &PrometheusHandle) -> String {
         .absolute(crate::otel::dropped_log_records());
     metrics::counter!(TELEMETRY_DROPPED, "signal" => "exceptions")
         .absolute(crate::exceptions::dropped_events());
+    crate::listener::record_metrics();
     let mut text = handle.render();
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');

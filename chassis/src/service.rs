@@ -31,6 +31,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// What a service function returns: its router, and the OpenAPI document of its routes.
 pub type ServiceParts = (Router, Option<utoipa::openapi::OpenApi>);
 
+/// Telemetry gets at least this long to drain at exit, even when draining requests used
+/// the whole grace.
+const FLUSH_AT_LEAST: Duration = Duration::from_millis(500);
+
 /// Exit code for an invalid configuration (`EX_CONFIG` from sysexits.h).
 pub const EXIT_CONFIG: u8 = 78;
 
@@ -216,29 +220,27 @@ where
         cfg.shutdown_delay,
         stop_tx,
     ));
+    let limits = crate::listener::ListenerLimits {
+        header_read_timeout: cfg.server.header_read_timeout,
+        idle_timeout: cfg.server.idle_timeout,
+        max_connections: cfg.server.max_connections,
+        shutdown_grace: cfg.shutdown_grace,
+    };
+    let draining = Arc::new(std::sync::OnceLock::new());
     let graceful = {
-        let mut rx = stop_rx.clone();
+        let (mut rx, draining) = (stop_rx, draining.clone());
         async move {
             let _ = rx.wait_for(|stop| *stop).await;
+            let _ = draining.set(std::time::Instant::now());
         }
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
-    let deadline = {
-        let mut rx = stop_rx;
-        let grace = cfg.shutdown_grace;
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-            tokio::time::sleep(grace).await;
-        }
-    };
-    tokio::select! {
-        result = server => result?,
-        () = deadline => {
-            tracing::warn!(grace = ?cfg.shutdown_grace, "shutdown grace period over; aborting remaining requests");
-        }
-    }
+    // Returns once every connection is closed, or the grace is over and the rest dropped.
+    crate::listener::serve(listener, app, limits, graceful).await;
+    // Telemetry (the exception queue included) drains within what is left of the grace.
+    let spent = draining.get().map_or(Duration::ZERO, |t| t.elapsed());
+    let flush_within = cfg.shutdown_grace.saturating_sub(spent).max(FLUSH_AT_LEAST);
     tracing::info!("service stopped");
-    telemetry.shutdown();
+    telemetry.shutdown_within(flush_within);
     Ok(())
 }
 

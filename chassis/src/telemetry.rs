@@ -43,10 +43,17 @@ impl std::fmt::Debug for TelemetryGuard {
 
 impl TelemetryGuard {
     /// Flushes everything buffered: spans, OTLP logs, exceptions, then stdout.
-    pub fn shutdown(mut self) {
+    pub fn shutdown(self) {
+        self.shutdown_within(std::time::Duration::from_secs(2));
+    }
+
+    /// Like [`TelemetryGuard::shutdown`], with the exception queue drained for at most
+    /// `limit` (what is left of the shutdown grace) instead of a fixed time.
+    pub fn shutdown_within(mut self, limit: std::time::Duration) {
+        let started = std::time::Instant::now();
         self.otel.shutdown();
         if let Some(sentry) = self.sentry.take() {
-            sentry.flush(Some(std::time::Duration::from_secs(2)));
+            sentry.flush(Some(limit.saturating_sub(started.elapsed())));
         }
         self.log.take();
     }

@@ -62,6 +62,11 @@ pub struct Gateway {
     hold: Duration,
     timeout: Duration,
     max_body: usize,
+    body_timeout: Duration,
+    /// One permit per request being proxied (`max_concurrent_requests`).
+    in_flight: Arc<tokio::sync::Semaphore>,
+    max_in_flight: usize,
+    listener: crate::listener::ListenerLimits,
     quiet_ns: u64,
     /// Where each request is also recorded for detection (the gateway is one source).
     store: Option<Arc<crate::store::Store>>,
@@ -92,8 +97,10 @@ impl Gateway {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        // Below the chassis's header-read timeout (10 s by default), which closes idle
+        // keep-alive connections: reusing one the server is closing fails the request.
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(5))
             .build(connector);
         Self {
             routes,
@@ -102,6 +109,10 @@ impl Gateway {
             hold: Duration::from_millis(config.hold_ms),
             timeout: Duration::from_millis(config.request_timeout_ms),
             max_body: config.max_body_bytes,
+            body_timeout: Duration::from_millis(config.body_read_timeout_ms),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
+            max_in_flight: config.max_concurrent_requests,
+            listener: config.listener_limits(),
             quiet_ns: u64::try_from(quiet.as_nanos()).unwrap_or(u64::MAX),
             store: None,
         }
@@ -131,18 +142,11 @@ impl Gateway {
             addr: listen,
             source,
         })?;
+        let (limits, stats) = (self.listener, self.stats.listener.clone());
         let app = axum::Router::new().fallback(proxy).with_state(self);
-        let handle = tokio::spawn(async move {
-            let served = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "gateway stopped");
-            }
-        });
+        let handle = tokio::spawn(crate::listener::serve(
+            listener, app, limits, stats, shutdown,
+        ));
         Ok((addr, handle))
     }
 
@@ -196,16 +200,48 @@ async fn proxy(
         return Problem::not_found(format!("no gateway route for {}", req.uri().path()))
             .into_response();
     };
+    // Held until the answer's head is back: a request buffers up to `max_body` bytes.
+    let Ok(_in_flight) = gw.in_flight.clone().try_acquire_owned() else {
+        gw.stats.shed();
+        let mut shed = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the gateway is proxying {} requests already; retry shortly",
+                gw.max_in_flight
+            ),
+        )
+        .into_response();
+        shed.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return shed;
+    };
     let (parts, body) = req.into_parts();
-    let body = match http_body_util::Limited::new(body, gw.max_body)
-        .collect()
-        .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(_) => {
+    let collected = tokio::time::timeout(
+        gw.body_timeout,
+        http_body_util::Limited::new(body, gw.max_body).collect(),
+    )
+    .await;
+    let body = match collected {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
             return Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body larger than {} bytes", gw.max_body),
+            )
+            .into_response();
+        }
+        Ok(Err(error)) => {
+            return Problem::bad_request(format!("cannot read the request body: {error}"))
+                .into_response();
+        }
+        Err(_) => {
+            gw.stats.body_timed_out();
+            return Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} ms",
+                    gw.body_timeout.as_millis()
+                ),
             )
             .into_response();
         }

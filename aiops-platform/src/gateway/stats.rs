@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -68,6 +69,12 @@ pub struct ErrorTimes {
 #[derive(Debug, Default)]
 pub struct RequestStats {
     services: Mutex<BTreeMap<String, ServiceWindow>>,
+    /// What the gateway's listener did (connections accepted, refused, timed out).
+    pub listener: std::sync::Arc<crate::listener::ListenerStats>,
+    /// Requests answered 503 at once: `max_concurrent_requests` were in flight.
+    shed: AtomicU64,
+    /// Requests answered 408: the body did not arrive within `body_read_timeout_ms`.
+    body_timeouts: AtomicU64,
 }
 
 fn class(status: u16) -> &'static str {
@@ -195,8 +202,36 @@ impl RequestStats {
         (recent, medians)
     }
 
+    /// Counts a request shed by the concurrency cap.
+    pub fn shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request whose body did not arrive in time.
+    pub fn body_timed_out(&self) {
+        self.body_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Prometheus text of the gateway counters.
     pub fn render(&self, out: &mut String) {
+        for (name, help, v) in [
+            (
+                "aiops_gateway_shed_total",
+                "requests answered 503 at once: max_concurrent_requests were in flight",
+                &self.shed,
+            ),
+            (
+                "aiops_gateway_body_timeouts_total",
+                "requests answered 408: the body did not arrive within body_read_timeout_ms",
+                &self.body_timeouts,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
         let all = self.services.lock();
         use crate::exposition::write_family;
         write_family(

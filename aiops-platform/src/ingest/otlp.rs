@@ -146,24 +146,58 @@ impl<T> Converted<T> {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// Whether an OTLP request carries an accepted ingest key (`ingest_keys` as a bearer token,
+/// or the older `otlp_ingest_header`); open when neither is configured. Headers only: this
+/// runs before the body is read.
 fn check_ingest_key(state: &AppState, headers: &HeaderMap) -> Result<(), IngestError> {
-    if let Some((name, key)) = &state.otlp_ingest_key {
-        let given = headers
-            .get(name.as_str())
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if given.is_empty() {
-            return Err(IngestError::Unauthorized(format!(
-                "missing ingest key header {name}"
-            )));
-        }
-        if !super::secret_eq(given, key) {
-            return Err(IngestError::Unauthorized(format!(
-                "wrong ingest key in header {name}"
-            )));
-        }
+    let legacy = state.otlp_ingest_key.as_ref();
+    if state.ingest_keys.is_empty() && legacy.is_none() {
+        return Ok(());
     }
-    Ok(())
+    let token = bearer(headers).filter(|t| !t.is_empty());
+    if let Some(t) = token
+        && state.ingest_keys.iter().any(|k| super::secret_eq(k, t))
+    {
+        return Ok(());
+    }
+    let given = legacy.and_then(|(name, key)| {
+        let v = headers.get(name.as_str())?.to_str().ok()?;
+        Some((v, key)).filter(|(v, _)| !v.is_empty())
+    });
+    if let Some((v, key)) = given
+        && super::secret_eq(v, key)
+    {
+        return Ok(());
+    }
+    if token.is_none() && given.is_none() {
+        let also = legacy.map_or(String::new(), |(name, _)| format!(" or header {name}"));
+        return Err(IngestError::Unauthorized(format!(
+            "missing ingest key: send Authorization: Bearer <key>{also}"
+        )));
+    }
+    Err(IngestError::Unauthorized("wrong ingest key".into()))
+}
+
+/// Checks the ingest key from the headers, then reads the body: a request without a valid
+/// key is refused without reading (or decompressing) what it sends.
+async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let read = match check_ingest_key(state, headers) {
+        Ok(()) => read_body(body, state.max_body_bytes).await,
+        Err(e) => Err(e),
+    };
+    read.map_err(|e| {
+        Stats::add(&state.store.stats.requests_refused, 1);
+        error_response(e, Encoding::from_headers(headers).ok())
+    })
 }
 
 fn decode<M: Message + Default + serde::de::DeserializeOwned>(
@@ -171,7 +205,6 @@ fn decode<M: Message + Default + serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<(M, Encoding), (IngestError, Option<Encoding>)> {
-    check_ingest_key(state, headers).map_err(|e| (e, None))?;
     let encoding = Encoding::from_headers(headers).map_err(|e| (e, None))?;
     let body = decode_body(headers, body, state.max_decompressed_bytes)
         .map_err(|e| (e, Some(encoding)))?;
@@ -233,12 +266,9 @@ fn ok_response(
 
 /// `POST /v1/traces`.
 pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let body = match read_body(body, state.max_body_bytes).await {
+    let body = match receive(&state, &headers, body).await {
         Ok(b) => b,
-        Err(e) => {
-            Stats::add(&state.store.stats.requests_refused, 1);
-            return error_response(e, Encoding::from_headers(&headers).ok());
-        }
+        Err(refused) => return refused,
     };
     let (request, encoding) = match decode::<ExportTraceServiceRequest>(&state, &headers, body) {
         Ok(r) => r,
@@ -269,12 +299,9 @@ pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Bod
 
 /// `POST /v1/logs`.
 pub async fn logs(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let body = match read_body(body, state.max_body_bytes).await {
+    let body = match receive(&state, &headers, body).await {
         Ok(b) => b,
-        Err(e) => {
-            Stats::add(&state.store.stats.requests_refused, 1);
-            return error_response(e, Encoding::from_headers(&headers).ok());
-        }
+        Err(refused) => return refused,
     };
     let (request, encoding) = match decode::<ExportLogsServiceRequest>(&state, &headers, body) {
         Ok(r) => r,
@@ -305,12 +332,9 @@ pub async fn logs(State(state): State<AppState>, headers: HeaderMap, body: Body)
 
 /// `POST /v1/metrics`.
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let body = match read_body(body, state.max_body_bytes).await {
+    let body = match receive(&state, &headers, body).await {
         Ok(b) => b,
-        Err(e) => {
-            Stats::add(&state.store.stats.requests_refused, 1);
-            return error_response(e, Encoding::from_headers(&headers).ok());
-        }
+        Err(refused) => return refused,
     };
     let (request, encoding) = match decode::<ExportMetricsServiceRequest>(&state, &headers, body) {
         Ok(r) => r,

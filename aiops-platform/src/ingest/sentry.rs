@@ -13,7 +13,7 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::IngestError;
-use super::body::{decode_body, read_body};
+use super::body::{BodyReader, decode_body, first_line, read_body};
 use crate::app::AppState;
 use crate::store::{ExceptionEvent, SpanRecord, SpanStatus, Stats, now_nanos};
 use axum::body::Body;
@@ -153,17 +153,68 @@ fn check_project(state: &AppState, project: &str) -> Result<(), IngestError> {
     Ok(())
 }
 
+/// Whether any key is required (`sentry_keys` or `ingest_keys` set).
+fn keys_required(state: &AppState) -> bool {
+    !(state.sentry_keys.is_empty() && state.ingest_keys.is_empty())
+}
+
 fn check_key(state: &AppState, key: Option<&str>) -> Result<(), IngestError> {
-    if state.sentry_keys.is_empty() {
+    if !keys_required(state) {
         return Ok(());
     }
+    let accepted = |k: &str| {
+        state
+            .sentry_keys
+            .iter()
+            .chain(&state.ingest_keys)
+            .any(|c| super::secret_eq(c, k))
+    };
     match key {
         None | Some("") => Err(IngestError::Unauthorized(
             "missing sentry_key (X-Sentry-Auth header or sentry_key query parameter)".into(),
         )),
-        Some(k) if state.sentry_keys.iter().any(|c| super::secret_eq(c, k)) => Ok(()),
+        Some(k) if accepted(k) => Ok(()),
         Some(_) => Err(IngestError::Unauthorized("unknown sentry_key".into())),
     }
+}
+
+/// Most bytes read (and decompressed) to find an envelope header's `dsn` when the request
+/// names no key in its headers.
+const ENVELOPE_HEADER_MAX: usize = 64 * 1024;
+/// Longest wait for that first line.
+const ENVELOPE_HEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The key of the envelope header's `dsn`, read from the first line of the body only (at
+/// most [`ENVELOPE_HEADER_MAX`] bytes, within [`ENVELOPE_HEADER_WAIT`]).
+async fn envelope_dsn_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    reader: &mut BodyReader,
+) -> Result<Option<String>, IngestError> {
+    let max = ENVELOPE_HEADER_MAX.min(state.max_body_bytes);
+    let search = async {
+        // Decompressing the prefix again is cheap, but not once per one-byte frame.
+        let mut tried = None;
+        loop {
+            let more = reader.read_more().await?;
+            let have = reader.buffered().len();
+            if !more || have >= max || tried.is_none_or(|t| have >= t + 1024) {
+                tried = Some(have);
+                if let Some(line) = first_line(headers, reader.buffered(), max) {
+                    return Ok::<_, IngestError>(Some(line));
+                }
+            }
+            if !more || have >= max {
+                return Ok(None);
+            }
+        }
+    };
+    let line = tokio::time::timeout(ENVELOPE_HEADER_WAIT, search)
+        .await
+        .unwrap_or(Ok(None))?;
+    Ok(line
+        .and_then(|l| serde_json::from_slice::<Value>(&l).ok())
+        .and_then(|h| h.get("dsn").and_then(Value::as_str).and_then(dsn_key)))
 }
 
 fn refused(state: &AppState, e: IngestError) -> Response {
@@ -180,14 +231,29 @@ pub async fn envelope(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_body(body, state.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return refused(&state, e),
-    };
+    // Project and key first, from the headers: a forged request is refused unread. Only
+    // when the headers name no key is the envelope header's `dsn` read, and no further.
     if let Err(e) = check_project(&state, &project) {
         return refused(&state, e);
     }
-    let header_key = sentry_key(&headers, &query);
+    let mut reader = BodyReader::new(body, state.max_body_bytes);
+    let key = match sentry_key(&headers, &query) {
+        Some(k) => Some(k),
+        None if keys_required(&state) => {
+            match envelope_dsn_key(&state, &headers, &mut reader).await {
+                Ok(k) => k,
+                Err(e) => return refused(&state, e),
+            }
+        }
+        None => None,
+    };
+    if let Err(e) = check_key(&state, key.as_deref()) {
+        return refused(&state, e);
+    }
+    let body = match reader.finish().await {
+        Ok(b) => b,
+        Err(e) => return refused(&state, e),
+    };
     let body = match decode_body(&headers, body, state.max_decompressed_bytes) {
         Ok(b) => b,
         Err(e) => return refused(&state, e),
@@ -196,16 +262,6 @@ pub async fn envelope(
         Ok(e) => e,
         Err(m) => return refused(&state, IngestError::BadRequest(m)),
     };
-    let key = header_key.or_else(|| {
-        envelope
-            .header
-            .get("dsn")
-            .and_then(Value::as_str)
-            .and_then(dsn_key)
-    });
-    if let Err(e) = check_key(&state, key.as_deref()) {
-        return refused(&state, e);
-    }
     // Decode every item first so a bad envelope stores nothing.
     let mut events = Vec::new();
     for (i, item) in envelope.items.iter().enumerate() {
@@ -261,16 +317,16 @@ pub async fn store(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_body(body, state.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return refused(&state, e),
-    };
     if let Err(e) = check_project(&state, &project) {
         return refused(&state, e);
     }
     if let Err(e) = check_key(&state, sentry_key(&headers, &query).as_deref()) {
         return refused(&state, e);
     }
+    let body = match read_body(body, state.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return refused(&state, e),
+    };
     let body = match decode_body(&headers, body, state.max_decompressed_bytes) {
         Ok(b) => b,
         Err(e) => return refused(&state, e),

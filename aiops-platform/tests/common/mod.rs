@@ -22,6 +22,7 @@ pub struct Platform {
     /// Data directory (kept by the caller's `TempDir`).
     pub data_dir: PathBuf,
     http: reqwest::blocking::Client,
+    gateway: mpsc::Receiver<String>,
 }
 
 impl Platform {
@@ -50,13 +51,18 @@ impl Platform {
             .expect("spawn aiops");
         let stdout = child.stdout.take().expect("stdout piped");
         let (tx, rx) = mpsc::channel();
+        let (gateway_tx, gateway) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && v["event"] == "listening"
-                {
-                    let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let text = v["addr"].as_str().or(v["url"].as_str());
+                    let text = text.unwrap_or_default().to_string();
+                    if v["event"] == "listening" {
+                        let _ = tx.send(text);
+                    } else if v["event"] == "gateway" {
+                        let _ = gateway_tx.send(text);
+                    }
                 }
             }
         });
@@ -72,7 +78,50 @@ impl Platform {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("client"),
+            gateway,
         }
+    }
+
+    /// The gateway's URL, once it printed it.
+    pub fn gateway_url(&self) -> String {
+        self.gateway
+            .recv_timeout(Duration::from_secs(30))
+            .expect("aiops printed its gateway URL")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The platform's own `/metrics` text.
+    pub fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .and_then(|r| r.text())
+            .expect("GET /metrics")
     }
 
     /// GET an API path with the token; returns status and JSON body.
@@ -134,6 +183,24 @@ impl Drop for Platform {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Lowers the open-file limit of a running process (as a small `ulimit -n` would), so that a
+/// test can show what happens when connections would exhaust it.
+pub fn limit_open_files(pid: u32, max: u32) {
+    let status = Command::new("prlimit")
+        .args([format!("--pid={pid}"), format!("--nofile={max}:{max}")])
+        .status()
+        .expect("prlimit runs");
+    assert!(status.success(), "prlimit failed");
+}
+
+/// The value of the sample `name{labels}` in an exposition text (0 when absent).
+pub fn sample(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Polls `f` until it returns `Some` or `timeout` passes.

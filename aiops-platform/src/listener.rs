@@ -1,0 +1,474 @@
+//! Serving an HTTP listener (the platform's and the gateway's) with the limits `axum::serve`
+//! lacks: a header-read timeout, an idle timeout, a connection cap, and a shutdown that closes
+//! whatever is left once its grace period is over.
+//!
+//! - **Header-read timeout**: a connection has this long to send a complete request head,
+//!   counted from when it starts waiting for one (so a keep-alive connection that sends
+//!   nothing is closed after it too). Trickling one byte at a time does not extend it.
+//! - **Idle timeout**: a connection on which no byte moves in either direction for this long
+//!   is closed, whatever it is doing (a stalled request body, a client that stops reading).
+//! - **Connection cap**: past it, a new connection is accepted and closed at once (counted),
+//!   so file descriptors stay bounded and the kernel's backlog does not fill.
+//! - **Shutdown**: no new connection is accepted; idle connections close at once, busy ones
+//!   after their request; what is still open after the grace period is dropped (counted).
+//!
+//! Connections are served by hyper's HTTP/1 builder with a Tokio timer rather than
+//! hyper-util's `auto` builder: the latter sniffs the protocol by reading the first bytes
+//! with no timer at all, which a slow client could hold open.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tower::ServiceExt as _;
+
+/// The limits of one listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// Longest wait for a complete request head.
+    pub header_read_timeout: Duration,
+    /// Longest time with no byte read or written on a connection (zero: none).
+    pub idle_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// How long shutdown waits for open connections before dropping them.
+    pub shutdown_grace: Duration,
+}
+
+/// What a listener did, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    header_timeouts: AtomicU64,
+    idle_closed: AtomicU64,
+    dropped_at_shutdown: AtomicU64,
+    open: AtomicU64,
+}
+
+/// A snapshot of [`ListenerStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListenerCounts {
+    /// Connections accepted and served.
+    pub accepted: u64,
+    /// Connections closed at once because `max_connections` were open.
+    pub refused: u64,
+    /// Connections closed because a request head did not arrive in time.
+    pub header_timeouts: u64,
+    /// Connections closed by the idle timeout.
+    pub idle_closed: u64,
+    /// Connections still open when the shutdown grace ran out.
+    pub dropped_at_shutdown: u64,
+    /// Connections open now.
+    pub open: u64,
+}
+
+impl ListenerStats {
+    /// The current counts.
+    pub fn counts(&self) -> ListenerCounts {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ListenerCounts {
+            accepted: get(&self.accepted),
+            refused: get(&self.refused),
+            header_timeouts: get(&self.header_timeouts),
+            idle_closed: get(&self.idle_closed),
+            dropped_at_shutdown: get(&self.dropped_at_shutdown),
+            open: get(&self.open),
+        }
+    }
+}
+
+/// One exposed series: name, type, help, and its value in the counts.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ListenerCounts) -> u64,
+);
+
+/// Appends the Prometheus exposition of each listener's counts as `aiops_listener_*` series
+/// labelled `listener` (for example `platform`, `gateway`).
+pub fn render(out: &mut String, listeners: &[(&str, &ListenerStats)]) {
+    let counts: Vec<(&str, ListenerCounts)> =
+        listeners.iter().map(|(n, s)| (*n, s.counts())).collect();
+    let series: [Series; 6] = [
+        (
+            "connections_accepted_total",
+            "counter",
+            "connections accepted",
+            |c| c.accepted,
+        ),
+        (
+            "connections_refused_total",
+            "counter",
+            "connections closed at once: max_connections were open",
+            |c| c.refused,
+        ),
+        (
+            "header_timeouts_total",
+            "counter",
+            "connections closed: no complete request head within header_read_timeout_ms",
+            |c| c.header_timeouts,
+        ),
+        (
+            "idle_closed_total",
+            "counter",
+            "connections closed: no byte moved within idle_timeout_ms",
+            |c| c.idle_closed,
+        ),
+        (
+            "dropped_at_shutdown_total",
+            "counter",
+            "connections still open when the shutdown grace ran out",
+            |c| c.dropped_at_shutdown,
+        ),
+        ("connections_open", "gauge", "connections open now", |c| {
+            c.open
+        }),
+    ];
+    for (name, kind, help, value) in series {
+        out.push_str(&format!(
+            "# HELP aiops_listener_{name} {help}\n# TYPE aiops_listener_{name} {kind}\n"
+        ));
+        for (listener, c) in &counts {
+            out.push_str(&format!(
+                "aiops_listener_{name}{{listener=\"{listener}\"}} {}\n",
+                value(c)
+            ));
+        }
+    }
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` completes, then drains for at
+/// most the grace period. Each request carries [`ConnectInfo<SocketAddr>`] of its peer.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ListenerLimits,
+    stats: Arc<ListenerStats>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(error) => {
+                    // Out of file descriptors (or a connection reset while queued): pause
+                    // instead of spinning, as hyper's and axum's own loops do.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let (app, stats, closing) = (app.clone(), stats.clone(), closing_rx.clone());
+        connections.spawn(async move {
+            // Counts down when the task ends, aborted at the grace's end included.
+            let _open = OpenConnection::new(&stats.open);
+            serve_connection(stream, peer, app, limits, &stats, closing).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    let drained = tokio::time::timeout(limits.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        let left = u64::try_from(connections.len()).unwrap_or(u64::MAX);
+        stats.dropped_at_shutdown.fetch_add(left, Ordering::Relaxed);
+        tracing::warn!(
+            connections = left,
+            grace = ?limits.shutdown_grace,
+            "shutdown grace over: closing the connections still open"
+        );
+        connections.shutdown().await;
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    limits: ListenerLimits,
+    stats: &ListenerStats,
+    mut closing: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let activity = Activity::default();
+    let io = TokioIo::new(WatchedIo {
+        inner: stream,
+        activity: activity.clone(),
+    });
+    let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(req)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let mut conn = pin!(builder.serve_connection(io, service).with_upgrades());
+    let mut graceful = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    if error.is_timeout() {
+                        stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::debug!(%error, %peer, "connection ended");
+                }
+                return;
+            }
+            _ = closing.wait_for(|c| *c), if !graceful => {
+                graceful = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = activity.idle_for(limits.idle_timeout), if !limits.idle_timeout.is_zero() => {
+                stats.idle_closed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%peer, "idle connection closed");
+                return;
+            }
+        }
+    }
+}
+
+/// One open connection in the `open` gauge, for as long as it lives.
+struct OpenConnection<'a>(&'a AtomicU64);
+
+impl<'a> OpenConnection<'a> {
+    fn new(open: &'a AtomicU64) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(open)
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// When bytes last moved on a connection.
+#[derive(Debug, Clone)]
+struct Activity {
+    since: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            since: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Completes once nothing has moved for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last = self.since + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+}
+
+/// A stream that notes in [`Activity`] every read or write that moved bytes.
+struct WatchedIo<T> {
+    inner: T,
+    activity: Activity,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    fn limits(max: usize) -> ListenerLimits {
+        ListenerLimits {
+            header_read_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_millis(600),
+            max_connections: max,
+            shutdown_grace: Duration::from_millis(300),
+        }
+    }
+
+    async fn start(
+        limits: ListenerLimits,
+    ) -> (
+        SocketAddr,
+        Arc<ListenerStats>,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stats = Arc::new(ListenerStats::default());
+        let app = Router::new().route(
+            "/",
+            axum::routing::get(|| async { "ok" }).post(|body: String| async move { body }),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, app, limits, stats.clone(), async {
+            let _ = stopped.await;
+        }));
+        (addr, stats, stop, task)
+    }
+
+    async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 256];
+        matches!(
+            tokio::time::timeout(within, stream.read(&mut buf)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+
+    #[tokio::test]
+    async fn a_trickled_head_is_cut_off_and_the_cap_refuses_the_rest() {
+        let (addr, stats, _stop, _task) = start(limits(2)).await;
+        let mut slow = TcpStream::connect(addr).await.expect("connect");
+        slow.write_all(b"GET / HTTP/1.1\r\n").await.expect("write");
+        let mut second = TcpStream::connect(addr).await.expect("connect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut third = TcpStream::connect(addr).await.expect("connect");
+        assert!(closed_by_server(&mut third, Duration::from_secs(2)).await);
+        assert!(closed_by_server(&mut slow, Duration::from_secs(3)).await);
+        assert!(closed_by_server(&mut second, Duration::from_secs(3)).await);
+        let c = stats.counts();
+        assert_eq!((c.accepted, c.refused), (2, 1), "{c:?}");
+        assert!(c.header_timeouts >= 1, "{c:?}");
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_is_closed_by_the_idle_timeout() {
+        let (addr, stats, _stop, _task) = start(limits(4)).await;
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc")
+            .await
+            .expect("write");
+        // The handler waits for the rest of the body, which never comes.
+        assert!(closed_by_server(&mut s, Duration::from_secs(3)).await);
+        assert_eq!(stats.counts().idle_closed, 1);
+    }
+
+    #[tokio::test]
+    async fn shutdown_drops_half_open_connections_after_the_grace() {
+        let slow_timeouts = ListenerLimits {
+            header_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            ..limits(8)
+        };
+        let (addr, stats, stop, task) = start(slow_timeouts).await;
+        let mut half = TcpStream::connect(addr).await.expect("connect");
+        half.write_all(b"GET / HTTP/1.1\r\nhost")
+            .await
+            .expect("write");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(3), task)
+            .await
+            .expect("serve returned within the grace")
+            .expect("join");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(closed_by_server(&mut half, Duration::from_secs(1)).await);
+        assert_eq!(stats.counts().dropped_at_shutdown, 1);
+    }
+}

@@ -1,0 +1,77 @@
+//! Ingest keys with a real OpenTelemetry SDK: the Python SDK sends the key the standard way
+//! (`OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<key>`) and is accepted; the same SDK
+//! without it is refused and counted.
+#![allow(clippy::unwrap_used)]
+
+mod platform_support;
+
+use std::time::{Duration, Instant};
+
+use platform_support::PlatformProcess;
+use platform_support::python::PythonApp;
+
+const KEY: &str = "k-0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_otel_sdk_sends_its_ingest_key_as_otel_exporter_otlp_headers() {
+    let p = PlatformProcess::start(&format!("ingest_keys = [\"{KEY}\"]\n"));
+    let keyed = PythonApp::start(
+        &["--no-metrics-endpoint"],
+        &[
+            ("OTEL_SERVICE_NAME", "py-keyed".into()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", p.url.clone()),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                format!("authorization=Bearer%20{KEY}"),
+            ),
+        ],
+    );
+    let unkeyed = PythonApp::start(
+        &["--no-metrics-endpoint"],
+        &[
+            ("OTEL_SERVICE_NAME", "py-unkeyed".into()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", p.url.clone()),
+        ],
+    );
+    let traces = |service: &'static str| {
+        let p = &p;
+        async move {
+            p.api(&format!("traces?service={service}")).await["items"]
+                .as_array()
+                .map_or(0, Vec::len)
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while traces("py-keyed").await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no span of the keyed SDK arrived: {}",
+            p.output()
+        );
+        for app in [&keyed, &unkeyed] {
+            let _ = p.client().get(format!("{}/work", app.url)).send().await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The unkeyed SDK exported as often (its batches are refused with 401).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(traces("py-unkeyed").await, 0);
+    let metrics = p
+        .client()
+        .get(format!("{}/metrics", p.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("aiops_requests_refused_total ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    assert!(refused >= 1.0, "{metrics}");
+}
