@@ -181,6 +181,15 @@ fn up(args: UpArgs) -> ExitCode {
     if let Some(listen) = args.listen {
         topology.platform.listen = listen;
     }
+    // Ingest keys from the environment too (a Kubernetes Secret), beside the topology's.
+    if let Ok(keys) = std::env::var("AIOPS_INGEST_KEYS") {
+        topology.platform.ingest_keys.extend(
+            keys.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned),
+        );
+    }
     let Some(rt) = runtime(true) else {
         return ExitCode::FAILURE;
     };

@@ -75,3 +75,57 @@ async fn an_otel_sdk_sends_its_ingest_key_as_otel_exporter_otlp_headers() {
         .unwrap_or(0.0);
     assert!(refused >= 1.0, "{metrics}");
 }
+
+/// The platform's own children send the key it requires: a supervised chassis service's
+/// spans (OTLP, bearer key) and its exceptions (Sentry DSN key) are accepted, none refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervised_children_send_the_ingest_key_the_platform_requires() {
+    let p = PlatformProcess::start(&format!(
+        "ingest_keys = [\"{KEY}\"]\n{}",
+        platform_support::food_service("kitchen", "")
+    ));
+    p.wait_all_ready(Duration::from_secs(60)).await;
+    let kitchen = p.instance("kitchen#0").await["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    platform_support::set_fault(p.client(), &kitchen, serde_json::json!({"error_rate": 1.0})).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = p
+            .client()
+            .get(format!("{}/restaurants", p.gateway))
+            .send()
+            .await;
+        let spans = p.api("traces?service=kitchen").await["items"]
+            .as_array()
+            .map_or(0, Vec::len);
+        let exceptions = p.api("exceptions?service=kitchen").await["items"]
+            .as_array()
+            .map_or(0, Vec::len);
+        if spans > 0 && exceptions > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "spans {spans}, exception groups {exceptions}: {}",
+            p.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = p
+        .client()
+        .get(format!("{}/metrics", p.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "aiops_requests_refused_total 0"),
+        "{metrics}"
+    );
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::instance::Instance;
 use super::{ServiceState, Wiring};
-use crate::config::{RecoveryMode, ServiceConfig, Topology};
+use crate::config::{PlatformConfig, RecoveryMode, ServiceConfig, Topology};
 use crate::incident::{BudgetKind, StoredInstance};
 use crate::instance::InstanceId;
 use crate::supervisor::actuator::{LocalProcessActuator, WorkloadSpec};
@@ -179,6 +179,7 @@ fn workload(
 ) -> WorkloadSpec {
     let platform = wiring.platform_addr;
     let project = s.sentry_project.unwrap_or(1);
+    let (sentry_key, otlp_headers) = child_credentials(&topology.platform);
     let mut env = vec![
         (
             "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
@@ -187,9 +188,12 @@ fn workload(
         ("OTEL_SERVICE_NAME".to_owned(), s.name.clone()),
         (
             "SENTRY_DSN".to_owned(),
-            format!("http://aiops@{platform}/{project}"),
+            format!("http://{sentry_key}@{platform}/{project}"),
         ),
     ];
+    if let Some(headers) = otlp_headers {
+        env.push(("OTEL_EXPORTER_OTLP_HEADERS".to_owned(), headers));
+    }
     for dep in &s.depends_on {
         let url = match (topology.gateway.upstreams_via_gateway, wiring.gateway_addr) {
             (true, Some(gw)) => format!("http://{gw}"),
@@ -215,6 +219,36 @@ fn workload(
         data_dir: topology.platform.data_dir.clone(),
         drain_grace: SCALE_IN_DRAIN,
     }
+}
+
+/// What the platform's own children send with their telemetry, so that the ingest keys the
+/// platform requires never refuse them: the first ingest key as the Sentry DSN's public key
+/// and as an OTLP bearer token (`OTEL_EXPORTER_OTLP_HEADERS`, percent-encoded as the
+/// OpenTelemetry specification asks); else the older header/key pair and the first Sentry
+/// key; else an open ingest's placeholder key.
+fn child_credentials(p: &PlatformConfig) -> (String, Option<String>) {
+    let encode = |v: &str| {
+        v.replace('%', "%25")
+            .replace(' ', "%20")
+            .replace(',', "%2C")
+    };
+    if let Some(key) = p.ingest_keys.first() {
+        return (
+            key.clone(),
+            Some(format!("authorization=Bearer%20{}", encode(key))),
+        );
+    }
+    let sentry = p
+        .sentry_keys
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "aiops".to_owned());
+    let header = p
+        .otlp_ingest_header
+        .as_ref()
+        .zip(p.otlp_ingest_key.as_ref())
+        .map(|(h, k)| format!("{}={}", encode(h), encode(k)));
+    (sentry, header)
 }
 
 fn port_is_free(port: u16) -> bool {
@@ -270,6 +304,27 @@ mod tests {
         let mut deps = transitive_deps(&all, "order");
         deps.sort();
         assert_eq!(deps, ["accounting", "kitchen"]);
+    }
+
+    #[test]
+    fn children_send_the_key_the_platform_requires() {
+        let mut p = PlatformConfig::default();
+        assert_eq!(child_credentials(&p), ("aiops".to_owned(), None));
+        p.sentry_keys = vec!["pub".into()];
+        p.otlp_ingest_header = Some("x-aiops-key".into());
+        p.otlp_ingest_key = Some("old".into());
+        assert_eq!(
+            child_credentials(&p),
+            ("pub".to_owned(), Some("x-aiops-key=old".to_owned()))
+        );
+        p.ingest_keys = vec!["k 1".into(), "k2".into()];
+        assert_eq!(
+            child_credentials(&p),
+            (
+                "k 1".to_owned(),
+                Some("authorization=Bearer%20k%201".to_owned())
+            )
+        );
     }
 
     #[test]
