@@ -895,38 +895,55 @@ fn every_url_points_at_a_service_that_exists_on_one_of_its_ports() {
                 }
             }
         }
-        // The ingest key: the header the services send is the one aiops requires, and the
-        // placeholder aiops's init container replaces is where the key belongs.
-        let header = topology["platform"]["otlp_ingest_header"]
-            .as_str()
-            .expect("otlp_ingest_header");
+        // The ingest key: each service sends the Secret's ingest-key as the OTLP bearer token
+        // (the header form OTEL_EXPORTER_OTLP_HEADERS percent-decodes) and as its DSN's key,
+        // and aiops requires that same Secret key (AIOPS_INGEST_KEYS).
+        let secret_ref = |c: &Value, var: &str| -> Option<(String, String)> {
+            let e = c["env"].as_array()?.iter().find(|e| e["name"] == var)?;
+            let r = &e["valueFrom"]["secretKeyRef"];
+            Some((
+                r["name"].as_str()?.to_owned(),
+                r["key"].as_str()?.to_owned(),
+            ))
+        };
+        let ingest_secret = Some(("aiops-secrets".to_owned(), "ingest-key".to_owned()));
+        let mut keyed = 0;
         for (workload, pod) in r.pod_templates() {
             for c in containers(pod) {
                 if let Some(h) = env_values(c).get("OTEL_EXPORTER_OTLP_HEADERS") {
-                    assert!(
-                        h.starts_with(&format!("{header}=")),
-                        "{}: {workload}: OTEL_EXPORTER_OTLP_HEADERS {h} vs {header}",
+                    assert_eq!(
+                        h, "authorization=Bearer%20$(AIOPS_INGEST_KEY)",
+                        "{}: {workload}",
                         r.name
                     );
+                    assert_eq!(
+                        secret_ref(c, "AIOPS_INGEST_KEY"),
+                        ingest_secret,
+                        "{}: {workload}",
+                        r.name
+                    );
+                    keyed += 1;
                 }
             }
         }
+        assert_eq!(keyed, FOOD_DELIVERY.len(), "{}: keyed services", r.name);
         let aiops = r.find("Deployment", "aiops").expect("aiops");
-        let render_script = aiops["spec"]["template"]["spec"]["initContainers"][0]["command"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
-        let raw = r.topology_text();
-        assert!(
-            raw.matches("@INGEST_KEY@").count() >= 2 && render_script.contains("s/@INGEST_KEY@/"),
-            "{}: the ingest key placeholder of aiops.toml and the init container disagree",
+        let platform = containers(&aiops["spec"]["template"])
+            .find(|c| c["name"] == "aiops")
+            .expect("the aiops container");
+        assert_eq!(
+            secret_ref(platform, "AIOPS_INGEST_KEYS"),
+            ingest_secret,
+            "{}: aiops requires the key the services send",
             r.name
         );
+        for secret in ["ingest_keys", "otlp_ingest_key", "sentry_keys", "api_token"] {
+            assert!(
+                topology["platform"].get(secret).is_none(),
+                "{}: {secret} in the ConfigMap: secrets come from the Secret",
+                r.name
+            );
+        }
     }
     // Per rendering: a database, OTLP and Sentry URL per service, and order-service's four
     // upstreams.
@@ -937,8 +954,7 @@ fn every_url_points_at_a_service_that_exists_on_one_of_its_ports() {
     );
 }
 
-/// aiops's ConfigMap is a topology aiops itself accepts (its own parser and validation, with
-/// the key the init container writes in), and each service it names is a Deployment of the
+/// aiops's ConfigMap is a topology aiops itself accepts (its own parser and validation), and each service it names is a Deployment of the
 /// rendering, on a port that Deployment's first container declares; discovery watches the
 /// namespace the Deployments are in.
 #[test]
