@@ -207,11 +207,12 @@ fn up(args: UpArgs) -> ExitCode {
             // Printed once, so a user can copy it; never logged.
             println!("{}", serde_json::json!({ "event": "api_token", "token": platform.api_token() }));
         }
+        // Logged first: whoever waits for the machine-readable line finds the log line written.
+        tracing::info!(%addr, "aiops platform listening");
         println!(
             "{}",
             serde_json::json!({ "event": "listening", "addr": addr.to_string(), "url": format!("http://{addr}") })
         );
-        tracing::info!(%addr, "aiops platform listening");
         match platform.serve(shutdown_signal()).await {
             Ok(()) => {
                 tracing::info!("aiops platform stopped");

@@ -45,6 +45,15 @@ fn run_up(extra: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
     });
     rx.recv_timeout(Duration::from_secs(30))
         .expect("aiops printed its listening address");
+    // And its own log line is on stderr (written by the logging thread).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("aiops platform listening")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // SIGTERM: a graceful stop that logs too.
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
