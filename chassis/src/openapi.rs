@@ -129,7 +129,10 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 
 fn problem_schema() -> (String, RefOr<utoipa::openapi::schema::Schema>) {
     use utoipa::{PartialSchema as _, ToSchema as _};
-    (ProblemDetails::name().into_owned(), ProblemDetails::schema())
+    (
+        ProblemDetails::name().into_owned(),
+        ProblemDetails::schema(),
+    )
 }
 
 fn problem_response(description: &str) -> Response {

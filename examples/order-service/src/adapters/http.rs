@@ -170,7 +170,7 @@ impl From<Order> for OrderView {
 #[derive(Debug, Deserialize, IntoParams)]
 pub(crate) struct ListQuery {
     /// Only orders in this state.
-    #[param(value_type = Option<OrderStateName>)]
+    #[param(inline, value_type = Option<OrderStateName>)]
     state: Option<String>,
     /// At most this many (default 50, at most 500), newest first.
     limit: Option<u32>,
