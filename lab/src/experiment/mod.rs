@@ -617,19 +617,6 @@ fn startup_line(addr: SocketAddr, api_token: &str, services: usize) -> String {
     )
 }
 
-#[cfg(test)]
-mod startup_line_tests {
-    #[test]
-    fn the_printed_line_has_a_dashboard_link_that_signs_in() {
-        let addr = "127.0.0.1:4318".parse().expect("addr");
-        let line = super::startup_line(addr, "tok123", 5);
-        assert!(
-            line.contains("http://127.0.0.1:4318/#token=tok123 "),
-            "{line}"
-        );
-    }
-}
-
 pub(crate) struct Started {
     pub(crate) running: Running,
     pub(crate) addr: SocketAddr,
@@ -1303,4 +1290,17 @@ async fn load_url(args: LoadArgs, base_url: String) -> Result<ExitCode, Experime
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod startup_line_tests {
+    #[test]
+    fn the_printed_line_has_a_dashboard_link_that_signs_in() {
+        let addr = "127.0.0.1:4318".parse().expect("addr");
+        let line = super::startup_line(addr, "tok123", 5);
+        assert!(
+            line.contains("http://127.0.0.1:4318/#token=tok123 "),
+            "{line}"
+        );
+    }
 }
