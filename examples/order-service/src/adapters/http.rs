@@ -170,7 +170,7 @@ impl From<Order> for OrderView {
 #[derive(Debug, Deserialize, IntoParams)]
 pub(crate) struct ListQuery {
     /// Only orders in this state.
-    #[param(inline, value_type = Option<OrderStateName>)]
+    #[param(inline, value_type = OrderStateName, required = false)]
     state: Option<String>,
     /// At most this many (default 50, at most 500), newest first.
     limit: Option<u32>,
@@ -285,7 +285,7 @@ async fn create_order(
 #[utoipa::path(get, path = "/orders", tag = "orders", params(ListQuery),
     responses(
         (status = 200, description = "Orders, newest first", body = [OrderView]),
-        (status = 400, description = "Unknown state", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown state", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 async fn list_orders(
     State(svc): State<Service>,
