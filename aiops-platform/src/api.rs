@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::exposition::write_family;
@@ -19,16 +20,16 @@ use crate::store::{LogQuery, MetricQuery, Severity, now_nanos, rfc3339};
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
-/// The `/api/v1` routes (the token check is added by the caller).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/services", get(services))
-        .route("/traces", get(traces))
-        .route("/traces/{trace_id}", get(trace))
-        .route("/logs", get(logs))
-        .route("/exceptions", get(exceptions))
-        .route("/metrics", get(metrics))
-        .route("/health", get(health))
+/// The `/api/v1` routes with their OpenAPI description (the token check is added by the caller).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(services))
+        .routes(routes!(traces))
+        .routes(routes!(trace))
+        .routes(routes!(logs))
+        .routes(routes!(exceptions))
+        .routes(routes!(metrics))
+        .routes(routes!(health))
 }
 
 /// A page of results.
@@ -98,10 +99,44 @@ fn offset_page<T>(all: Vec<T>, offset: usize, limit: usize) -> Page<T> {
     }
 }
 
+#[cfg(test)]
+mod probe_tests {
+    use super::is_probe_span_name;
+
+    #[test]
+    fn probes_and_scrapes_are_recognised_by_their_route() {
+        for name in [
+            "GET /health",
+            "GET /health/live",
+            "GET /health/ready",
+            "GET /metrics",
+            "/health/ready",
+            "GET /metrics?x=1",
+        ] {
+            assert!(is_probe_span_name(name), "{name}");
+        }
+        for name in [
+            "GET /orders",
+            "POST /orders/{id}",
+            "GET /healthy",
+            "GET /metrics/x",
+            "health check",
+            "",
+        ] {
+            assert!(!is_probe_span_name(name), "{name}");
+        }
+    }
+}
+
 fn valid_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The services that sent telemetry, paginated.
+#[utoipa::path(get, path = "/services", tag = "telemetry",
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<u64>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "A page of services: `items`, `next_cursor`", body = Object), (status = 400, description = "A bad query parameter", body = Problem, content_type = "application/problem+json")))]
 async fn services(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -117,23 +152,80 @@ async fn services(
     .into_response())
 }
 
+/// Recent traces, newest first. Traces of probes and scrapes (a root span of a `/health*` or
+/// `/metrics` route) are left out unless `include_probes=true`.
+#[utoipa::path(get, path = "/traces", tag = "telemetry",
+    params(("service" = Option<String>, Query, description = "Only this service"),
+        ("include_probes" = Option<bool>, Query, description = "Include traces of health probes and metrics scrapes (default false)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<u64>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "A page of trace summaries: `items`, `next_cursor`", body = Object), (status = 400, description = "A bad query parameter", body = Problem, content_type = "application/problem+json")))]
 async fn traces(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
-    let p = Params::new(q, &["service", "limit", "cursor"])?;
+    let p = Params::new(q, &["service", "limit", "cursor", "include_probes"])?;
     let limit = p.limit()?;
-    let items = state
-        .store
-        .traces
-        .read()
-        .list(p.str("service"), p.cursor()?, limit);
-    let next_cursor = (items.len() == limit)
-        .then(|| items.last().map(|t| t.seq.to_string()))
-        .flatten();
+    let include_probes = match p.str("include_probes") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(Problem::bad_request(format!(
+                "include_probes must be true or false, got {other:?}"
+            )));
+        }
+    };
+    let service = p.str("service");
+    let mut before = p.cursor()?;
+    let mut items = Vec::with_capacity(limit);
+    let mut scanned_all = false;
+    // Probe traces are skipped without shortening the page: read on, a bounded number of
+    // pages, and hand back where the scan stopped as the cursor.
+    for _ in 0..MAX_TRACE_SCAN_PAGES {
+        let batch = state.store.traces.read().list(service, before, limit);
+        let full = batch.len() == limit;
+        before = batch.last().map(|t| t.seq).or(before);
+        items.extend(
+            batch
+                .into_iter()
+                .filter(|t| include_probes || !is_probe_span_name(&t.root_name)),
+        );
+        if !full {
+            scanned_all = true;
+            break;
+        }
+        if items.len() >= limit {
+            break;
+        }
+    }
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|t| t.seq.to_string())
+    } else if scanned_all {
+        None
+    } else {
+        before.map(|b| b.to_string())
+    };
     Ok(Json(Page { items, next_cursor }).into_response())
 }
 
+/// How many store pages one trace-list request reads at most while skipping probe traces.
+const MAX_TRACE_SCAN_PAGES: usize = 20;
+
+/// Whether a span name is that of a health probe or a metrics scrape: `GET /health`,
+/// `GET /health/live`, `/metrics`, … (the route is the name's last word, query string aside).
+pub fn is_probe_span_name(name: &str) -> bool {
+    let route = name.split_whitespace().last().unwrap_or_default();
+    let path = route.split('?').next().unwrap_or_default();
+    path == "/metrics" || path == "/health" || path.starts_with("/health/")
+}
+
+/// One trace: its spans as a tree.
+#[utoipa::path(get, path = "/traces/{trace_id}", tag = "telemetry",
+    params(("trace_id" = String, Path, pattern = "^[0-9a-fA-F]{32}$", description = "The trace id, 32 hex digits")),
+    responses((status = 200, description = "The trace", body = Object),
+        (status = 400, description = "Not a trace id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Never received, or past retention", body = Problem, content_type = "application/problem+json")))]
 async fn trace(
     State(state): State<AppState>,
     Path(trace_id): Path<String>,
@@ -166,6 +258,14 @@ async fn trace(
     .into_response())
 }
 
+/// Log records, newest first.
+#[utoipa::path(get, path = "/logs", tag = "telemetry",
+    params(("service" = Option<String>, Query, description = "Only this service"),
+        ("trace_id" = Option<String>, Query, pattern = "^[0-9a-fA-F]{32}$", description = "Only records of this trace"),
+        ("level" = Option<String>, Query, description = "Least severity: trace, debug, info, warn, error or fatal"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<u64>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "A page of log records: `items`, `next_cursor`", body = Object), (status = 400, description = "A bad query parameter", body = Problem, content_type = "application/problem+json")))]
 async fn logs(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -204,6 +304,11 @@ async fn logs(
     Ok(Json(Page { items, next_cursor }).into_response())
 }
 
+/// Exception groups.
+#[utoipa::path(get, path = "/exceptions", tag = "telemetry",
+    params(("service" = Option<String>, Query, description = "Only this service"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<u64>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "A page of exception groups: `items`, `next_cursor`", body = Object), (status = 400, description = "A bad query parameter", body = Problem, content_type = "application/problem+json")))]
 async fn exceptions(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -219,6 +324,14 @@ async fn exceptions(
     .into_response())
 }
 
+/// Metric series and their latest points.
+#[utoipa::path(get, path = "/metrics", tag = "telemetry",
+    params(("service" = Option<String>, Query, description = "Only this service"),
+        ("name" = Option<String>, Query, description = "Only this metric"),
+        ("points" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "Points per series (default 60)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<u64>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "A page of series: `items`, `next_cursor`", body = Object), (status = 400, description = "A bad query parameter", body = Problem, content_type = "application/problem+json")))]
 async fn metrics(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -244,6 +357,9 @@ async fn metrics(
     Ok(Json(Page { items, next_cursor }).into_response())
 }
 
+/// The platform's state: what it stores, its counters, retention, scrape targets.
+#[utoipa::path(get, path = "/health", tag = "platform",
+    responses((status = 200, description = "The platform's state", body = Object)))]
 async fn health(State(state): State<AppState>) -> Response {
     let now = now_nanos();
     Json(serde_json::json!({

@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::Page;
 use crate::app::AppState;
@@ -16,13 +17,13 @@ use crate::problem::Problem;
 use crate::supervisor::{ApproveError, Supervision};
 
 /// The routes (nested under `/api/v1`, behind the token check).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/incidents", get(incidents))
-        .route("/incidents/{id}", get(incident))
-        .route("/incidents/{id}/approve", post(approve))
-        .route("/report", get(report))
-        .route("/instances", get(instances))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(incidents))
+        .routes(routes!(incident))
+        .routes(routes!(approve))
+        .routes(routes!(report))
+        .routes(routes!(instances))
 }
 
 fn supervision(state: &AppState) -> Result<&std::sync::Arc<Supervision>, Problem> {
@@ -34,6 +35,13 @@ fn supervision(state: &AppState) -> Result<&std::sync::Arc<Supervision>, Problem
     })
 }
 
+/// Incidents, paginated.
+#[utoipa::path(get, path = "/incidents", tag = "incidents",
+    params(("service" = Option<String>, Query, description = "Only this service's"),
+        ("status" = Option<String>, Query, pattern = "^(open|resolved)?$", description = "`open` or `resolved`"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<u64>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "A page of incidents: `items`, `next_cursor`", body = Object), (status = 400, description = "A bad query parameter", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The supervisor is not running", body = Problem, content_type = "application/problem+json")))]
 async fn incidents(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -85,6 +93,10 @@ async fn incidents(
     .into_response())
 }
 
+/// One incident: its evidence, diagnosis and actions.
+#[utoipa::path(get, path = "/incidents/{id}", tag = "incidents",
+    params(("id" = String, Path, description = "The incident's id")),
+    responses((status = 200, description = "The incident", body = Object), (status = 404, description = "No such incident", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The supervisor is not running", body = Problem, content_type = "application/problem+json")))]
 async fn incident(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -95,6 +107,13 @@ async fn incident(
         .ok_or_else(|| Problem::not_found(format!("no incident {id}")))
 }
 
+/// Approves the incident's pending action (the approver goes into the audit record).
+#[utoipa::path(post, path = "/incidents/{id}/approve", tag = "incidents",
+    params(("id" = String, Path, description = "The incident's id"),
+        ("x-aiops-user" = Option<String>, Header, max_length = 100, description = "Who approves, for the audit record")),
+    responses((status = 200, description = "The incident, its action approved", body = Object), (status = 404, description = "No such incident", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Nothing awaits approval", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The supervisor is not running or stopping", body = Problem, content_type = "application/problem+json")))]
 async fn approve(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -118,6 +137,9 @@ async fn approve(
     }
 }
 
+/// Per-service MTTD, MTTR and downtime over the incidents.
+#[utoipa::path(get, path = "/report", tag = "incidents",
+    responses((status = 200, description = "The report and its definitions", body = Object), (status = 503, description = "The supervisor is not running", body = Problem, content_type = "application/problem+json")))]
 async fn report(State(state): State<AppState>) -> Result<Response, Problem> {
     let s = supervision(&state)?;
     let incidents = s.incidents();
@@ -145,6 +167,9 @@ async fn report(State(state): State<AppState>) -> Result<Response, Problem> {
     .into_response())
 }
 
+/// The supervised instances and the gateway's address.
+#[utoipa::path(get, path = "/instances", tag = "incidents",
+    responses((status = 200, description = "The gateway and the instances", body = Object), (status = 503, description = "The supervisor is not running", body = Problem, content_type = "application/problem+json")))]
 async fn instances(State(state): State<AppState>) -> Result<Response, Problem> {
     let s = supervision(&state)?;
     Ok(Json(serde_json::json!({

@@ -65,11 +65,17 @@ pub struct Limits {
 
 /// The full router.
 pub fn router(state: AppState, limits: Limits) -> Router {
-    let api = crate::api::router()
-        .merge(crate::api_incidents::router())
-        .merge(crate::dashboard::api_router())
-        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let (api, doc) = api_router();
+    let api = api.layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let doc = Arc::new(doc);
     Router::new()
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json((*doc).clone()) }
+            }),
+        )
         .route("/v1/traces", post(otlp::traces))
         .route("/v1/logs", post(otlp::logs))
         .route("/v1/metrics", post(otlp::metrics))
@@ -77,7 +83,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/api/{project_id}/envelope", post(sentry::envelope))
         .route("/api/{project_id}/store/", post(sentry::store))
         .route("/api/{project_id}/store", post(sentry::store))
-        .nest("/api/v1", api)
+        .merge(api)
         .route("/health/live", get(live))
         .route("/health/ready", get(live))
         .route("/metrics", get(crate::api::self_metrics))
@@ -97,6 +103,21 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The `/api/v1` routes (without the token check) and the OpenAPI document describing exactly
+/// those routes, both made from the same route declarations.
+pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    let routes = crate::api::router()
+        .merge(crate::api_incidents::router())
+        .merge(crate::dashboard::api_router());
+    let (router, mut doc) =
+        utoipa_axum::router::OpenApiRouter::with_openapi(crate::openapi::PlatformApi::openapi())
+            .nest("/api/v1", routes)
+            .split_for_parts();
+    crate::openapi::finish(&mut doc);
+    (router, doc)
 }
 
 async fn live() -> impl IntoResponse {

@@ -213,6 +213,20 @@ fn up(args: UpArgs) -> ExitCode {
             "{}",
             serde_json::json!({ "event": "listening", "addr": addr.to_string(), "url": format!("http://{addr}") })
         );
+        // A link that signs in by itself (the token in the fragment, never sent to the server),
+        // when the token was generated or a person is watching; a configured token is not
+        // copied into a redirected log.
+        let dashboard = if platform.token_source == TokenSource::Generated
+            || std::io::IsTerminal::is_terminal(&std::io::stdout())
+        {
+            crate::dashboard::sign_in_link(addr, platform.api_token())
+        } else {
+            crate::dashboard::dashboard_url(addr)
+        };
+        println!(
+            "{}",
+            serde_json::json!({ "event": "dashboard", "url": dashboard })
+        );
         match platform.serve(shutdown_signal()).await {
             Ok(()) => {
                 tracing::info!("aiops platform stopped");

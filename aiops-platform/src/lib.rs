@@ -25,6 +25,7 @@ pub mod instance;
 pub mod listener;
 pub mod log_format;
 pub mod logmine;
+pub mod openapi;
 pub mod platform;
 pub mod problem;
 pub mod rca;

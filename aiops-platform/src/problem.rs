@@ -5,7 +5,8 @@ use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
 /// A problem document.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ProblemDetails)]
 pub struct Problem {
     /// A URI reference naming the problem type (`about:blank` for plain HTTP statuses).
     #[serde(rename = "type")]

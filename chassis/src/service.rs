@@ -272,6 +272,7 @@ fn assemble(
         api = user_api;
     }
     api.merge(chassis_api);
+    crate::openapi::document_chassis_problems(&mut api);
     let docs: Router = utoipa_swagger_ui::SwaggerUi::new("/docs")
         .url("/openapi.json", api)
         .into();

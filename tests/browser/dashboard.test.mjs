@@ -19,7 +19,8 @@ const repo = resolve(here, '..', '..');
 const AIOPS = process.env.AIOPS_BIN || join(repo, 'target', 'debug', 'aiops');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = process.env.ARTIFACTS || join(repo, 'target', 'browser-artifacts');
-const TOKEN = 'browser-test-token';
+// The platform generates its token and prints it, with a dashboard link that signs in by itself.
+let TOKEN = null;
 const T0 = Date.now();
 
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -55,7 +56,6 @@ function startPlatform() {
   const toy = join(here, 'toy_service.py');
   const topology = `
 [platform]
-api_token = "${TOKEN}"
 data_dir = ${JSON.stringify(join(work, 'data'))}
 scrape_interval_ms = 1000
 
@@ -109,7 +109,9 @@ mode = "approval"
       }
       if (ev.event === 'listening') found.url = ev.url;
       if (ev.event === 'gateway') found.gateway = ev.url;
-      if (found.url && found.gateway) {
+      if (ev.event === 'dashboard') found.dashboard = ev.url;
+      if (ev.event === 'api_token') TOKEN = ev.token;
+      if (found.url && found.gateway && found.dashboard && TOKEN) {
         clearTimeout(timer);
         resolvePromise({ child, ...found });
       }
@@ -189,6 +191,24 @@ async function main() {
     await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
     log(`screenshot ${name}.png`);
   };
+
+  step = 'sign-in link';
+  // The printed link carries the token in the fragment (never sent to the server); opening it
+  // lands signed in, with the token moved to sessionStorage and gone from the address bar.
+  assert.ok(platform.dashboard.startsWith(`${platform.url}/#token=`), `printed link: ${platform.dashboard}`);
+  {
+    const linkContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const linkPage = await linkContext.newPage();
+    const sentToServer = [];
+    linkPage.on('request', (r) => { if (r.url().split('#')[0].includes(TOKEN)) sentToServer.push(r.url()); });
+    await linkPage.goto(platform.dashboard);
+    await linkPage.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    assert.equal(await linkPage.evaluate(() => sessionStorage.getItem('aiops.api_token')), TOKEN, 'the link\'s token is kept in sessionStorage');
+    const address = linkPage.url();
+    assert.ok(!address.includes('token'), `the address bar no longer holds the token: ${address}`);
+    assert.deepEqual(sentToServer, [], 'the token never goes into a URL sent to the server');
+    await linkContext.close();
+  }
 
   step = 'sign in';
   await page.goto(`${platform.url}/`);

@@ -651,3 +651,138 @@ async fn one_order_is_one_trace_across_five_services() {
         spans(&received.lock().unwrap())
     );
 }
+
+/// The problem responses an operation's document must list, whoever wrote the handler: the
+/// chassis answers them itself (axum's rejections, the body limit, panics).
+fn chassis_statuses(op: &Value) -> Vec<&'static str> {
+    let has_params = op["parameters"].as_array().is_some_and(|p| !p.is_empty());
+    let has_body = op.get("requestBody").is_some();
+    let mut want = vec!["500"];
+    if has_params || has_body {
+        want.push("400");
+    }
+    if has_body {
+        want.extend(["413", "415", "422"]);
+    }
+    want
+}
+
+/// Follows a `$ref` to `#/components/responses/…` (or returns the response itself).
+fn resolve<'a>(api: &'a Value, response: &'a Value) -> &'a Value {
+    match response["$ref"].as_str() {
+        Some(r) => {
+            let name = r.trim_start_matches("#/components/responses/");
+            &api["components"]["responses"][name]
+        }
+        None => response,
+    }
+}
+
+#[tokio::test]
+async fn every_operation_documents_the_chassis_problems_and_what_validation_enforces() {
+    let fd = start(&[]);
+    let mut checked = 0;
+    for svc in [
+        &fd.order,
+        &fd.consumer,
+        &fd.kitchen,
+        &fd.accounting,
+        &fd.notification,
+    ] {
+        let api = get(format!("{}/openapi.json", svc.url())).await.body;
+        let paths = api["paths"].as_object().unwrap();
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                if op.get("responses").is_none() {
+                    continue;
+                }
+                for status in chassis_statuses(op) {
+                    let response = resolve(&api, &op["responses"][status]);
+                    assert!(
+                        response["content"]
+                            .get("application/problem+json")
+                            .is_some(),
+                        "{}: {method} {path} does not document its {status} problem: {:#}",
+                        svc.name,
+                        op["responses"]
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(
+            api["components"]["schemas"].get("ProblemDetails").is_some(),
+            "{}",
+            svc.name
+        );
+    }
+    assert!(checked > 40, "only {checked} responses checked");
+
+    // The schemas say what the validation enforces: a schema-valid body is not refused by it.
+    let schema = |api: &Value, name: &str, field: &str| -> Value {
+        api["components"]["schemas"][name]["properties"][field].clone()
+    };
+    let kitchen = get(format!("{}/openapi.json", fd.kitchen.url())).await.body;
+    assert_eq!(
+        schema(&kitchen, "TicketLineInput", "quantity")["minimum"],
+        1
+    );
+    assert_eq!(
+        schema(&kitchen, "CreateTicketRequest", "lines")["minItems"],
+        1
+    );
+    let orders = get(format!("{}/openapi.json", fd.order.url())).await.body;
+    let quantity = schema(&orders, "OrderLineInput", "quantity");
+    assert_eq!(
+        (quantity["minimum"].clone(), quantity["maximum"].clone()),
+        (json!(1), json!(100))
+    );
+    assert_eq!(
+        schema(&orders, "CreateOrderRequest", "lines")["minItems"],
+        1
+    );
+    let accounting = get(format!("{}/openapi.json", fd.accounting.url()))
+        .await
+        .body;
+    assert_eq!(
+        schema(&accounting, "AuthorizeRequest", "amount_cents")["minimum"],
+        1
+    );
+    let consumer = get(format!("{}/openapi.json", fd.consumer.url()))
+        .await
+        .body;
+    assert_eq!(
+        schema(&consumer, "ValidateRequest", "order_total_cents")["minimum"],
+        1
+    );
+    let notification = get(format!("{}/openapi.json", fd.notification.url()))
+        .await
+        .body;
+    for field in ["subject", "message"] {
+        assert_eq!(
+            schema(&notification, "NotifyRequest", field)["pattern"],
+            "\\S"
+        );
+    }
+    // An order state outside the enumeration is a 400 the schema now rules out.
+    let list = &orders["paths"]["/orders"]["get"]["parameters"];
+    let state = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "state")
+        .unwrap();
+    let states = state.to_string();
+    assert!(
+        [
+            "APPROVAL_PENDING",
+            "CREATE_PENDING",
+            "PAYMENT_CONFIRMED",
+            "APPROVED",
+            "REJECTED"
+        ]
+        .iter()
+        .all(|s| states.contains(s)),
+        "state parameter: {state:#}"
+    );
+}

@@ -71,10 +71,35 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/assets/{*path}", get(asset))
 }
 
+/// The dashboard's address for a listener on `addr` (`localhost` for an unspecified address).
+pub fn dashboard_url(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://localhost:{}/", addr.port())
+    } else {
+        format!("http://{addr}/")
+    }
+}
+
+/// A dashboard link that signs in by itself: `http://host:port/#token=…`. The token is in the
+/// URL fragment, which a browser never sends to the server (so the platform never sees nor
+/// logs it); the page moves it to session storage and clears it from the address bar.
+pub fn sign_in_link(addr: std::net::SocketAddr, token: &str) -> String {
+    let mut link = dashboard_url(addr);
+    link.push_str("#token=");
+    for b in token.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            link.push(char::from(b));
+        } else {
+            link.push_str(&format!("%{b:02X}"));
+        }
+    }
+    link
+}
+
 /// The dashboard's own API route, nested under `/api/v1` behind the token check:
 /// `GET /api/v1/dashboard/requests?bucket_secs=&buckets=`.
-pub fn api_router() -> Router<AppState> {
-    Router::new().route("/dashboard/requests", get(requests))
+pub fn api_router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(requests))
 }
 
 /// Request series of one service as the gateway's clients saw them, oldest bucket first.
@@ -99,6 +124,31 @@ fn nearest_rank(mut v: Vec<f64>, q: f64) -> Option<f64> {
     v.get(rank - 1).copied()
 }
 
+#[cfg(test)]
+mod link_tests {
+    use super::sign_in_link;
+
+    #[test]
+    fn the_token_goes_in_the_fragment_percent_encoded() {
+        let addr = "127.0.0.1:8080".parse().expect("addr");
+        assert_eq!(
+            sign_in_link(addr, "ab-12_x"),
+            "http://127.0.0.1:8080/#token=ab-12_x"
+        );
+        assert_eq!(
+            sign_in_link(addr, "a b&c#"),
+            "http://127.0.0.1:8080/#token=a%20b%26c%23"
+        );
+        let any = "0.0.0.0:9000".parse().expect("addr");
+        assert_eq!(sign_in_link(any, "t"), "http://localhost:9000/#token=t");
+    }
+}
+
+/// Request rate, error rate and p95 latency per service, as the gateway's clients saw them.
+#[utoipa::path(get, path = "/dashboard/requests", tag = "dashboard",
+    params(("bucket_secs" = Option<u32>, Query, minimum = 1, maximum = 60, description = "Bucket width in seconds (default 15)"),
+        ("buckets" = Option<u32>, Query, minimum = 1, maximum = 60, description = "How many buckets (default 20)")),
+    responses((status = 200, description = "Series per service, oldest bucket first", body = Object), (status = 400, description = "A bad query parameter", body = Problem, content_type = "application/problem+json")))]
 async fn requests(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,

@@ -608,6 +608,15 @@ pub(crate) fn conditions(topology: &Topology, watched: Option<&Watched>) -> Stri
 }
 
 /// The platform, started in this process for `topology`.
+/// The line the demo prints once the platform listens: the dashboard link that signs in by
+/// itself (token in the URL fragment), and the API.
+fn startup_line(addr: SocketAddr, api_token: &str, services: usize) -> String {
+    let dashboard = aiops_platform::dashboard::sign_in_link(addr, api_token);
+    format!(
+        "aiods-lab: platform at {dashboard} (dashboard, signs in by itself), API http://{addr}/api/v1/ (token {api_token}); starting {services} service(s)…"
+    )
+}
+
 pub(crate) struct Started {
     pub(crate) running: Running,
     pub(crate) addr: SocketAddr,
@@ -726,11 +735,8 @@ async fn run_async(
         api_token,
     } = start_platform(topology).await?;
     let stop = stop_signal();
-    let dashboard = format!("http://{addr}/");
-    eprintln!(
-        "aiods-lab: platform at {dashboard} (dashboard), API http://{addr}/api/v1/ (token {api_token}); starting {} service(s)…",
-        supervised.len()
-    );
+    let dashboard = aiops_platform::dashboard::sign_in_link(addr, &api_token);
+    eprintln!("{}", startup_line(addr, &api_token, supervised.len()));
     let first_path = scenario
         .requests
         .first()
@@ -1284,4 +1290,17 @@ async fn load_url(args: LoadArgs, base_url: String) -> Result<ExitCode, Experime
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod startup_line_tests {
+    #[test]
+    fn the_printed_line_has_a_dashboard_link_that_signs_in() {
+        let addr = "127.0.0.1:4318".parse().expect("addr");
+        let line = super::startup_line(addr, "tok123", 5);
+        assert!(
+            line.contains("http://127.0.0.1:4318/#token=tok123 "),
+            "{line}"
+        );
+    }
 }

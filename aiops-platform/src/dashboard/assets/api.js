@@ -13,6 +13,26 @@ export function setToken(value) {
   else sessionStorage.removeItem(KEY);
 }
 
+/**
+ * Signs in from a link `…/#token=…` (as `aiops up` and the demo print): the token is in the
+ * fragment, which the browser never sends to the server. It moves to sessionStorage and the
+ * address bar is cleared with history.replaceState, so it stays out of history and bookmarks.
+ * Answers whether a token was taken.
+ */
+export function takeTokenFromLocation() {
+  const hash = window.location.hash.replace(/^#/, '');
+  if (!hash.startsWith('token=')) return false;
+  let value = '';
+  try {
+    value = decodeURIComponent(hash.slice('token='.length)).trim();
+  } catch {
+    value = '';
+  }
+  history.replaceState(null, '', `${window.location.pathname}${window.location.search}#/`);
+  if (value) setToken(value);
+  return Boolean(value);
+}
+
 /** An API answer that was not 2xx, with the problem's detail. */
 export class ApiError extends Error {
   constructor(status, detail) {

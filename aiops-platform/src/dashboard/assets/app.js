@@ -1,5 +1,5 @@
 // The dashboard shell: token gate, hash router, live refresh.
-import { api, ApiError, setToken, token } from './api.js';
+import { api, ApiError, setToken, takeTokenFromLocation, token } from './api.js';
 import { h, swap } from './dom.js';
 import { clock } from './format.js';
 import * as overview from './views/overview.js';
@@ -176,5 +176,10 @@ signout.addEventListener('click', () => {
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden) refresh();
 });
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => {
+  // A sign-in link pasted into an open tab.
+  takeTokenFromLocation();
+  route();
+});
+takeTokenFromLocation();
 route();

@@ -33,7 +33,8 @@ pub(crate) struct AuthorizeRequest {
     order_id: i64,
     /// The paying consumer.
     consumer_id: i64,
-    /// The amount, in cents.
+    /// The amount, in cents (positive).
+    #[schema(minimum = 1)]
     amount_cents: i64,
 }
 

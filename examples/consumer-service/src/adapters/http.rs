@@ -56,7 +56,8 @@ impl From<Consumer> for ConsumerView {
 /// What the order service asks: may this consumer order this much?
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub(crate) struct ValidateRequest {
-    /// The order's total, in cents.
+    /// The order's total, in cents (positive).
+    #[schema(minimum = 1)]
     order_total_cents: i64,
 }
 

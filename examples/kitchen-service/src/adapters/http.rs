@@ -82,6 +82,7 @@ pub(crate) struct TicketLineInput {
     /// The food item.
     menu_item_id: i64,
     /// How many (positive).
+    #[schema(minimum = 1)]
     quantity: i64,
 }
 
@@ -92,7 +93,8 @@ pub(crate) struct CreateTicketRequest {
     order_id: i64,
     /// The restaurant.
     restaurant_id: i64,
-    /// What to cook.
+    /// What to cook (at least one line).
+    #[schema(min_items = 1)]
     lines: Vec<TicketLineInput>,
 }
 

@@ -33,9 +33,11 @@ pub(crate) struct NotifyRequest {
     consumer_id: i64,
     /// The address; the customer's alias when absent.
     recipient: Option<String>,
-    /// The subject line.
+    /// The subject line (not blank).
+    #[schema(pattern = r"\S")]
     subject: String,
-    /// The text.
+    /// The text (not blank).
+    #[schema(pattern = r"\S")]
     message: String,
 }
 

@@ -36,6 +36,7 @@ pub(crate) struct OrderLineInput {
     /// The food item (see the kitchen's `GET /restaurants/{id}`).
     menu_item_id: i64,
     /// How many, 1 to 100.
+    #[schema(minimum = 1, maximum = 100)]
     quantity: i64,
 }
 
@@ -47,6 +48,7 @@ pub(crate) struct CreateOrderRequest {
     /// The restaurant.
     restaurant_id: i64,
     /// What to deliver; at least one line.
+    #[schema(min_items = 1)]
     lines: Vec<OrderLineInput>,
 }
 
@@ -168,9 +170,27 @@ impl From<Order> for OrderView {
 #[derive(Debug, Deserialize, IntoParams)]
 pub(crate) struct ListQuery {
     /// Only orders in this state.
+    #[param(inline, value_type = OrderStateName, required = false)]
     state: Option<String>,
     /// At most this many (default 50, at most 500), newest first.
     limit: Option<u32>,
+}
+
+/// The states an order can be in, as `GET /orders?state=` takes them.
+#[derive(ToSchema, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(dead_code)]
+pub(crate) enum OrderStateName {
+    /// Checking the consumer, reserving the kitchen, authorizing the payment.
+    ApprovalPending,
+    /// Not yet started.
+    CreatePending,
+    /// Paid, not yet approved.
+    PaymentConfirmed,
+    /// Done.
+    Approved,
+    /// A step said no.
+    Rejected,
 }
 
 /// An RFC 7807 problem document (`application/problem+json`). A rejected order adds `step`,
@@ -265,7 +285,7 @@ async fn create_order(
 #[utoipa::path(get, path = "/orders", tag = "orders", params(ListQuery),
     responses(
         (status = 200, description = "Orders, newest first", body = [OrderView]),
-        (status = 400, description = "Unknown state", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown state", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 async fn list_orders(
     State(svc): State<Service>,
