@@ -198,7 +198,8 @@ impl TemplateWatch {
                 continue;
             }
             let cfg = cfg(&r.service);
-            self.line(&r, &cfg, now, &mut news);
+            let refused = self.line(&r, &cfg, now, &mut news);
+            crate::store::Stats::add(&store.stats.log_words_refused, refused);
         }
         for (service, s) in &mut self.services {
             let entry = news.entry(service.clone()).or_default();
@@ -225,12 +226,14 @@ impl TemplateWatch {
         cfg: &DetectionConfig,
         now: u64,
         news: &mut HashMap<String, TemplateNews>,
-    ) {
+    ) -> u64 {
         let s = self
             .services
             .entry(r.service.clone())
             .or_insert_with(|| ServiceTemplates::new(now));
+        let refused_before = s.miner.tokens_refused();
         let obs = s.miner.observe(&r.message);
+        let refused = s.miner.tokens_refused() - refused_before;
         let template = s.miner.template(obs.id);
         let ts = i64::try_from(r.time_unix_nano / NS).unwrap_or(0);
         if let Some(RateEvidence::RateJump {
@@ -249,7 +252,7 @@ impl TemplateWatch {
             open.last_at = open.last_at.max(r.time_unix_nano);
         }
         if !obs.is_new || s.stored.contains(&template) {
-            return;
+            return refused;
         }
         s.stored.insert(template.clone());
         self.book
@@ -263,6 +266,7 @@ impl TemplateWatch {
                 last_at: r.time_unix_nano,
             });
         }
+        refused
     }
 }
 

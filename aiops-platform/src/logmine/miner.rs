@@ -34,13 +34,21 @@ pub struct MinerConfig {
     pub similarity: f64,
     /// Maximum number of cached exact token shapes before the cache is reset.
     pub cache_limit: usize,
+    /// Most distinct words learned (the interner's size): past it a new word is treated as
+    /// a variable (`<*>`) and counted ([`Miner::tokens_refused`]), so a stream of random
+    /// words cannot grow the miner without bound.
+    pub max_tokens: usize,
 }
+
+/// Distinct words a miner learns at most by default.
+pub const DEFAULT_MAX_TOKENS: usize = 10_000;
 
 impl Default for MinerConfig {
     fn default() -> Self {
         Self {
             similarity: 0.5,
             cache_limit: 1 << 20,
+            max_tokens: DEFAULT_MAX_TOKENS,
         }
     }
 }
@@ -109,6 +117,7 @@ pub struct Miner {
     cache: FxMap<u64, u32>,
     parent: Vec<u32>,
     scratch: Vec<u32>,
+    tokens_refused: u64,
 }
 
 impl Default for Miner {
@@ -144,7 +153,19 @@ impl Miner {
             cache: FxMap::default(),
             parent: Vec::new(),
             scratch: Vec::new(),
+            tokens_refused: 0,
         }
+    }
+
+    /// Number of distinct words learned.
+    pub fn tokens(&self) -> usize {
+        self.interner.len()
+    }
+
+    /// Occurrences of new words not learned because [`MinerConfig::max_tokens`] was reached
+    /// (they were treated as variables).
+    pub fn tokens_refused(&self) -> u64 {
+        self.tokens_refused
     }
 
     /// Number of templates created so far (including ones later merged by
@@ -181,6 +202,10 @@ impl Miner {
     fn intern(&mut self, tok: &str) -> u32 {
         if let Some(&id) = self.interner.get(tok) {
             return id;
+        }
+        if self.interner.len() >= self.cfg.max_tokens {
+            self.tokens_refused += 1;
+            return WILD_ID;
         }
         let id = self.names.len() as u32;
         self.names.push(tok.into());
