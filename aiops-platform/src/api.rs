@@ -411,3 +411,53 @@ pub async fn self_metrics(State(state): State<AppState>) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn page(r: Response) -> serde_json::Value {
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap_or_default();
+        serde_json::from_slice(&body).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn pages_are_cut_by_their_size_with_a_cursor() {
+        let items = vec!["a".repeat(10), "b".repeat(10), "c".repeat(10)];
+        // Each item is 12 bytes serialized: two fit in 25.
+        let p = page(capped_page_within(
+            items.clone(),
+            false,
+            |_, i| (i + 1).to_string(),
+            25,
+        ))
+        .await;
+        assert_eq!(p["items"].as_array().map(Vec::len), Some(2));
+        assert_eq!(p["next_cursor"], "2");
+        // A single item over the cap still makes a page of one.
+        let p = page(capped_page_within(
+            items.clone(),
+            false,
+            |_, i| (i + 1).to_string(),
+            1,
+        ))
+        .await;
+        assert_eq!(p["items"].as_array().map(Vec::len), Some(1));
+        assert_eq!(p["next_cursor"], "1");
+        // Not cut: the cursor only when more follow.
+        let p = page(capped_page_within(
+            items.clone(),
+            false,
+            |_, i| (i + 1).to_string(),
+            100,
+        ))
+        .await;
+        assert_eq!(p["items"].as_array().map(Vec::len), Some(3));
+        assert!(p["next_cursor"].is_null());
+        let p = page(offset_page(items, 1, 1)).await;
+        assert_eq!(p["items"][0], "b".repeat(10));
+        assert_eq!(p["next_cursor"], "2");
+    }
+}

@@ -92,7 +92,11 @@ fn two_hundred_thousand_service_names_in_one_request_are_refused_in_bounded_time
     let refused = (NAMES - 50) as f64;
     assert_eq!(sample(&m, "aiops_services_refused_total"), refused);
     assert_eq!(sample(&m, "aiops_service_cap_refused_items_total"), refused);
-    assert_eq!(sample(&m, "aiops_stored_logs"), 50.0, "only the first 50 kept");
+    assert_eq!(
+        sample(&m, "aiops_stored_logs"),
+        50.0,
+        "only the first 50 kept"
+    );
     assert_eq!(sample(&m, "aiops_stored_services"), 50.0);
 
     // Without telemetry for their time to live, discovered services are forgotten, and
