@@ -149,24 +149,14 @@ pub struct MetricStore {
     series: HashMap<String, Series>,
 }
 
-/// The identity of a series as one string, unambiguous whatever its parts hold: every part
-/// is preceded by its length, so no label name or value (which may contain any character,
-/// separators included) can make two different label sets the same key.
+/// The identity of a series as one string, unambiguous (length-prefixed parts).
 fn series_key(s: &MetricSample) -> String {
-    use std::fmt::Write as _;
-    let mut key = String::with_capacity(s.service.len() + s.name.len() + 64);
-    let mut part = |text: &str| {
-        let _ = write!(key, "{}:", text.len());
-        key.push_str(text);
-    };
-    part(s.source);
-    part(&s.service);
-    part(&s.name);
-    for (k, v) in &s.labels {
-        part(k);
-        part(v);
-    }
-    key
+    let labels = s.labels.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
+    super::unambiguous_key(
+        [s.source, s.service.as_str(), s.name.as_str()]
+            .into_iter()
+            .chain(labels),
+    )
 }
 
 impl MetricStore {

@@ -45,6 +45,19 @@ use crate::db::DurableWriter;
 /// (`crate::api::MAX_PAGE_BYTES`).
 pub const MAX_ITEM_BYTES: usize = 1024 * 1024;
 
+/// One string identifying a sequence of parts, unambiguous whatever the parts hold: each is
+/// preceded by its length, so no label name or value (any character, separators included)
+/// can make two different label sets the same key.
+pub(crate) fn unambiguous_key<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    use std::fmt::Write as _;
+    let mut key = String::new();
+    for part in parts {
+        let _ = write!(key, "{}:", part.len());
+        key.push_str(part);
+    }
+    key
+}
+
 /// Nanoseconds since the Unix epoch, now.
 pub fn now_nanos() -> u64 {
     SystemTime::now()

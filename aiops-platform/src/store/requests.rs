@@ -672,15 +672,14 @@ fn status_code(s: &MetricSample) -> Option<u64> {
 
 /// Service, source, histogram and every label (instance included), so each instance's
 /// cumulative series is its own.
+/// Unambiguous (length-prefixed parts): crafted labels cannot merge two series.
 fn series_key(s: &MetricSample, base: &str) -> String {
-    let mut key = format!("{}\u{1}{}\u{1}{base}", s.service, s.source);
-    for (k, v) in &s.labels {
-        key.push('\u{1}');
-        key.push_str(k);
-        key.push('=');
-        key.push_str(v);
-    }
-    key
+    let labels = s.labels.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
+    super::unambiguous_key(
+        [s.service.as_str(), s.source, base]
+            .into_iter()
+            .chain(labels),
+    )
 }
 
 #[cfg(test)]
@@ -693,6 +692,39 @@ mod tests {
     fn copy(a: &RequestAccounting, source: RequestSource) -> Buckets {
         a.with_buckets("svc", source, Clone::clone)
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn crafted_labels_do_not_merge_two_histogram_series() {
+        let with = |k: &str, v: &str| MetricSample {
+            service: "svc".into(),
+            name: "http_server_request_duration_seconds_count".into(),
+            labels: BTreeMap::from([(k.to_string(), v.to_string())]),
+            kind: "counter",
+            unit: String::new(),
+            source: "scrape",
+            time_unix_nano: 0,
+            value: 1.0,
+            temporality: Temporality::Cumulative,
+        };
+        // Joined with a separator and `=`, both were `...a=b=c`.
+        assert_ne!(
+            series_key(&with("a=b", "c"), "h"),
+            series_key(&with("a", "b=c"), "h")
+        );
+        assert_ne!(
+            series_key(&with("a", "1\u{1}b=2"), "h"),
+            series_key(
+                &MetricSample {
+                    labels: BTreeMap::from([
+                        ("a".to_string(), "1".to_string()),
+                        ("b".to_string(), "2".to_string())
+                    ]),
+                    ..with("a", "1")
+                },
+                "h"
+            )
+        );
     }
 
     #[test]
