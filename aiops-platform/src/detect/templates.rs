@@ -201,6 +201,16 @@ impl TemplateWatch {
             let refused = self.line(&r, &cfg, now, &mut news);
             crate::store::Stats::add(&store.stats.log_words_refused, refused);
         }
+        // The miners of services the registry forgot (no telemetry for their time to live)
+        // go too, unless just started (restored from the book, not seen since).
+        let ttl = store
+            .retention
+            .discovered_service_ttl_secs
+            .saturating_mul(NS);
+        let known = store.services.read();
+        self.services
+            .retain(|name, s| known.contains(name) || now.saturating_sub(s.watched_since) < ttl);
+        drop(known);
         for (service, s) in &mut self.services {
             let entry = news.entry(service.clone()).or_default();
             if let Some(open) = &s.open

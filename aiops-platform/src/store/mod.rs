@@ -576,7 +576,11 @@ impl Store {
             .discovered_service_ttl_secs
             .saturating_mul(1_000_000_000);
         let forgotten = self.services.write().forget_idle(now.saturating_sub(ttl));
-        Stats::add(&self.stats.services_forgotten, forgotten);
+        if !forgotten.is_empty() {
+            // Their request facts go too, so the accounting's cap does not fill with the dead.
+            self.requests.forget(&forgotten);
+            Stats::add(&self.stats.services_forgotten, forgotten.len() as u64);
+        }
     }
 
     /// What is held now.

@@ -572,6 +572,22 @@ impl RequestAccounting {
             .map(f)
     }
 
+    /// Forgets everything about these services (the registry forgot them): their buckets,
+    /// their cumulative series, their place under the service cap.
+    pub fn forget(&self, services: &[String]) {
+        let gone: HashSet<&str> = services.iter().map(String::as_str).collect();
+        let mut inner = self.inner.lock();
+        inner.services.retain(|s| !gone.contains(s.as_str()));
+        inner.series.retain(|(s, _), _| !gone.contains(s.as_str()));
+        let prefixes: Vec<String> = services
+            .iter()
+            .map(|s| super::unambiguous_key([s.as_str()]))
+            .collect();
+        inner
+            .cumulative
+            .retain(|key, _| !prefixes.iter().any(|p| key.starts_with(p.as_str())));
+    }
+
     /// What was refused so far.
     pub fn refusals(&self) -> AccountingRefusals {
         let inner = self.inner.lock();
@@ -692,6 +708,27 @@ mod tests {
     fn copy(a: &RequestAccounting, source: RequestSource) -> Buckets {
         a.with_buckets("svc", source, Clone::clone)
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn forgotten_services_free_their_place() {
+        let a = RequestAccounting::new(AccountingLimits {
+            max_services: 1,
+            ..AccountingLimits::default()
+        });
+        a.record_request("old", RequestSource::Spans, S, false, None);
+        a.record_request("new", RequestSource::Spans, S, false, None);
+        assert_eq!(a.refusals().services, 1);
+        a.forget(&["old".to_string()]);
+        assert!(
+            a.with_buckets("old", RequestSource::Spans, |_| ())
+                .is_none()
+        );
+        a.record_request("new", RequestSource::Spans, S, false, None);
+        assert!(
+            a.with_buckets("new", RequestSource::Spans, |_| ())
+                .is_some()
+        );
     }
 
     #[test]

@@ -159,14 +159,19 @@ impl ServiceRegistry {
     }
 
     /// Forgets the discovered services last seen before `cutoff` (declared ones stay), so
-    /// their places under the cap are free again; answers how many.
-    pub fn forget_idle(&mut self, cutoff: u64) -> u64 {
-        let before = self.services.len();
-        self.services
-            .retain(|_, s| s.declared || s.last_seen() >= cutoff);
-        let forgotten = before - self.services.len();
-        self.discovered = self.discovered.saturating_sub(forgotten);
-        forgotten as u64
+    /// their places under the cap are free again; answers their names.
+    pub fn forget_idle(&mut self, cutoff: u64) -> Vec<String> {
+        let idle: Vec<String> = self
+            .services
+            .iter()
+            .filter(|(_, s)| !s.declared && s.last_seen() < cutoff)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &idle {
+            self.services.remove(name);
+        }
+        self.discovered = self.discovered.saturating_sub(idle.len());
+        idle
     }
 
     /// Marks a configured service as known even before any telemetry.
@@ -253,7 +258,7 @@ mod tests {
         assert!(r.touch("recent", Signal::Logs, 1));
         assert!(r.touch("recent", Signal::Traces, 50));
         assert!(!r.touch("new", Signal::Logs, 60), "full");
-        assert_eq!(r.forget_idle(10), 1);
+        assert_eq!(r.forget_idle(10), ["old"]);
         assert_eq!(r.names(), ["declared", "recent"]);
         assert!(
             r.touch("new", Signal::Logs, 60),
@@ -267,7 +272,7 @@ mod tests {
         );
         assert!(r.touch(&"n".repeat(255), Signal::Logs, 60));
         assert_eq!(
-            r.forget_idle(100),
+            r.forget_idle(100).len(),
             2,
             "declared services are never forgotten"
         );
