@@ -171,26 +171,107 @@ fn big_records_from_small_requests_stay_within_the_byte_budget_and_pages_are_cap
     assert!(rss < 256 * 1024, "RSS {} MiB", rss / 1024);
 
     // `limit=20` answers at most 4 MiB of records, and a cursor to the rest.
-    let mut cursor: Option<String> = None;
-    let mut seen = 0;
-    let mut pages = 0;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/logs?limit=20&cursor={c}"),
-            None => "/api/v1/logs?limit=20".to_string(),
+    let pages = read_all(&p, "/api/v1/logs?limit=20");
+    let seen: usize = pages.iter().map(Vec::len).sum();
+    assert_eq!(seen as f64, sample(&p.metrics(), "aiops_stored_logs"));
+    assert!(pages.len() >= 2, "the first page was cut by its size");
+}
+
+#[test]
+fn big_exception_events_and_spans_stay_within_their_byte_budgets() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = Platform::start(
+        dir.path(),
+        "",
+        "[platform.retention]\nmax_exception_bytes = 8388608\nmax_span_bytes = 4194304\n",
+    );
+    // Thirty exception groups, each with a 900 KB sample event (27 MB in all).
+    for i in 0..30 {
+        let event = serde_json::json!({
+            "message": format!("boom {i}"),
+            "level": "error",
+            "fingerprint": [format!("group-{i}")],
+            "tags": {"service": "payments"},
+            "extra": {"blob": "z".repeat(900_000)},
+        });
+        let (status, _, _) = p.post(
+            "/api/1/store/",
+            &[("content-type", "application/json"), GZIP],
+            gzip(&serde_json::to_vec(&event).expect("json")),
+        );
+        assert!(status < 300, "status {status}");
+    }
+    // Forty spans with 500 KB of attributes each (20 MB in all).
+    for t in 0..4u8 {
+        let spans = (0..10u8)
+            .map(|i| Span {
+                trace_id: vec![t + 1; 16],
+                span_id: vec![i + 1; 8],
+                name: "op".into(),
+                attributes: vec![KeyValue {
+                    key: "blob".into(),
+                    value: text(&"s".repeat(500_000)),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect();
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
         };
-        let (status, page) = p.get(&path);
+        let (status, _, _) = p.post("/v1/traces", &[PB, GZIP], gzip(&request.encode_to_vec()));
+        assert_eq!(status, 200);
+    }
+    let m = eventually(Duration::from_secs(10), || {
+        let m = p.metrics();
+        (sample(&m, "aiops_events_accepted_total") == 30.0).then_some(m)
+    });
+    assert!(sample(&m, "aiops_stored_exception_bytes") <= 8_388_608.0);
+    assert!(sample(&m, "aiops_stored_exception_groups") <= 9.0);
+    assert!(sample(&m, "aiops_exception_groups_evicted_total") >= 21.0);
+    assert!(sample(&m, "aiops_stored_span_bytes") <= 4_194_304.0);
+    assert!(sample(&m, "aiops_spans_evicted_total") >= 32.0);
+
+    // The exceptions pages are cut at 4 MiB and point on, to every group once.
+    let all = read_all(&p, "/api/v1/exceptions?limit=100");
+    assert!(all.len() >= 2, "the first page was cut by its size");
+    let fingerprints: std::collections::BTreeSet<String> = all
+        .iter()
+        .flat_map(|page| page.iter().map(|g| g["fingerprint"].to_string()))
+        .collect();
+    assert_eq!(
+        fingerprints.len() as f64,
+        sample(&m, "aiops_stored_exception_groups")
+    );
+}
+
+/// Every page of a list, following `next_cursor`, each checked to be at most 4 MiB.
+fn read_all(p: &Platform, path: &str) -> Vec<Vec<serde_json::Value>> {
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}&cursor={c}"),
+            None => path.to_string(),
+        };
+        let (status, page) = p.get(&url);
         assert_eq!(status, 200);
         let size = serde_json::to_vec(&page).expect("json").len();
         assert!(size <= 4 * 1024 * 1024 + 4096, "a page of {size} bytes");
-        seen += items(&page).len();
-        pages += 1;
+        pages.push(items(&page));
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
-            None => break,
+            None => return pages,
         }
-        assert!(pages < 20, "pagination ends");
+        assert!(pages.len() < 100, "pagination ends");
     }
-    assert_eq!(seen as f64, sample(&p.metrics(), "aiops_stored_logs"));
-    assert!(pages >= 2, "the first page was cut by its size");
 }
