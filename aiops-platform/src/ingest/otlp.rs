@@ -419,6 +419,15 @@ fn any_value_text(v: &AnyValue) -> String {
     }
 }
 
+/// The text of a value, moved out when it is a string (a log body can be large: it is not
+/// copied).
+fn any_value_into_text(v: AnyValue) -> String {
+    match v.value {
+        Some(any_value::Value::StringValue(s)) => s,
+        value => any_value_json(&AnyValue { value }).to_string(),
+    }
+}
+
 /// `service.name` of a resource, else `unknown_service`.
 pub fn service_name(resource: Option<&Resource>) -> String {
     resource
@@ -519,7 +528,7 @@ pub fn convert_logs(request: ExportLogsServiceRequest) -> Converted<LogRecord> {
                     time_unix_nano: t,
                     level: Severity::from_otlp(rec.severity_number, &rec.severity_text),
                     severity_text: rec.severity_text,
-                    message: rec.body.as_ref().map(any_value_text).unwrap_or_default(),
+                    message: rec.body.map(any_value_into_text).unwrap_or_default(),
                     service: service.clone(),
                     target: target.clone(),
                     trace_id: valid_id(&rec.trace_id, 16).then(|| hex(&rec.trace_id)),
