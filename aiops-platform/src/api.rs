@@ -150,7 +150,7 @@ fn capped_page_within<T: Serialize>(
 }
 
 /// A page of `all` from `offset`: the cursor is the next offset.
-fn offset_page<T: Serialize>(all: Vec<T>, offset: usize, limit: usize) -> Response {
+pub(crate) fn offset_page<T: Serialize>(all: Vec<T>, offset: usize, limit: usize) -> Response {
     let total = all.len();
     let more = offset.saturating_add(limit) < total;
     capped_page(all.into_iter().skip(offset).take(limit), more, |_, i| {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use crate::api::Page;
+use crate::api::offset_page;
 use crate::app::AppState;
 use crate::incident::IncidentStatus;
 use crate::problem::Problem;
@@ -75,14 +75,7 @@ async fn incidents(
         .filter(|i| service.is_none_or(|s| &i.service == s))
         .filter(|i| status.is_none_or(|s| i.status == s))
         .collect();
-    let total = all.len();
-    let items: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
-    let next = offset + items.len();
-    Ok(Json(Page {
-        next_cursor: (next < total).then(|| next.to_string()),
-        items,
-    })
-    .into_response())
+    Ok(offset_page(all, offset, limit))
 }
 
 async fn incident(
