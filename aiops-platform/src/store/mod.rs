@@ -400,11 +400,13 @@ impl Store {
         (known - items.len()) as u64
     }
 
-    /// Appends spans (one lock for the batch).
-    pub fn insert_spans(&self, mut spans: Vec<SpanRecord>) {
+    /// Appends spans (one lock for the batch); answers how many were not stored (their
+    /// service refused by the cap, or larger than `max_item_bytes`; counted).
+    pub fn insert_spans(&self, mut spans: Vec<SpanRecord>) -> u64 {
         if spans.is_empty() {
-            return;
+            return 0;
         }
+        let before = spans.len() as u64;
         let refused = self.touch_services(spans.iter().map(|s| s.service.as_str()), Signal::Traces);
         let too_large = self.admit(
             &mut spans,
@@ -413,8 +415,9 @@ impl Store {
             SpanRecord::approx_bytes,
         );
         Stats::add(&self.stats.spans_rejected, too_large);
+        let not_stored = before - spans.len() as u64;
         if spans.is_empty() {
-            return;
+            return not_stored;
         }
         let n = spans.len() as u64;
         self.requests.record_spans(&spans);
@@ -440,31 +443,37 @@ impl Store {
         Stats::add(&self.stats.spans_accepted, n);
         Stats::add(&self.stats.spans_dropped, outcome.dropped);
         Stats::add(&self.stats.spans_evicted, outcome.evicted);
+        not_stored
     }
 
-    /// Appends log records.
-    pub fn insert_logs(&self, mut logs: Vec<LogRecord>) {
+    /// Appends log records; answers how many were not stored (as for spans).
+    pub fn insert_logs(&self, mut logs: Vec<LogRecord>) -> u64 {
         if logs.is_empty() {
-            return;
+            return 0;
         }
+        let before = logs.len() as u64;
         let refused = self.touch_services(logs.iter().map(|l| l.service.as_str()), Signal::Logs);
         let too_large = self.admit(&mut logs, &refused, |l| &l.service, LogRecord::approx_bytes);
         Stats::add(&self.stats.logs_rejected, too_large);
+        let not_stored = before - logs.len() as u64;
         if logs.is_empty() {
-            return;
+            return not_stored;
         }
         let n = logs.len() as u64;
         let outcome = self.logs.write().insert(logs, now_nanos());
         Stats::add(&self.stats.logs_accepted, n);
         Stats::add(&self.stats.logs_dropped, outcome.dropped);
         Stats::add(&self.stats.logs_evicted, outcome.evicted);
+        not_stored
     }
 
-    /// Appends metric samples.
-    pub fn insert_samples(&self, mut samples: Vec<MetricSample>, signal: Signal) {
+    /// Appends metric samples; answers how many were not stored (as for spans; series
+    /// refused by `max_series` are counted apart).
+    pub fn insert_samples(&self, mut samples: Vec<MetricSample>, signal: Signal) -> u64 {
         if samples.is_empty() {
-            return;
+            return 0;
         }
+        let before = samples.len() as u64;
         let refused = self.touch_services(samples.iter().map(|s| s.service.as_str()), signal);
         let too_large = self.admit(
             &mut samples,
@@ -473,8 +482,9 @@ impl Store {
             MetricSample::approx_series_bytes,
         );
         Stats::add(&self.stats.points_rejected, too_large);
+        let not_stored = before - samples.len() as u64;
         if samples.is_empty() {
-            return;
+            return not_stored;
         }
         let source = if signal == Signal::Scrape {
             RequestSource::Scrape
@@ -491,6 +501,7 @@ impl Store {
         );
         Stats::add(&self.stats.series_refused, outcome.refused);
         Stats::add(&self.stats.series_evicted, outcome.evicted_series);
+        not_stored
     }
 
     /// Records one exception event in its group and queues the group for SQLite.
