@@ -198,8 +198,9 @@ impl TemplateWatch {
                 continue;
             }
             let cfg = cfg(&r.service);
-            let refused = self.line(&r, &cfg, now, &mut news);
-            crate::store::Stats::add(&store.stats.log_words_refused, refused);
+            let (words, templates) = self.line(&r, &cfg, now, &mut news);
+            crate::store::Stats::add(&store.stats.log_words_refused, words);
+            crate::store::Stats::add(&store.stats.log_templates_refused, templates);
         }
         // The miners of services the registry forgot (no telemetry for their time to live)
         // go too, unless just started (restored from the book, not seen since).
@@ -236,14 +237,17 @@ impl TemplateWatch {
         cfg: &DetectionConfig,
         now: u64,
         news: &mut HashMap<String, TemplateNews>,
-    ) -> u64 {
+    ) -> (u64, u64) {
         let s = self
             .services
             .entry(r.service.clone())
             .or_insert_with(|| ServiceTemplates::new(now));
-        let refused_before = s.miner.tokens_refused();
+        let before = (s.miner.tokens_refused(), s.miner.templates_refused());
         let obs = s.miner.observe(&r.message);
-        let refused = s.miner.tokens_refused() - refused_before;
+        let refused = (
+            s.miner.tokens_refused() - before.0,
+            s.miner.templates_refused() - before.1,
+        );
         let template = s.miner.template(obs.id);
         let ts = i64::try_from(r.time_unix_nano / NS).unwrap_or(0);
         if let Some(RateEvidence::RateJump {

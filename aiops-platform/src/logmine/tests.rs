@@ -254,6 +254,29 @@ fn the_vocabulary_is_bounded_and_refusals_counted() {
 }
 
 #[test]
+fn templates_are_bounded_and_refusals_counted() {
+    let mut miner = Miner::with_config(MinerConfig {
+        max_templates: 100,
+        ..MinerConfig::default()
+    })
+    .expect("valid");
+    // Lines of different lengths never share a template.
+    for n in 1..=300 {
+        let obs = miner.observe(&vec!["word"; n].join(" "));
+        if n > 100 {
+            assert_eq!(obs.id, TemplateId::OVERFLOW);
+            assert!(!obs.is_new);
+        }
+    }
+    assert_eq!(miner.len(), 100);
+    assert_eq!(miner.templates_refused(), 200);
+    // Known shapes still find their template.
+    let known = miner.observe("word word");
+    assert!(!known.is_new);
+    assert_eq!(miner.template(known.id), "word word");
+}
+
+#[test]
 fn rate_tracker_flags_new_errors_and_jumps() {
     let mut miner = Miner::new();
     let mut rates = RateTracker::new(60);

@@ -126,6 +126,9 @@ pub struct Stats {
     /// Words of error log lines not learned: the service's template miner knew its most
     /// words already (`logmine::DEFAULT_MAX_TOKENS`); they were taken as variables.
     pub log_words_refused: AtomicU64,
+    /// Error log lines that matched no template once the service's miner made its most
+    /// (`logmine::DEFAULT_MAX_TEMPLATES`).
+    pub log_templates_refused: AtomicU64,
     /// Durable writes dropped because the writer queue was full.
     pub durable_writes_dropped: AtomicU64,
     /// Durable writes that failed in SQLite.
@@ -164,6 +167,7 @@ pub struct StatsSnapshot {
     pub service_cap_refused_items: u64,
     pub services_forgotten: u64,
     pub log_words_refused: u64,
+    pub log_templates_refused: u64,
     pub durable_writes_dropped: u64,
     pub durable_write_errors: u64,
     pub requests_refused: u64,
@@ -205,6 +209,7 @@ impl Stats {
             service_cap_refused_items: g(&self.service_cap_refused_items),
             services_forgotten: g(&self.services_forgotten),
             log_words_refused: g(&self.log_words_refused),
+            log_templates_refused: g(&self.log_templates_refused),
             durable_writes_dropped: g(&self.durable_writes_dropped),
             durable_write_errors: g(&self.durable_write_errors),
             requests_refused: g(&self.requests_refused),
@@ -256,6 +261,9 @@ impl StatsSnapshot {
             }
             "log_words_refused" => {
                 "Words of error log lines not learned, the service's template miner being full (taken as variables)."
+            }
+            "log_templates_refused" => {
+                "Error log lines that matched no template, the service's template miner having made its most."
             }
             "services_forgotten" => {
                 "Discovered services forgotten after discovered_service_ttl_secs without telemetry."
