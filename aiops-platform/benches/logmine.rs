@@ -128,7 +128,7 @@ fn main() {
     let mut templates = 0;
     for _ in 0..3 {
         let t = Instant::now();
-        let mut miner = Miner::new();
+        let mut miner = Miner::unbounded();
         let ids: Vec<_> = lines.iter().map(|l| miner.observe(l).id).collect();
         miner.consolidate();
         let resolved: u64 = ids.iter().map(|&id| u64::from(miner.resolve(id).0)).sum();

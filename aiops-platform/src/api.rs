@@ -1,7 +1,9 @@
 //! Management API under `/api/v1/` (JSON, bearer token, paginated with `limit` + `cursor`).
 //!
 //! Lists answer `{"items": [...], "next_cursor": "…" | null}`; pass `next_cursor` back as
-//! `cursor` for the next page. Bad parameters answer 400 `application/problem+json`.
+//! `cursor` for the next page. A page holds at most [`MAX_LIMIT`] items and
+//! [`MAX_PAGE_BYTES`] bytes of items (at least one item): a page cut short by its size has a
+//! `next_cursor` like any other. Bad parameters answer 400 `application/problem+json`.
 
 use std::collections::HashMap;
 
@@ -18,7 +20,11 @@ use crate::problem::Problem;
 use crate::store::{LogQuery, MetricQuery, Severity, now_nanos, rfc3339};
 
 const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
+/// Most items in a page (`limit` above it is a 400).
+pub const MAX_LIMIT: usize = 1000;
+/// Most bytes of items in a page, as serialized (a page always holds one item when any
+/// matches: no stored item is larger than [`crate::store::MAX_ITEM_BYTES`]).
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The `/api/v1` routes with their OpenAPI description (the token check is added by the caller).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -89,14 +95,68 @@ impl Params {
     }
 }
 
-fn offset_page<T>(all: Vec<T>, offset: usize, limit: usize) -> Page<T> {
-    let total = all.len();
-    let items: Vec<T> = all.into_iter().skip(offset).take(limit).collect();
-    let next = offset + items.len();
-    Page {
-        next_cursor: (next < total).then(|| next.to_string()),
-        items,
+/// A page as JSON, its items serialized one by one and cut at [`MAX_PAGE_BYTES`] (after
+/// the first item). `cursor_after(item, index)` is the cursor of what follows the item at
+/// `index`; `more` says whether items follow the last one given.
+fn capped_page<T: Serialize>(
+    items: impl IntoIterator<Item = T>,
+    more: bool,
+    cursor_after: impl Fn(&T, usize) -> String,
+) -> Response {
+    capped_page_within(items, more, cursor_after, MAX_PAGE_BYTES)
+}
+
+fn capped_page_within<T: Serialize>(
+    items: impl IntoIterator<Item = T>,
+    more: bool,
+    cursor_after: impl Fn(&T, usize) -> String,
+    max_bytes: usize,
+) -> Response {
+    let mut body: Vec<u8> = b"{\"items\":[".to_vec();
+    let mut last: Option<(T, usize)> = None;
+    let mut cut = false;
+    let mut used = 0usize;
+    for (i, item) in items.into_iter().enumerate() {
+        let json = match serde_json::to_vec(&item) {
+            Ok(j) => j,
+            Err(e) => {
+                return Problem::new(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot serialize: {e}"),
+                )
+                .into_response();
+            }
+        };
+        if last.is_some() && used + json.len() > max_bytes {
+            cut = true;
+            break;
+        }
+        if last.is_some() {
+            body.push(b',');
+        }
+        used += json.len();
+        body.extend_from_slice(&json);
+        last = Some((item, i));
     }
+    let next = last
+        .filter(|_| cut || more)
+        .map(|(item, i)| cursor_after(&item, i));
+    body.extend_from_slice(b"],\"next_cursor\":");
+    match next {
+        Some(c) => body.extend_from_slice(&serde_json::to_vec(&c).unwrap_or_default()),
+        None => body.extend_from_slice(b"null"),
+    }
+    body.push(b'}');
+    ([(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A page of `all` from `offset`: the cursor is the next offset.
+pub(crate) fn offset_page<T: Serialize>(all: Vec<T>, offset: usize, limit: usize) -> Response {
+    let total = all.len();
+    let more = offset.saturating_add(limit) < total;
+    capped_page(all.into_iter().skip(offset).take(limit), more, |_, i| {
+        (offset + i + 1).to_string()
+    })
 }
 
 #[cfg(test)]
@@ -144,12 +204,11 @@ async fn services(
     let p = Params::new(q, &["limit", "cursor"])?;
     let (limit, offset) = (p.limit()?, p.cursor()?.unwrap_or(0));
     let all = state.store.services.read().views();
-    Ok(Json(offset_page(
+    Ok(offset_page(
         all,
         usize::try_from(offset).unwrap_or(usize::MAX),
         limit,
     ))
-    .into_response())
 }
 
 /// Recent traces, newest first. Traces of probes and scrapes (a root span of a `/health*` or
@@ -206,7 +265,12 @@ async fn traces(
     } else {
         before.map(|b| b.to_string())
     };
-    Ok(Json(Page { items, next_cursor }).into_response())
+    // The page is also cut at MAX_PAGE_BYTES: then it continues after its last item.
+    let (more, n) = (next_cursor.is_some(), items.len());
+    Ok(capped_page(items, more, move |t, i| match &next_cursor {
+        Some(c) if i + 1 == n => c.clone(),
+        _ => t.seq.to_string(),
+    }))
 }
 
 /// How many store pages one trace-list request reads at most while skipping probe traces.
@@ -236,22 +300,28 @@ async fn trace(
             "trace id {trace_id:?} must be 32 hex digits"
         )));
     }
-    let spans = state.store.traces.read().spans(&id).ok_or_else(|| {
-        Problem::not_found(format!(
-            "trace {id} not found (never received, or past retention)"
-        ))
-    })?;
+    let (spans, span_count) = state
+        .store
+        .traces
+        .read()
+        .spans_within(&id, MAX_PAGE_BYTES)
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "trace {id} not found (never received, or past retention)"
+            ))
+        })?;
     let mut services: Vec<String> = Vec::new();
     for s in &spans {
         if !services.contains(&s.service) {
             services.push(s.service.clone());
         }
     }
-    let span_count = spans.len();
+    let truncated = spans.len() < span_count;
     let tree = crate::store::traces_tree(spans);
     Ok(Json(serde_json::json!({
         "trace_id": id,
         "span_count": span_count,
+        "truncated": truncated,
         "services": services,
         "spans": tree,
     }))
@@ -297,11 +367,12 @@ async fn logs(
         before: p.cursor()?,
         limit,
     };
-    let items = state.store.logs.read().query(&query);
-    let next_cursor = (items.len() == limit)
-        .then(|| items.last().map(|l| l.seq.to_string()))
-        .flatten();
-    Ok(Json(Page { items, next_cursor }).into_response())
+    let (items, cut) = state.store.logs.read().query(&query, MAX_PAGE_BYTES);
+    let more = cut || items.len() == limit;
+    // Serialized outside the lock, from the shared records.
+    Ok(capped_page(items.iter().map(|r| &**r), more, |l, _| {
+        l.seq.to_string()
+    }))
 }
 
 /// Exception groups.
@@ -316,12 +387,11 @@ async fn exceptions(
     let p = Params::new(q, &["service", "limit", "cursor"])?;
     let (limit, offset) = (p.limit()?, p.cursor()?.unwrap_or(0));
     let all = state.store.exceptions.read().list(p.str("service"));
-    Ok(Json(offset_page(
+    Ok(offset_page(
         all,
         usize::try_from(offset).unwrap_or(usize::MAX),
         limit,
     ))
-    .into_response())
 }
 
 /// Metric series and their latest points.
@@ -352,9 +422,10 @@ async fn metrics(
         points,
     };
     let (items, total) = state.store.metrics.read().query(&query);
-    let next = offset + items.len();
-    let next_cursor = (next < total).then(|| next.to_string());
-    Ok(Json(Page { items, next_cursor }).into_response())
+    let more = offset.saturating_add(items.len()) < total;
+    Ok(capped_page(items, more, |_, i| {
+        (offset + i + 1).to_string()
+    }))
 }
 
 /// The platform's state: what it stores, its counters, retention, scrape targets.
@@ -375,6 +446,13 @@ async fn health(State(state): State<AppState>) -> Response {
             "max_series": state.store.retention.max_series,
             "max_points_per_series": state.store.retention.max_points_per_series,
             "max_age_secs": state.store.retention.max_age_secs,
+            "max_span_bytes": state.store.retention.max_span_bytes,
+            "max_log_bytes": state.store.retention.max_log_bytes,
+            "max_metric_bytes": state.store.retention.max_metric_bytes,
+            "max_exception_bytes": state.store.retention.max_exception_bytes,
+            "max_item_bytes": state.store.max_item_bytes(),
+            "max_discovered_services": state.store.retention.max_discovered_services,
+            "discovered_service_ttl_secs": state.store.retention.discovered_service_ttl_secs,
         },
         "durable": state.db.is_some(),
         "scrape_targets": state.scraper.statuses(),
@@ -455,4 +533,54 @@ pub async fn self_metrics(State(state): State<AppState>) -> Response {
         out,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn page(r: Response) -> serde_json::Value {
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap_or_default();
+        serde_json::from_slice(&body).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn pages_are_cut_by_their_size_with_a_cursor() {
+        let items = vec!["a".repeat(10), "b".repeat(10), "c".repeat(10)];
+        // Each item is 12 bytes serialized: two fit in 25.
+        let p = page(capped_page_within(
+            items.clone(),
+            false,
+            |_, i| (i + 1).to_string(),
+            25,
+        ))
+        .await;
+        assert_eq!(p["items"].as_array().map(Vec::len), Some(2));
+        assert_eq!(p["next_cursor"], "2");
+        // A single item over the cap still makes a page of one.
+        let p = page(capped_page_within(
+            items.clone(),
+            false,
+            |_, i| (i + 1).to_string(),
+            1,
+        ))
+        .await;
+        assert_eq!(p["items"].as_array().map(Vec::len), Some(1));
+        assert_eq!(p["next_cursor"], "1");
+        // Not cut: the cursor only when more follow.
+        let p = page(capped_page_within(
+            items.clone(),
+            false,
+            |_, i| (i + 1).to_string(),
+            100,
+        ))
+        .await;
+        assert_eq!(p["items"].as_array().map(Vec::len), Some(3));
+        assert!(p["next_cursor"].is_null());
+        let p = page(offset_page(items, 1, 1)).await;
+        assert_eq!(p["items"][0], "b".repeat(10));
+        assert_eq!(p["next_cursor"], "2");
+    }
 }

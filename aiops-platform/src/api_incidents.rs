@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::Page;
+use crate::api::offset_page;
 use crate::app::AppState;
 use crate::incident::IncidentStatus;
 use crate::problem::Problem;
@@ -83,14 +83,7 @@ async fn incidents(
         .filter(|i| service.is_none_or(|s| &i.service == s))
         .filter(|i| status.is_none_or(|s| i.status == s))
         .collect();
-    let total = all.len();
-    let items: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
-    let next = offset + items.len();
-    Ok(Json(Page {
-        next_cursor: (next < total).then(|| next.to_string()),
-        items,
-    })
-    .into_response())
+    Ok(offset_page(all, offset, limit))
 }
 
 /// One incident: its evidence, diagnosis and actions.

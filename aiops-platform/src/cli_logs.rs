@@ -48,7 +48,9 @@ pub fn templates(args: &TemplatesArgs) -> Result<(), LogsCliError> {
     }
     // Invalid UTF-8 is replaced rather than rejected: logs are often messy.
     let text = String::from_utf8_lossy(&raw);
-    let mut miner = Miner::new();
+    // The whole file is the user's own and read once: no vocabulary or template cap (those
+    // bound the platform's long-lived miners, fed by anyone who can send logs).
+    let mut miner = Miner::unbounded();
     let ids: Vec<TemplateId> = text.lines().map(|l| miner.observe(l).id).collect();
     miner.consolidate();
     let io_out = |source| LogsCliError::Io {

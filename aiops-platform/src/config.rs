@@ -333,6 +333,8 @@ impl PlatformConfig {
     }
 }
 
+const MIB: usize = 1024 * 1024;
+
 /// `[platform.retention]`: how much recent telemetry is kept in memory.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -352,6 +354,22 @@ pub struct RetentionConfig {
     /// Most services known only from their telemetry (no topology entry); telemetry of
     /// further new names is refused and counted (`aiops_services_refused_total`).
     pub max_discovered_services: usize,
+    /// A discovered service with no telemetry for this long (seconds) is forgotten, so its
+    /// place under `max_discovered_services` is free again; declared services never are.
+    pub discovered_service_ttl_secs: u64,
+    /// Bytes of log records kept at most (estimated), oldest evicted first.
+    pub max_log_bytes: usize,
+    /// Bytes of spans kept at most (estimated), oldest evicted first.
+    pub max_span_bytes: usize,
+    /// Bytes of metric series and their points kept at most (estimated), least recently
+    /// updated series evicted first.
+    pub max_metric_bytes: usize,
+    /// Bytes of exception groups (with their sample events) kept in memory at most
+    /// (estimated), least recently seen evicted first.
+    pub max_exception_bytes: usize,
+    /// Largest single item (log record, span, exception event, metric labels) accepted
+    /// (estimated bytes); larger ones are rejected and counted. At most 1 MiB.
+    pub max_item_bytes: usize,
 }
 
 impl Default for RetentionConfig {
@@ -364,6 +382,12 @@ impl Default for RetentionConfig {
             max_age_secs: 3_600,
             max_exception_groups: 10_000,
             max_discovered_services: crate::store::DEFAULT_MAX_DISCOVERED,
+            discovered_service_ttl_secs: 3_600,
+            max_log_bytes: 32 * MIB,
+            max_span_bytes: 32 * MIB,
+            max_metric_bytes: 32 * MIB,
+            max_exception_bytes: 16 * MIB,
+            max_item_bytes: MIB,
         }
     }
 }

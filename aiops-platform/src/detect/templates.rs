@@ -198,8 +198,20 @@ impl TemplateWatch {
                 continue;
             }
             let cfg = cfg(&r.service);
-            self.line(&r, &cfg, now, &mut news);
+            let (words, templates) = self.line(&r, &cfg, now, &mut news);
+            crate::store::Stats::add(&store.stats.log_words_refused, words);
+            crate::store::Stats::add(&store.stats.log_templates_refused, templates);
         }
+        // The miners of services the registry forgot (no telemetry for their time to live)
+        // go too, unless just started (restored from the book, not seen since).
+        let ttl = store
+            .retention
+            .discovered_service_ttl_secs
+            .saturating_mul(NS);
+        let known = store.services.read();
+        self.services
+            .retain(|name, s| known.contains(name) || now.saturating_sub(s.watched_since) < ttl);
+        drop(known);
         for (service, s) in &mut self.services {
             let entry = news.entry(service.clone()).or_default();
             if let Some(open) = &s.open
@@ -225,12 +237,17 @@ impl TemplateWatch {
         cfg: &DetectionConfig,
         now: u64,
         news: &mut HashMap<String, TemplateNews>,
-    ) {
+    ) -> (u64, u64) {
         let s = self
             .services
             .entry(r.service.clone())
             .or_insert_with(|| ServiceTemplates::new(now));
+        let before = (s.miner.tokens_refused(), s.miner.templates_refused());
         let obs = s.miner.observe(&r.message);
+        let refused = (
+            s.miner.tokens_refused() - before.0,
+            s.miner.templates_refused() - before.1,
+        );
         let template = s.miner.template(obs.id);
         let ts = i64::try_from(r.time_unix_nano / NS).unwrap_or(0);
         if let Some(RateEvidence::RateJump {
@@ -249,7 +266,7 @@ impl TemplateWatch {
             open.last_at = open.last_at.max(r.time_unix_nano);
         }
         if !obs.is_new || s.stored.contains(&template) {
-            return;
+            return refused;
         }
         s.stored.insert(template.clone());
         self.book
@@ -263,6 +280,7 @@ impl TemplateWatch {
                 last_at: r.time_unix_nano,
             });
         }
+        refused
     }
 }
 

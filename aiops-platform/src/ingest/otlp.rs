@@ -146,6 +146,23 @@ impl<T> Converted<T> {
     }
 }
 
+/// The rejected count and reason of a response, with the items the store did not keep.
+fn with_not_stored(
+    rejected: u64,
+    reason: Option<String>,
+    not_stored: u64,
+) -> (u64, Option<String>) {
+    let reason = reason.or_else(|| {
+        (not_stored > 0).then(|| {
+            format!(
+                "{not_stored} items not stored: a new service past the discovered-services \
+                 cap, or an item larger than max_item_bytes"
+            )
+        })
+    });
+    (rejected + not_stored, reason)
+}
+
 /// The token of an `Authorization: Bearer <token>` header.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
@@ -279,22 +296,17 @@ pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Bod
     };
     let converted = convert_spans(request);
     Stats::add(&state.store.stats.spans_rejected, converted.rejected);
-    state.store.insert_spans(converted.items);
-    let partial = (converted.rejected > 0).then(|| ExportTracePartialSuccess {
-        rejected_spans: i64::try_from(converted.rejected).unwrap_or(i64::MAX),
-        error_message: converted.reason.clone().unwrap_or_default(),
+    let not_stored = state.store.insert_spans(converted.items);
+    let (rejected, reason) = with_not_stored(converted.rejected, converted.reason, not_stored);
+    let partial = (rejected > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: i64::try_from(rejected).unwrap_or(i64::MAX),
+        error_message: reason.clone().unwrap_or_default(),
     });
     let proto = ExportTraceServiceResponse {
         partial_success: partial,
     }
     .encode_to_vec();
-    ok_response(
-        encoding,
-        proto,
-        "rejectedSpans",
-        converted.rejected,
-        converted.reason,
-    )
+    ok_response(encoding, proto, "rejectedSpans", rejected, reason)
 }
 
 /// `POST /v1/logs`.
@@ -312,22 +324,17 @@ pub async fn logs(State(state): State<AppState>, headers: HeaderMap, body: Body)
     };
     let converted = convert_logs(request);
     Stats::add(&state.store.stats.logs_rejected, converted.rejected);
-    state.store.insert_logs(converted.items);
-    let partial = (converted.rejected > 0).then(|| ExportLogsPartialSuccess {
-        rejected_log_records: i64::try_from(converted.rejected).unwrap_or(i64::MAX),
-        error_message: converted.reason.clone().unwrap_or_default(),
+    let not_stored = state.store.insert_logs(converted.items);
+    let (rejected, reason) = with_not_stored(converted.rejected, converted.reason, not_stored);
+    let partial = (rejected > 0).then(|| ExportLogsPartialSuccess {
+        rejected_log_records: i64::try_from(rejected).unwrap_or(i64::MAX),
+        error_message: reason.clone().unwrap_or_default(),
     });
     let proto = ExportLogsServiceResponse {
         partial_success: partial,
     }
     .encode_to_vec();
-    ok_response(
-        encoding,
-        proto,
-        "rejectedLogRecords",
-        converted.rejected,
-        converted.reason,
-    )
+    ok_response(encoding, proto, "rejectedLogRecords", rejected, reason)
 }
 
 /// `POST /v1/metrics`.
@@ -345,22 +352,17 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: Bo
     };
     let converted = convert_metrics(request);
     Stats::add(&state.store.stats.points_rejected, converted.rejected);
-    state.store.insert_samples(converted.items, Signal::Metrics);
-    let partial = (converted.rejected > 0).then(|| ExportMetricsPartialSuccess {
-        rejected_data_points: i64::try_from(converted.rejected).unwrap_or(i64::MAX),
-        error_message: converted.reason.clone().unwrap_or_default(),
+    let not_stored = state.store.insert_samples(converted.items, Signal::Metrics);
+    let (rejected, reason) = with_not_stored(converted.rejected, converted.reason, not_stored);
+    let partial = (rejected > 0).then(|| ExportMetricsPartialSuccess {
+        rejected_data_points: i64::try_from(rejected).unwrap_or(i64::MAX),
+        error_message: reason.clone().unwrap_or_default(),
     });
     let proto = ExportMetricsServiceResponse {
         partial_success: partial,
     }
     .encode_to_vec();
-    ok_response(
-        encoding,
-        proto,
-        "rejectedDataPoints",
-        converted.rejected,
-        converted.reason,
-    )
+    ok_response(encoding, proto, "rejectedDataPoints", rejected, reason)
 }
 
 /// Lowercase hex of bytes.
@@ -416,6 +418,15 @@ fn any_value_text(v: &AnyValue) -> String {
     match &v.value {
         Some(any_value::Value::StringValue(s)) => s.clone(),
         _ => any_value_json(v).to_string(),
+    }
+}
+
+/// The text of a value, moved out when it is a string (a log body can be large: it is not
+/// copied).
+fn any_value_into_text(v: AnyValue) -> String {
+    match v.value {
+        Some(any_value::Value::StringValue(s)) => s,
+        value => any_value_json(&AnyValue { value }).to_string(),
     }
 }
 
@@ -519,7 +530,7 @@ pub fn convert_logs(request: ExportLogsServiceRequest) -> Converted<LogRecord> {
                     time_unix_nano: t,
                     level: Severity::from_otlp(rec.severity_number, &rec.severity_text),
                     severity_text: rec.severity_text,
-                    message: rec.body.as_ref().map(any_value_text).unwrap_or_default(),
+                    message: rec.body.map(any_value_into_text).unwrap_or_default(),
                     service: service.clone(),
                     target: target.clone(),
                     trace_id: valid_id(&rec.trace_id, 16).then(|| hex(&rec.trace_id)),

@@ -10,6 +10,13 @@ use super::token::{WILDCARD, for_each_token, header_end};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TemplateId(pub u32);
 
+impl TemplateId {
+    /// The id given to a line that would start a template past
+    /// [`MinerConfig::max_templates`]: no template is made for it (counted in
+    /// [`Miner::templates_refused`]).
+    pub const OVERFLOW: Self = Self(u32::MAX);
+}
+
 impl std::fmt::Display for TemplateId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)
@@ -34,13 +41,28 @@ pub struct MinerConfig {
     pub similarity: f64,
     /// Maximum number of cached exact token shapes before the cache is reset.
     pub cache_limit: usize,
+    /// Most distinct words learned (the interner's size): past it a new word is treated as
+    /// a variable (`<*>`) and counted ([`Miner::tokens_refused`]), so a stream of random
+    /// words cannot grow the miner without bound.
+    pub max_tokens: usize,
+    /// Most templates made: past it a line that matches none is given
+    /// [`TemplateId::OVERFLOW`] and counted ([`Miner::templates_refused`]).
+    pub max_templates: usize,
 }
+
+/// Templates a miner makes at most by default.
+pub const DEFAULT_MAX_TEMPLATES: usize = 10_000;
+
+/// Distinct words a miner learns at most by default.
+pub const DEFAULT_MAX_TOKENS: usize = 10_000;
 
 impl Default for MinerConfig {
     fn default() -> Self {
         Self {
             similarity: 0.5,
             cache_limit: 1 << 20,
+            max_tokens: DEFAULT_MAX_TOKENS,
+            max_templates: DEFAULT_MAX_TEMPLATES,
         }
     }
 }
@@ -109,6 +131,8 @@ pub struct Miner {
     cache: FxMap<u64, u32>,
     parent: Vec<u32>,
     scratch: Vec<u32>,
+    tokens_refused: u64,
+    templates_refused: u64,
 }
 
 impl Default for Miner {
@@ -121,6 +145,16 @@ impl Miner {
     /// A miner with the default configuration.
     pub fn new() -> Self {
         Self::build(MinerConfig::default())
+    }
+
+    /// A miner with the default configuration but no vocabulary or template cap: for a
+    /// batch over a file, not for a long-lived miner fed by others.
+    pub fn unbounded() -> Self {
+        Self::build(MinerConfig {
+            max_tokens: usize::MAX,
+            max_templates: usize::MAX,
+            ..MinerConfig::default()
+        })
     }
 
     /// A miner with a custom configuration.
@@ -144,7 +178,25 @@ impl Miner {
             cache: FxMap::default(),
             parent: Vec::new(),
             scratch: Vec::new(),
+            tokens_refused: 0,
+            templates_refused: 0,
         }
+    }
+
+    /// Lines that matched no template once [`MinerConfig::max_templates`] were made.
+    pub fn templates_refused(&self) -> u64 {
+        self.templates_refused
+    }
+
+    /// Number of distinct words learned.
+    pub fn tokens(&self) -> usize {
+        self.interner.len()
+    }
+
+    /// Occurrences of new words not learned because [`MinerConfig::max_tokens`] was reached
+    /// (they were treated as variables).
+    pub fn tokens_refused(&self) -> u64 {
+        self.tokens_refused
     }
 
     /// Number of templates created so far (including ones later merged by
@@ -181,6 +233,10 @@ impl Miner {
     fn intern(&mut self, tok: &str) -> u32 {
         if let Some(&id) = self.interner.get(tok) {
             return id;
+        }
+        if self.interner.len() >= self.cfg.max_tokens {
+            self.tokens_refused += 1;
+            return WILD_ID;
         }
         let id = self.names.len() as u32;
         self.names.push(tok.into());
@@ -233,6 +289,9 @@ impl Miner {
         }
         let obs = self.place(header, &toks);
         self.scratch = toks;
+        if obs.id == TemplateId::OVERFLOW {
+            return obs;
+        }
         if self.cache.len() >= self.cfg.cache_limit {
             self.cache.clear();
         }
@@ -279,6 +338,14 @@ impl Miner {
                     id: TemplateId(c),
                     is_new: false,
                     changed,
+                }
+            }
+            _ if self.clusters.len() >= self.cfg.max_templates => {
+                self.templates_refused += 1;
+                Observation {
+                    id: TemplateId::OVERFLOW,
+                    is_new: false,
+                    changed: false,
                 }
             }
             _ => {

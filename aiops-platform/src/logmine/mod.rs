@@ -25,7 +25,9 @@ mod rate;
 mod tests;
 mod token;
 
-pub use miner::{Miner, MinerConfig, Observation, TemplateId};
+pub use miner::{
+    DEFAULT_MAX_TEMPLATES, DEFAULT_MAX_TOKENS, Miner, MinerConfig, Observation, TemplateId,
+};
 pub use rate::{Evidence, Level, RateTracker, detect_level};
 pub use token::WILDCARD;
 

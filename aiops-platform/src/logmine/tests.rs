@@ -218,6 +218,64 @@ fn config_is_validated() {
     assert!(Miner::with_config(MinerConfig::default()).is_ok());
 }
 
+/// A word of letters only (never masked as a variable) for each number.
+fn word(mut n: usize) -> String {
+    let mut w = String::from("w");
+    loop {
+        w.push(char::from(b'a' + (n % 26) as u8));
+        n /= 26;
+        if n == 0 {
+            return w;
+        }
+    }
+}
+
+#[test]
+fn the_vocabulary_is_bounded_and_refusals_counted() {
+    let mut miner = Miner::new();
+    let lines = 3 * DEFAULT_MAX_TOKENS;
+    for i in 0..lines {
+        miner.observe(&format!("payment failed for {} at gateway", word(i)));
+    }
+    assert!(
+        miner.tokens() <= DEFAULT_MAX_TOKENS,
+        "{} words learned",
+        miner.tokens()
+    );
+    // Every new word past the cap was counted, and became a variable: the lines still
+    // share one template.
+    assert!(miner.tokens_refused() >= (lines - DEFAULT_MAX_TOKENS) as u64);
+    let last = miner.observe(&format!(
+        "payment failed for {} at gateway",
+        word(lines + 1)
+    ));
+    assert!(!last.is_new);
+    assert_eq!(miner.template(last.id), "payment failed for <*> at gateway");
+}
+
+#[test]
+fn templates_are_bounded_and_refusals_counted() {
+    let mut miner = Miner::with_config(MinerConfig {
+        max_templates: 100,
+        ..MinerConfig::default()
+    })
+    .expect("valid");
+    // Lines of different lengths never share a template.
+    for n in 1..=300 {
+        let obs = miner.observe(&vec!["word"; n].join(" "));
+        if n > 100 {
+            assert_eq!(obs.id, TemplateId::OVERFLOW);
+            assert!(!obs.is_new);
+        }
+    }
+    assert_eq!(miner.len(), 100);
+    assert_eq!(miner.templates_refused(), 200);
+    // Known shapes still find their template.
+    let known = miner.observe("word word");
+    assert!(!known.is_new);
+    assert_eq!(miner.template(known.id), "word word");
+}
+
 #[test]
 fn rate_tracker_flags_new_errors_and_jumps() {
     let mut miner = Miner::new();

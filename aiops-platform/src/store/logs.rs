@@ -80,6 +80,30 @@ pub struct LogRecord {
     pub seq: u64,
 }
 
+impl LogRecord {
+    /// Estimated bytes held for this record (what `max_log_bytes` counts).
+    pub fn approx_bytes(&self) -> usize {
+        super::size::RECORD_OVERHEAD
+            + self.timestamp.len()
+            + self.severity_text.len()
+            + self.message.len()
+            + self.service.len()
+            + self.target.len()
+            + self.trace_id.as_ref().map_or(0, String::len)
+            + self.span_id.as_ref().map_or(0, String::len)
+            + super::size::map_bytes(&self.attributes)
+    }
+}
+
+/// What an insert of log records did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LogInsert {
+    /// Old records dropped by the count limit.
+    pub dropped: u64,
+    /// Old records evicted by the byte budget.
+    pub evicted: u64,
+}
+
 /// A log query.
 #[derive(Debug, Default, Clone)]
 pub struct LogQuery<'a> {
@@ -99,17 +123,33 @@ pub struct LogQuery<'a> {
 #[derive(Debug)]
 pub struct LogStore {
     max: usize,
-    records: VecDeque<(u64, Arc<LogRecord>)>,
+    max_bytes: usize,
+    bytes: usize,
+    /// (received at, estimated bytes, record), oldest first.
+    records: VecDeque<(u64, usize, Arc<LogRecord>)>,
     next_seq: u64,
 }
 
 impl LogStore {
-    /// An empty store keeping at most `max` records.
-    pub fn new(max: usize) -> Self {
+    /// An empty store keeping at most `max` records and `max_bytes` estimated bytes.
+    pub fn new(max: usize, max_bytes: usize) -> Self {
         Self {
             max: max.max(1),
+            max_bytes: max_bytes.max(1),
+            bytes: 0,
             records: VecDeque::new(),
             next_seq: 1,
+        }
+    }
+
+    /// Estimated bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn pop_front(&mut self) {
+        if let Some((_, b, _)) = self.records.pop_front() {
+            self.bytes -= b;
         }
     }
 
@@ -126,53 +166,72 @@ impl LogStore {
     /// Up to `max` records stored after sequence number `seq`, oldest first (records dropped
     /// in between are skipped: their sequence numbers are gone).
     pub fn since(&self, seq: u64, max: usize) -> Vec<Arc<LogRecord>> {
-        let start = self.records.partition_point(|(_, r)| r.seq <= seq);
+        let start = self.records.partition_point(|(_, _, r)| r.seq <= seq);
         self.records
             .iter()
             .skip(start)
             .take(max)
-            .map(|(_, r)| r.clone())
+            .map(|(_, _, r)| r.clone())
             .collect()
     }
 
-    /// Appends records; returns how many old ones were dropped.
-    pub fn insert(&mut self, logs: Vec<LogRecord>, now: u64) -> u64 {
-        let mut dropped = 0;
+    /// Appends records (each no larger than the byte budget: the caller refuses larger
+    /// ones); drops the oldest past the count limit and evicts the oldest past the byte budget.
+    pub fn insert(&mut self, logs: Vec<LogRecord>, now: u64) -> LogInsert {
+        let mut out = LogInsert::default();
         for mut log in logs {
             log.seq = self.next_seq;
             self.next_seq += 1;
-            self.records.push_back((now, Arc::new(log)));
+            let bytes = log.approx_bytes();
+            self.bytes += bytes;
+            self.records.push_back((now, bytes, Arc::new(log)));
+            while self.records.len() > self.max {
+                self.pop_front();
+                out.dropped += 1;
+            }
+            while self.bytes > self.max_bytes && self.records.len() > 1 {
+                self.pop_front();
+                out.evicted += 1;
+            }
         }
-        while self.records.len() > self.max {
-            self.records.pop_front();
-            dropped += 1;
-        }
-        dropped
+        out
     }
 
     /// Drops records received before `cutoff`.
     pub fn prune_before(&mut self, cutoff: u64) -> u64 {
         let mut dropped = 0;
-        while self.records.front().is_some_and(|(t, _)| *t < cutoff) {
-            self.records.pop_front();
+        while self.records.front().is_some_and(|(t, _, _)| *t < cutoff) {
+            self.pop_front();
             dropped += 1;
         }
         dropped
     }
 
-    /// Matching records, newest first.
-    pub fn query(&self, q: &LogQuery<'_>) -> Vec<LogRecord> {
-        self.records
+    /// Matching records, newest first: at most `q.limit`, and no more than `max_bytes`
+    /// estimated bytes (the first record always, so a page is never empty while any
+    /// match); the flag says whether the byte cap cut the page short.
+    pub fn query(&self, q: &LogQuery<'_>, max_bytes: usize) -> (Vec<Arc<LogRecord>>, bool) {
+        let mut bytes = 0usize;
+        let mut out = Vec::new();
+        let matching = self
+            .records
             .iter()
             .rev()
-            .map(|(_, r)| r)
-            .filter(|r| q.before.is_none_or(|b| r.seq < b))
-            .filter(|r| q.service.is_none_or(|s| r.service == s))
-            .filter(|r| q.trace_id.is_none_or(|t| r.trace_id.as_deref() == Some(t)))
-            .filter(|r| q.min_level.is_none_or(|l| r.level >= l))
-            .take(q.limit)
-            .map(|r| (**r).clone())
-            .collect()
+            .filter(|(_, _, r)| q.before.is_none_or(|b| r.seq < b))
+            .filter(|(_, _, r)| q.service.is_none_or(|s| r.service == s))
+            .filter(|(_, _, r)| q.trace_id.is_none_or(|t| r.trace_id.as_deref() == Some(t)))
+            .filter(|(_, _, r)| q.min_level.is_none_or(|l| r.level >= l));
+        for (_, b, r) in matching {
+            if out.len() >= q.limit {
+                break;
+            }
+            if !out.is_empty() && bytes + b > max_bytes {
+                return (out, true);
+            }
+            bytes += b;
+            out.push(r.clone());
+        }
+        (out, false)
     }
 }
 
@@ -198,7 +257,7 @@ mod tests {
 
     #[test]
     fn bounded_and_filtered() {
-        let mut s = LogStore::new(2);
+        let mut s = LogStore::new(2, usize::MAX);
         let dropped = s.insert(
             vec![
                 log("a", Severity::Info),
@@ -207,20 +266,49 @@ mod tests {
             ],
             5,
         );
-        assert_eq!(dropped, 1);
+        assert_eq!(dropped.dropped, 1);
         let q = LogQuery {
             min_level: Some(Severity::Warn),
             limit: 10,
             ..Default::default()
         };
-        assert_eq!(s.query(&q).len(), 2);
+        assert_eq!(s.query(&q, usize::MAX).0.len(), 2);
         let q = LogQuery {
             service: Some("b"),
             limit: 10,
             ..Default::default()
         };
-        assert_eq!(s.query(&q).len(), 1);
+        assert_eq!(s.query(&q, usize::MAX).0.len(), 1);
         assert_eq!(s.prune_before(6), 2);
         assert_eq!(Severity::from_otlp(0, "WARNING"), Severity::Warn);
+    }
+
+    #[test]
+    fn bytes_are_bounded_oldest_evicted_first_and_pages_capped() {
+        let big = |n: usize| LogRecord {
+            message: "x".repeat(n),
+            ..log("a", Severity::Info)
+        };
+        let mut s = LogStore::new(1_000_000, 100_000);
+        let mut evicted = 0;
+        for _ in 0..20 {
+            evicted += s.insert(vec![big(30_000)], 1).evicted;
+        }
+        assert!(s.bytes() <= 100_000, "{} bytes held", s.bytes());
+        assert_eq!(s.len(), 3);
+        assert_eq!(evicted, 17);
+        // The newest are kept.
+        assert_eq!(s.since(0, 10)[0].seq, 18);
+        let q = LogQuery {
+            limit: 20,
+            ..Default::default()
+        };
+        let (page, cut) = s.query(&q, 70_000);
+        assert_eq!(page.len(), 2);
+        assert!(cut);
+        assert_eq!(page[0].seq, 20);
+        // One record larger than the cap still makes a page of one.
+        let (page, cut) = s.query(&q, 10);
+        assert_eq!((page.len(), cut), (1, true));
     }
 }

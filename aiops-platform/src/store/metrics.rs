@@ -85,6 +85,30 @@ struct Series {
     /// (received at, point), oldest first.
     points: VecDeque<(u64, MetricPoint)>,
     last_received: u64,
+    /// Estimated bytes of everything but the points.
+    fixed_bytes: usize,
+}
+
+/// Estimated bytes per stored point (received-at time, point, queue slot).
+const POINT_BYTES: usize = std::mem::size_of::<(u64, MetricPoint)>();
+
+impl Series {
+    fn bytes(&self) -> usize {
+        self.fixed_bytes + self.points.len() * POINT_BYTES
+    }
+}
+
+impl MetricSample {
+    /// Estimated bytes of the series this sample would start, without its points (what
+    /// `max_metric_bytes` counts, and `max_item_bytes` bounds).
+    pub fn approx_series_bytes(&self) -> usize {
+        // The key holds the same strings again.
+        super::size::RECORD_OVERHEAD
+            + 2 * (self.service.len()
+                + self.name.len()
+                + self.unit.len()
+                + super::size::labels_bytes(&self.labels))
+    }
 }
 
 /// What an insert did.
@@ -94,6 +118,10 @@ pub struct InsertOutcome {
     pub dropped_points: u64,
     /// Samples refused because the series limit was reached.
     pub refused: u64,
+    /// Series evicted, least recently updated first, by the byte budget.
+    pub evicted_series: u64,
+    /// Points those series held.
+    pub evicted_points: u64,
 }
 
 /// A metric query.
@@ -116,32 +144,69 @@ pub struct MetricQuery<'a> {
 pub struct MetricStore {
     max_series: usize,
     max_points: usize,
+    max_bytes: usize,
+    bytes: usize,
     series: HashMap<String, Series>,
 }
 
+/// The identity of a series as one string, unambiguous (length-prefixed parts).
 fn series_key(s: &MetricSample) -> String {
-    let mut key = String::with_capacity(s.service.len() + s.name.len() + 32);
-    key.push_str(s.source);
-    key.push('\u{1f}');
-    key.push_str(&s.service);
-    key.push('\u{1f}');
-    key.push_str(&s.name);
-    for (k, v) in &s.labels {
-        key.push('\u{1f}');
-        key.push_str(k);
-        key.push('=');
-        key.push_str(v);
-    }
-    key
+    let labels = s.labels.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
+    super::unambiguous_key(
+        [s.source, s.service.as_str(), s.name.as_str()]
+            .into_iter()
+            .chain(labels),
+    )
 }
 
 impl MetricStore {
-    /// An empty store.
-    pub fn new(max_series: usize, max_points: usize) -> Self {
+    /// An empty store: at most `max_series` series of `max_points` points each, and
+    /// `max_bytes` estimated bytes in all.
+    pub fn new(max_series: usize, max_points: usize, max_bytes: usize) -> Self {
         Self {
             max_series: max_series.max(1),
             max_points: max_points.max(1),
+            max_bytes: max_bytes.max(1),
+            bytes: 0,
             series: HashMap::new(),
+        }
+    }
+
+    /// Estimated bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Evicts the least recently updated series until the store is 10 % under its budget
+    /// (so a store at its budget does not sort on every insert).
+    fn evict_over_budget(&mut self, out: &mut InsertOutcome) {
+        if self.bytes <= self.max_bytes {
+            return;
+        }
+        let target = self.max_bytes - self.max_bytes / 10;
+        let mut by_age: Vec<(u64, &String)> = self
+            .series
+            .iter()
+            .map(|(k, s)| (s.last_received, k))
+            .collect();
+        by_age.sort_unstable();
+        let mut bytes = self.bytes;
+        let mut victims = Vec::new();
+        for (_, key) in by_age {
+            if bytes <= target {
+                break;
+            }
+            if let Some(s) = self.series.get(key) {
+                bytes -= s.bytes();
+                victims.push(key.clone());
+            }
+        }
+        for key in victims {
+            if let Some(s) = self.series.remove(&key) {
+                self.bytes -= s.bytes();
+                out.evicted_series += 1;
+                out.evicted_points += s.points.len() as u64;
+            }
         }
     }
 
@@ -171,7 +236,10 @@ impl MetricStore {
                         out.refused += 1;
                         continue;
                     }
+                    let fixed_bytes = sample.approx_series_bytes();
+                    self.bytes += fixed_bytes;
                     self.series.entry(key).or_insert(Series {
+                        fixed_bytes,
                         service: sample.service,
                         name: sample.name,
                         kind: sample.kind,
@@ -188,8 +256,11 @@ impl MetricStore {
             if series.points.len() > self.max_points {
                 series.points.pop_front();
                 out.dropped_points += 1;
+            } else {
+                self.bytes += POINT_BYTES;
             }
         }
+        self.evict_over_budget(&mut out);
         out
     }
 
@@ -197,17 +268,21 @@ impl MetricStore {
     pub fn prune_before(&mut self, cutoff: u64) -> (u64, u64) {
         let mut points = 0;
         let mut series = 0;
+        let mut freed = 0;
         self.series.retain(|_, s| {
             while s.points.front().is_some_and(|(t, _)| *t < cutoff) {
                 s.points.pop_front();
                 points += 1;
+                freed += POINT_BYTES;
             }
             let keep = !s.points.is_empty();
             if !keep {
                 series += 1;
+                freed += s.fixed_bytes;
             }
             keep
         });
+        self.bytes -= freed;
         (points, series)
     }
 
@@ -273,7 +348,7 @@ mod tests {
 
     #[test]
     fn points_and_series_are_bounded() {
-        let mut m = MetricStore::new(1, 2);
+        let mut m = MetricStore::new(1, 2, usize::MAX);
         let out = m.insert(
             vec![
                 sample("x", 1.0),
@@ -294,5 +369,55 @@ mod tests {
         assert_eq!(views[0].points.len(), 2);
         assert_eq!(views[0].last_value, 3.0);
         assert_eq!(m.prune_before(11), (2, 1));
+    }
+
+    #[test]
+    fn crafted_labels_cannot_collide_with_other_label_sets() {
+        // Two different label sets that made the same key when parts were joined with a
+        // separator and `=`: {"a=b": "c"} and {"a": "b=c"}; and one holding the separator.
+        let with = |pairs: &[(&str, &str)]| MetricSample {
+            labels: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+            ..sample("x", 1.0)
+        };
+        let pairs: [(MetricSample, MetricSample); 2] = [
+            (with(&[("a=b", "c")]), with(&[("a", "b=c")])),
+            (
+                with(&[("a", "1\u{1f}b=2")]),
+                with(&[("a", "1"), ("b", "2")]),
+            ),
+        ];
+        for (one, other) in pairs {
+            assert_ne!(series_key(&one), series_key(&other));
+            let mut m = MetricStore::new(10, 10, usize::MAX);
+            m.insert(vec![one, other], 1);
+            assert_eq!(m.len(), 2, "two label sets are two series");
+        }
+    }
+
+    #[test]
+    fn bytes_are_bounded_least_recently_updated_series_evicted_first() {
+        let labelled = |name: &str| MetricSample {
+            labels: BTreeMap::from([("big".to_string(), "v".repeat(10_000))]),
+            ..sample(name, 1.0)
+        };
+        let mut m = MetricStore::new(1_000, 10, 50_000);
+        let mut evicted = 0;
+        for (t, name) in ["a", "b", "c", "d"].iter().enumerate() {
+            evicted += m.insert(vec![labelled(name)], t as u64).evicted_series;
+        }
+        assert!(m.bytes() <= 50_000, "{}", m.bytes());
+        assert!(evicted >= 1);
+        let (views, _) = m.query(&MetricQuery {
+            limit: 10,
+            points: 10,
+            ..Default::default()
+        });
+        assert!(views.iter().all(|v| v.name != "a"), "the oldest went first");
+        assert!(views.iter().any(|v| v.name == "d"));
+        m.prune_before(100);
+        assert_eq!(m.bytes(), 0);
     }
 }

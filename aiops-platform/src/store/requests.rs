@@ -572,6 +572,22 @@ impl RequestAccounting {
             .map(f)
     }
 
+    /// Forgets everything about these services (the registry forgot them): their buckets,
+    /// their cumulative series, their place under the service cap.
+    pub fn forget(&self, services: &[String]) {
+        let gone: HashSet<&str> = services.iter().map(String::as_str).collect();
+        let mut inner = self.inner.lock();
+        inner.services.retain(|s| !gone.contains(s.as_str()));
+        inner.series.retain(|(s, _), _| !gone.contains(s.as_str()));
+        let prefixes: Vec<String> = services
+            .iter()
+            .map(|s| super::unambiguous_key([s.as_str()]))
+            .collect();
+        inner
+            .cumulative
+            .retain(|key, _| !prefixes.iter().any(|p| key.starts_with(p.as_str())));
+    }
+
     /// What was refused so far.
     pub fn refusals(&self) -> AccountingRefusals {
         let inner = self.inner.lock();
@@ -672,15 +688,14 @@ fn status_code(s: &MetricSample) -> Option<u64> {
 
 /// Service, source, histogram and every label (instance included), so each instance's
 /// cumulative series is its own.
+/// Unambiguous (length-prefixed parts): crafted labels cannot merge two series.
 fn series_key(s: &MetricSample, base: &str) -> String {
-    let mut key = format!("{}\u{1}{}\u{1}{base}", s.service, s.source);
-    for (k, v) in &s.labels {
-        key.push('\u{1}');
-        key.push_str(k);
-        key.push('=');
-        key.push_str(v);
-    }
-    key
+    let labels = s.labels.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
+    super::unambiguous_key(
+        [s.service.as_str(), s.source, base]
+            .into_iter()
+            .chain(labels),
+    )
 }
 
 #[cfg(test)]
@@ -693,6 +708,60 @@ mod tests {
     fn copy(a: &RequestAccounting, source: RequestSource) -> Buckets {
         a.with_buckets("svc", source, Clone::clone)
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn forgotten_services_free_their_place() {
+        let a = RequestAccounting::new(AccountingLimits {
+            max_services: 1,
+            ..AccountingLimits::default()
+        });
+        a.record_request("old", RequestSource::Spans, S, false, None);
+        a.record_request("new", RequestSource::Spans, S, false, None);
+        assert_eq!(a.refusals().services, 1);
+        a.forget(&["old".to_string()]);
+        assert!(
+            a.with_buckets("old", RequestSource::Spans, |_| ())
+                .is_none()
+        );
+        a.record_request("new", RequestSource::Spans, S, false, None);
+        assert!(
+            a.with_buckets("new", RequestSource::Spans, |_| ())
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn crafted_labels_do_not_merge_two_histogram_series() {
+        let with = |k: &str, v: &str| MetricSample {
+            service: "svc".into(),
+            name: "http_server_request_duration_seconds_count".into(),
+            labels: BTreeMap::from([(k.to_string(), v.to_string())]),
+            kind: "counter",
+            unit: String::new(),
+            source: "scrape",
+            time_unix_nano: 0,
+            value: 1.0,
+            temporality: Temporality::Cumulative,
+        };
+        // Joined with a separator and `=`, both were `...a=b=c`.
+        assert_ne!(
+            series_key(&with("a=b", "c"), "h"),
+            series_key(&with("a", "b=c"), "h")
+        );
+        assert_ne!(
+            series_key(&with("a", "1\u{1}b=2"), "h"),
+            series_key(
+                &MetricSample {
+                    labels: BTreeMap::from([
+                        ("a".to_string(), "1".to_string()),
+                        ("b".to_string(), "2".to_string())
+                    ]),
+                    ..with("a", "1")
+                },
+                "h"
+            )
+        );
     }
 
     #[test]

@@ -40,6 +40,22 @@ pub struct ServiceSeen {
     pub declared: bool,
 }
 
+impl ServiceSeen {
+    /// The last time seen from any signal (its first sighting when none).
+    pub fn last_seen(&self) -> u64 {
+        [
+            self.traces,
+            self.logs,
+            self.metrics,
+            self.scrape,
+            self.exceptions,
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.first_seen, u64::max)
+    }
+}
+
 /// A service as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceView {
@@ -57,6 +73,9 @@ pub struct ServiceView {
 
 /// Discovered services kept at most, unless the topology says otherwise.
 pub const DEFAULT_MAX_DISCOVERED: usize = 200;
+
+/// Longest service name a discovered service may have (bytes); longer ones are refused.
+pub const MAX_SERVICE_NAME_BYTES: usize = 255;
 
 /// All services seen: the topology's, and up to a cap of discovered ones.
 #[derive(Debug)]
@@ -110,10 +129,11 @@ impl ServiceRegistry {
     }
 
     /// Marks `name` as seen for `signal` at `at`. Answers false when `name` is a new
-    /// service past the discovered cap (counted, not kept).
+    /// service past the discovered cap, or longer than [`MAX_SERVICE_NAME_BYTES`] (counted,
+    /// not kept).
     pub fn touch(&mut self, name: &str, signal: Signal, at: u64) -> bool {
         if !self.services.contains_key(name) {
-            if self.discovered >= self.max_discovered {
+            if self.discovered >= self.max_discovered || name.len() > MAX_SERVICE_NAME_BYTES {
                 self.refused += 1;
                 return false;
             }
@@ -136,6 +156,22 @@ impl ServiceRegistry {
         *slot = Some(slot.map_or(at, |t| t.max(at)));
         seen.first_seen = seen.first_seen.min(at);
         true
+    }
+
+    /// Forgets the discovered services last seen before `cutoff` (declared ones stay), so
+    /// their places under the cap are free again; answers their names.
+    pub fn forget_idle(&mut self, cutoff: u64) -> Vec<String> {
+        let idle: Vec<String> = self
+            .services
+            .iter()
+            .filter(|(_, s)| !s.declared && s.last_seen() < cutoff)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &idle {
+            self.services.remove(name);
+        }
+        self.discovered = self.discovered.saturating_sub(idle.len());
+        idle
     }
 
     /// Marks a configured service as known even before any telemetry.
@@ -212,5 +248,34 @@ mod tests {
         // A discovered service the topology names later frees its place.
         r.declare("a", 3);
         assert!(r.touch("c", Signal::Traces, 3));
+    }
+
+    #[test]
+    fn idle_discovered_services_are_forgotten_and_free_their_place() {
+        let mut r = ServiceRegistry::with_max_discovered(2);
+        r.declare("declared", 1);
+        assert!(r.touch("old", Signal::Logs, 1));
+        assert!(r.touch("recent", Signal::Logs, 1));
+        assert!(r.touch("recent", Signal::Traces, 50));
+        assert!(!r.touch("new", Signal::Logs, 60), "full");
+        assert_eq!(r.forget_idle(10), ["old"]);
+        assert_eq!(r.names(), ["declared", "recent"]);
+        assert!(
+            r.touch("new", Signal::Logs, 60),
+            "the forgotten one's place"
+        );
+        assert!(!r.touch("newer", Signal::Logs, 60), "still capped");
+        r.forget_idle(55);
+        assert!(
+            !r.touch(&"n".repeat(256), Signal::Logs, 60),
+            "name too long"
+        );
+        assert!(r.touch(&"n".repeat(255), Signal::Logs, 60));
+        assert_eq!(
+            r.forget_idle(100).len(),
+            2,
+            "declared services are never forgotten"
+        );
+        assert_eq!(r.names(), ["declared"]);
     }
 }

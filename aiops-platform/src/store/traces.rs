@@ -58,6 +58,24 @@ pub struct SpanRecord {
 }
 
 impl SpanRecord {
+    /// Estimated bytes held for this span (what `max_span_bytes` counts).
+    pub fn approx_bytes(&self) -> usize {
+        use super::size::{RECORD_OVERHEAD, map_bytes};
+        RECORD_OVERHEAD
+            + self.trace_id.len()
+            + self.span_id.len()
+            + self.parent_span_id.as_ref().map_or(0, String::len)
+            + self.service.len()
+            + self.name.len()
+            + self.status.message.len()
+            + map_bytes(&self.attributes)
+            + self
+                .events
+                .iter()
+                .map(|e| 64 + e.name.len() + map_bytes(&e.attributes))
+                .sum::<usize>()
+    }
+
     /// Duration in milliseconds.
     pub fn duration_ms(&self) -> f64 {
         self.end_unix_nano.saturating_sub(self.start_unix_nano) as f64 / 1e6
@@ -110,25 +128,43 @@ struct TraceEntry {
     last_seq: u64,
 }
 
+/// What an insert of spans did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SpanInsert {
+    /// Old spans dropped by the count limit.
+    pub dropped: u64,
+    /// Old spans evicted by the byte budget.
+    pub evicted: u64,
+}
+
 /// Spans by trace with a global insertion order for retention.
 #[derive(Debug)]
 pub struct TraceStore {
     max_spans: usize,
+    max_bytes: usize,
+    bytes: usize,
     traces: HashMap<String, TraceEntry>,
-    /// (received at, trace id) per span, oldest first.
-    order: VecDeque<(u64, Arc<str>)>,
+    /// (received at, estimated bytes, trace id) per span, oldest first.
+    order: VecDeque<(u64, usize, Arc<str>)>,
     next_seq: u64,
 }
 
 impl TraceStore {
-    /// An empty store keeping at most `max_spans` spans.
-    pub fn new(max_spans: usize) -> Self {
+    /// An empty store keeping at most `max_spans` spans and `max_bytes` estimated bytes.
+    pub fn new(max_spans: usize, max_bytes: usize) -> Self {
         Self {
             max_spans: max_spans.max(1),
+            max_bytes: max_bytes.max(1),
+            bytes: 0,
             traces: HashMap::new(),
             order: VecDeque::new(),
             next_seq: 1,
         }
+    }
+
+    /// Estimated bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Number of spans held.
@@ -141,32 +177,44 @@ impl TraceStore {
         self.traces.len()
     }
 
-    /// Appends spans; returns how many old spans were dropped to make room.
-    pub fn insert(&mut self, spans: Vec<SpanRecord>, now: u64) -> u64 {
-        let mut dropped = 0;
+    /// Appends spans (each no larger than the byte budget: the caller refuses larger ones);
+    /// drops the oldest past the count limit and evicts the oldest past the byte budget.
+    pub fn insert(&mut self, spans: Vec<SpanRecord>, now: u64) -> SpanInsert {
+        let mut out = SpanInsert::default();
         for span in spans {
             let seq = self.next_seq;
             self.next_seq += 1;
+            let bytes = span.approx_bytes();
             let id: Arc<str> = Arc::from(span.trace_id.as_str());
             let entry = self.traces.entry(span.trace_id.clone()).or_default();
             entry.spans.push_back(Arc::new(span));
             entry.last_seq = seq;
-            self.order.push_back((now, id));
+            self.order.push_back((now, bytes, id));
+            self.bytes += bytes;
             while self.order.len() > self.max_spans {
                 self.pop_oldest();
-                dropped += 1;
+                out.dropped += 1;
+            }
+            while self.bytes > self.max_bytes && self.order.len() > 1 {
+                self.pop_oldest();
+                out.evicted += 1;
             }
         }
-        dropped
+        out
     }
 
     fn pop_oldest(&mut self) {
-        if let Some((_, id)) = self.order.pop_front()
-            && let Some(entry) = self.traces.get_mut(&*id)
-        {
+        if let Some((_, bytes, id)) = self.order.pop_front() {
+            self.bytes -= bytes;
+            self.drop_front_of(&id);
+        }
+    }
+
+    fn drop_front_of(&mut self, id: &str) {
+        if let Some(entry) = self.traces.get_mut(id) {
             entry.spans.pop_front();
             if entry.spans.is_empty() {
-                self.traces.remove(&*id);
+                self.traces.remove(id);
             }
         }
     }
@@ -174,7 +222,7 @@ impl TraceStore {
     /// Drops spans received before `cutoff`; returns how many.
     pub fn prune_before(&mut self, cutoff: u64) -> u64 {
         let mut dropped = 0;
-        while self.order.front().is_some_and(|(t, _)| *t < cutoff) {
+        while self.order.front().is_some_and(|(t, _, _)| *t < cutoff) {
             self.pop_oldest();
             dropped += 1;
         }
@@ -209,6 +257,27 @@ impl TraceStore {
             let spans: Vec<&SpanRecord> = e.spans.iter().map(|s| &**s).collect();
             f(&spans);
         }
+    }
+
+    /// The spans of a trace, cloned, earliest received first, up to `max_bytes` estimated
+    /// bytes (the first always), with the trace's span count.
+    pub fn spans_within(
+        &self,
+        trace_id: &str,
+        max_bytes: usize,
+    ) -> Option<(Vec<SpanRecord>, usize)> {
+        let e = self.traces.get(trace_id)?;
+        let mut used = 0usize;
+        let mut out = Vec::new();
+        for s in &e.spans {
+            let b = s.approx_bytes();
+            if !out.is_empty() && used + b > max_bytes {
+                break;
+            }
+            used += b;
+            out.push((**s).clone());
+        }
+        Some((out, e.spans.len()))
     }
 
     /// All spans of a trace, cloned.
@@ -332,7 +401,7 @@ mod tests {
 
     #[test]
     fn retention_drops_oldest_span_first() {
-        let mut store = TraceStore::new(3);
+        let mut store = TraceStore::new(3, usize::MAX);
         let dropped = store.insert(
             vec![
                 span("t1", "a", None, 1),
@@ -342,12 +411,36 @@ mod tests {
             ],
             0,
         );
-        assert_eq!(dropped, 1);
+        assert_eq!(dropped.dropped, 1);
         assert_eq!(store.span_count(), 3);
         let t1 = store.spans("t1").expect("t1 kept");
         assert_eq!(t1.len(), 1);
         assert_eq!(t1[0].span_id, "b");
         assert_eq!(store.list(None, None, 10)[0].trace_id, "t2");
+    }
+
+    #[test]
+    fn bytes_are_bounded_oldest_span_evicted_first() {
+        let big = |trace: &str, id: &str| SpanRecord {
+            name: "n".repeat(10_000),
+            ..span(trace, id, None, 1)
+        };
+        let mut store = TraceStore::new(1_000, 25_000);
+        let out = store.insert(
+            vec![
+                big("t1", "a"),
+                big("t2", "b"),
+                big("t2", "c"),
+                big("t3", "d"),
+            ],
+            0,
+        );
+        assert_eq!(out.evicted, 2);
+        assert!(store.bytes() <= 25_000);
+        assert!(store.spans("t1").is_none(), "the oldest trace went first");
+        assert_eq!(store.spans("t2").map(|s| s.len()), Some(1));
+        store.prune_before(1);
+        assert_eq!((store.bytes(), store.span_count()), (0, 0));
     }
 
     #[test]
