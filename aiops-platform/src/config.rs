@@ -282,7 +282,7 @@ impl Default for PlatformConfig {
             database: None,
             api_token: None,
             max_body_bytes: 16 * 1024 * 1024,
-            max_decompressed_bytes: 64 * 1024 * 1024,
+            max_decompressed_bytes: 32 * 1024 * 1024,
             request_timeout_ms: 30_000,
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
