@@ -56,15 +56,7 @@ async fn an_otel_sdk_sends_its_ingest_key_as_otel_exporter_otlp_headers() {
     // The unkeyed SDK exported as often (its batches are refused with 401).
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(traces("py-unkeyed").await, 0);
-    let metrics = p
-        .client()
-        .get(format!("{}/metrics", p.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = p.metrics_text().await;
     let refused: f64 = metrics
         .lines()
         .find_map(|l| {
@@ -113,15 +105,7 @@ async fn supervised_children_send_the_ingest_key_the_platform_requires() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let metrics = p
-        .client()
-        .get(format!("{}/metrics", p.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = p.metrics_text().await;
     assert!(
         metrics
             .lines()

@@ -143,15 +143,7 @@ async fn injected_errors_open_an_error_rate_incident_that_resolves_when_cleared(
         "{resolved:#}"
     );
     // The gateway's client-side view is on the platform's /metrics.
-    let metrics = p
-        .client()
-        .get(format!("{}/metrics", p.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = p.metrics_text().await;
     assert!(
         metrics.contains("aiops_gateway_requests_total{service=\"order\",status_class=\"5xx\"}"),
         "{metrics}"

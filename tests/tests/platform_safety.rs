@@ -326,15 +326,7 @@ async fn an_undecodable_incident_row_is_set_aside_not_fatal() {
 
     let p = PlatformProcess::start_at(dir.path(), &topology);
     p.wait_all_ready(Duration::from_secs(30)).await;
-    let metrics = p
-        .client()
-        .get(format!("{}/metrics", p.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = p.metrics_text().await;
     assert!(
         metrics.contains("aiops_incident_rows_undecodable_total 1"),
         "{metrics}"

@@ -159,6 +159,18 @@ impl PlatformProcess {
         &self.client
     }
 
+    /// The platform's own `/metrics` exposition.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn output(&self) -> String {
         self.output.lock().unwrap().join("\n")
     }

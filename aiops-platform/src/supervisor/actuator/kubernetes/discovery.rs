@@ -66,10 +66,7 @@ pub fn discovered(namespace: &str, d: &Deployment) -> Option<Discovered> {
         tracing::warn!(deployment = %name, namespace, "annotated for aiops but names no container port: skipped");
         return None;
     };
-    let replicas = spec
-        .replicas
-        .and_then(|r| u32::try_from(r).ok())
-        .unwrap_or(1);
+    let replicas = replicas_of(spec);
     Some(Discovered {
         workload: KubernetesWorkload {
             service: name.clone(),
@@ -115,10 +112,14 @@ pub async fn deployment_replicas(
         .get(name)
         .await
         .map_err(|e| KubernetesError::from_api("get", "deployments", namespace, e))?;
-    Ok(d.spec
-        .replicas
+    Ok(replicas_of(&d.spec))
+}
+
+/// The replicas a Deployment's spec asks for (1 when unset, as the API server defaults it).
+fn replicas_of(spec: &k8s_openapi::api::apps::v1::DeploymentSpec) -> u32 {
+    spec.replicas
         .and_then(|r| u32::try_from(r).ok())
-        .unwrap_or(1))
+        .unwrap_or(1)
 }
 
 /// The annotated Deployments seen so far, by namespace and name: turns each sighting of the
