@@ -8,18 +8,20 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::app::{AppState, Limits, PlatformShared};
+use crate::common::time::now_nanos;
 use crate::config::{ConfigError, Topology};
-use crate::db::{Database, DbError, DurableWriter};
 use crate::listener::ListenerStats;
-use crate::scrape::{ScrapeTarget, Scraper};
-use crate::store::{Store, now_nanos};
+use crate::receive::Receivers;
+use crate::receive::scrape::{ScrapeTarget, Scraper};
+use crate::store::Store;
+use crate::store::durable::{Database, DbError, DurableWriter};
 use crate::supervisor::actuator::kubernetes::{self, Discovered};
 use crate::supervisor::actuator::{
     Actuator, ByService, KubernetesActuator, KubernetesWorkload, LocalProcessActuator,
 };
 use crate::supervisor::discovery::{self, DiscoveryPlan};
 use crate::supervisor::{Supervision, SupervisorError};
+use crate::web::{AppState, Limits, PlatformShared};
 
 /// Errors while starting or running the platform.
 #[derive(Debug, thiserror::Error)]
@@ -89,16 +91,11 @@ pub struct Platform {
     pub announce: bool,
     listener: TcpListener,
     limits: Limits,
+    receivers: Arc<Receivers>,
     topology: Topology,
     /// The Kubernetes discovery watch, started with the supervisor.
     discovery: Option<DiscoveryPlan>,
     durable: DurableWriter,
-}
-
-fn generate_token() -> String {
-    use rand::Rng;
-    let bytes: [u8; 24] = rand::rng().random();
-    crate::ingest::otlp::hex(&bytes)
 }
 
 impl Platform {
@@ -107,7 +104,7 @@ impl Platform {
         mut topology: Topology,
         env_token: Option<String>,
     ) -> Result<Self, PlatformError> {
-        install_crypto_provider();
+        crate::common::install_crypto_provider();
         topology.validate()?;
         let namespaces = topology.platform.kubernetes.watch_namespaces.clone();
         let cluster = if namespaces.is_empty() && kubernetes_workloads(&topology).is_empty() {
@@ -137,7 +134,10 @@ impl Platform {
         let (api_token, token_source) = match (&p.api_token, env_token.filter(|t| !t.is_empty())) {
             (Some(t), _) if !t.is_empty() => (t.clone(), TokenSource::Config),
             (_, Some(t)) => (t, TokenSource::Environment),
-            _ => (generate_token(), TokenSource::Generated),
+            _ => (
+                crate::common::token::generate_token(),
+                TokenSource::Generated,
+            ),
         };
         if token_source == TokenSource::Generated && !p.listen.ip().is_loopback() {
             return Err(PlatformError::NonLoopbackWithoutToken(p.listen));
@@ -227,18 +227,21 @@ impl Platform {
             Supervision::new(&topology, store.clone(), Some(db.pool.clone()), local_addr).await?
         };
         let supervision = Some(supervision);
+        let receivers = Arc::new(Receivers {
+            sink: store.clone(),
+            ingest_keys: p.ingest_keys.clone(),
+            otlp_ingest_key: p.otlp_ingest_header.clone().zip(p.otlp_ingest_key.clone()),
+            sentry_keys: p.sentry_keys.clone(),
+            sentry_projects: projects,
+            max_body_bytes: p.max_body_bytes,
+            max_decompressed_bytes: p.max_decompressed_bytes,
+        });
         let state = Arc::new(PlatformShared {
             store,
             db: Some(db),
             scraper: Arc::new(Scraper::new(targets)),
             api_token,
-            ingest_keys: p.ingest_keys.clone(),
-            otlp_ingest_key: p.otlp_ingest_header.clone().zip(p.otlp_ingest_key.clone()),
-            sentry_keys: p.sentry_keys.clone(),
             listener: Arc::new(ListenerStats::default()),
-            sentry_projects: projects,
-            max_body_bytes: p.max_body_bytes,
-            max_decompressed_bytes: p.max_decompressed_bytes,
             started_at: now_nanos(),
             supervision,
         });
@@ -253,6 +256,7 @@ impl Platform {
             announce: true,
             listener,
             limits,
+            receivers,
             topology,
             discovery,
             durable,
@@ -270,7 +274,7 @@ impl Platform {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), PlatformError> {
         let p = &self.topology.platform;
-        let scraper = crate::scrape::spawn(
+        let scraper = crate::receive::scrape::spawn(
             self.state.scraper.clone(),
             self.state.store.clone(),
             Duration::from_millis(p.scrape_interval_ms),
@@ -301,7 +305,7 @@ impl Platform {
                 println!("{}", serde_json::json!({ "event": "gateway", "url": url }));
             }
         }
-        let app = crate::app::router(self.state.clone(), self.limits);
+        let app = crate::web::router(self.state.clone(), self.receivers.clone(), self.limits);
         let grace = Duration::from_millis(p.shutdown_grace_ms);
         crate::listener::serve(
             self.listener,
@@ -426,10 +430,4 @@ async fn follow_instances(
             last = targets;
         }
     }
-}
-
-/// Installs the ring TLS provider for reqwest/sentry (built without a default); idempotent.
-pub fn install_crypto_provider() {
-    // Err means one is already installed, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }

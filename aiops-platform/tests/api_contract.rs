@@ -19,7 +19,7 @@ use serde_json::Value;
 
 /// The routes the management API has, as the platform's own router declares them.
 fn routed_paths() -> BTreeSet<String> {
-    let (_, doc) = aiops_platform::app::api_router();
+    let (_, doc) = aiops_platform::web::api_router();
     doc.paths.paths.keys().cloned().collect()
 }
 

@@ -36,7 +36,7 @@ async fn slow_upstream() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_flight_request_finishes_when_the_platform_stops() {
-    aiops_platform::platform::install_crypto_provider();
+    aiops_platform::common::install_crypto_provider();
     let upstream = slow_upstream().await;
     let topology: Topology = toml::from_str(&format!(
         r#"

@@ -137,7 +137,7 @@ async fn one(
 }
 
 async fn measure(args: MttrArgs) -> Result<ExitCode, ExperimentError> {
-    aiops_platform::platform::install_crypto_provider();
+    aiops_platform::common::install_crypto_provider();
     let tmp = tempfile::Builder::new()
         .prefix("aiods-lab-mttr-")
         .tempdir()

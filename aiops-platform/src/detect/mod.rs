@@ -15,7 +15,7 @@
 //!   the SLO sets `latency_ms`, the latency objective's burn alerts;
 //! - **exception bursts** from the Sentry ingest.
 //!
-//! Each state goes to the supervisor's controller as an [`Event::Detector`] when it changes,
+//! Each state goes to the supervisor's controller as an [`Finding::State`] when it changes,
 //! and every few seconds again (so an incident reloaded after a restart clears too).
 
 mod burn;
@@ -28,17 +28,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 pub use burn::{AlertReading, MinEvidence, Objective, read_alerts};
+#[cfg(test)]
+pub(crate) use latency::test_series;
 pub use latency::{LatencyJudge, LatencyReading};
 pub use rootcause::rank_causes;
 pub use templates::{NewTemplate, QUIET_SECS, TemplateBook, TemplateNews, TemplateWatch};
 
+use crate::common::instance::InstanceId;
+use crate::common::time::now_nanos;
 use crate::config::{DetectionConfig, SloConfig, Topology};
+use crate::incident::RootCause;
 use crate::incident::Signal;
-use crate::store::{Buckets, RequestSource, Store, now_nanos};
-use crate::supervisor::{DetectorState, Event};
+use crate::store::{Buckets, RequestSource, Store};
 
 const TICK: Duration = Duration::from_millis(250);
 /// Unchanged states are sent again this often.
@@ -53,6 +55,49 @@ pub struct Watch {
     pub detection: DetectionConfig,
     /// Objectives and burn alerts.
     pub slo: SloConfig,
+}
+
+/// A detector's state for one service and one signal, sent every tick.
+#[derive(Debug, Clone)]
+pub struct DetectorState {
+    /// The service.
+    pub service: String,
+    /// `ErrorRate`, `Latency` or `ExceptionBurst`.
+    pub signal: Signal,
+    /// Whether the condition holds now.
+    pub active: bool,
+    /// When the failure behind it started (when active).
+    pub since: u64,
+    /// The first success after the failure (when it ended).
+    pub recovered_at: u64,
+    /// What was measured.
+    pub detail: serde_json::Value,
+}
+
+/// What the detectors tell the supervisor: a condition's state, evidence for an open incident,
+/// candidate root causes. The supervisor's loop turns each into one of its events.
+#[derive(Debug, Clone)]
+pub enum Finding {
+    /// A detector's state for one service and one signal (sent when it changes).
+    State(DetectorState),
+    /// Supporting evidence (log templates): attached to the open incident, if any.
+    Evidence {
+        /// The service.
+        service: String,
+        /// The signal.
+        signal: Signal,
+        /// The instance.
+        instance: Option<InstanceId>,
+        /// Details.
+        detail: serde_json::Value,
+    },
+    /// Candidate root causes of the service's open incident, most likely first.
+    RootCauses {
+        /// The service.
+        service: String,
+        /// The ranking.
+        causes: Vec<RootCause>,
+    },
 }
 
 /// One service's detectors.
@@ -72,7 +117,7 @@ pub struct ServiceDetection {
 pub fn spawn(
     topology: &Topology,
     store: Arc<Store>,
-    events: mpsc::UnboundedSender<Event>,
+    report: impl Fn(Finding) -> bool + Send + 'static,
     pool: Option<sqlx::SqlitePool>,
 ) -> tokio::task::JoinHandle<()> {
     let declared_edges: Vec<(String, String)> = topology
@@ -125,17 +170,17 @@ pub fn spawn(
             for service in names {
                 let watch = declared.get(&service).unwrap_or(&default);
                 let st = state.entry(service.clone()).or_default();
-                let mut out: Vec<Event> = st
+                let mut out: Vec<Finding> = st
                     .evaluate(&service, watch, &store, now)
                     .into_iter()
-                    .map(Event::Detector)
+                    .map(Finding::State)
                     .collect();
                 if let Some(n) = news.remove(&service) {
                     out.extend(st.templates(&service, n, now));
                 }
                 out.extend(st.root_causes(&service, &store, &declared_edges, now));
                 for e in out {
-                    if events.send(e).is_err() {
+                    if !report(e) {
                         return;
                     }
                 }
@@ -192,7 +237,7 @@ impl ServiceDetection {
         store: &Store,
         declared: &[(String, String)],
         now: u64,
-    ) -> Option<Event> {
+    ) -> Option<Finding> {
         if !self.errors_active && !self.latency_active {
             self.ranked = None;
             return None;
@@ -218,18 +263,18 @@ impl ServiceDetection {
             .collect();
         let changed = self.ranked.as_ref().is_none_or(|(_, o)| *o != order);
         self.ranked = Some((now, order));
-        changed.then(|| Event::RootCauses {
+        changed.then(|| Finding::RootCauses {
             service: service.to_owned(),
             causes,
         })
     }
 
     /// The new-template condition and rate-jump evidence of one tick.
-    fn templates(&mut self, service: &str, news: TemplateNews, now: u64) -> Vec<Event> {
-        let mut out: Vec<Event> = news
+    fn templates(&mut self, service: &str, news: TemplateNews, now: u64) -> Vec<Finding> {
+        let mut out: Vec<Finding> = news
             .jumps
             .into_iter()
-            .map(|(template, count, baseline)| Event::Evidence {
+            .map(|(template, count, baseline)| Finding::Evidence {
                 service: service.to_owned(),
                 signal: Signal::LogTemplate,
                 instance: None,
@@ -253,7 +298,7 @@ impl ServiceDetection {
             },
         };
         if self.due(state.signal, state.active, now) {
-            out.push(Event::Detector(state));
+            out.push(Finding::State(state));
         }
         out
     }

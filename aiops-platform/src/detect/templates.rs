@@ -291,7 +291,7 @@ mod tests {
 
     fn error(service: &str, message: &str, at: u64) -> LogRecord {
         LogRecord {
-            timestamp: crate::store::rfc3339(at),
+            timestamp: crate::common::time::rfc3339(at),
             time_unix_nano: at,
             level: Severity::Error,
             severity_text: "ERROR".into(),

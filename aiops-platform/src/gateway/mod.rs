@@ -34,9 +34,9 @@ use hyper_util::rt::TokioExecutor;
 pub use routes::{Endpoint, InflightGuard, Routes};
 pub use stats::{ErrorTimes, RequestStats, WindowSummary, median};
 
+use crate::common::problem::Problem;
+use crate::common::time::now_nanos;
 use crate::config::GatewayConfig;
-use crate::problem::Problem;
-use crate::store::now_nanos;
 
 /// Errors while starting the gateway.
 #[derive(Debug, thiserror::Error)]

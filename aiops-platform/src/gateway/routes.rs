@@ -9,8 +9,8 @@ use std::time::Instant;
 use parking_lot::RwLock;
 use tokio::sync::Notify;
 
+use crate::common::instance::InstanceId;
 use crate::config::Balance;
-use crate::instance::InstanceId;
 
 /// One instance as the gateway sees it.
 #[derive(Debug)]

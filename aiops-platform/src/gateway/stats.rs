@@ -233,7 +233,7 @@ impl RequestStats {
             );
         }
         let all = self.services.lock();
-        use crate::exposition::write_family;
+        use crate::common::exposition::write_family;
         write_family(
             out,
             "aiops_gateway_requests_total",

@@ -10,7 +10,6 @@
 //! ready, an error-rate burn, a latency degradation, an exception burst); it recovers when
 //! the last one clears.
 
-mod db;
 mod kinds;
 mod notify;
 mod report;
@@ -19,12 +18,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use db::{BudgetKind, BudgetUse, IncidentDb, IncidentDbError, StoredInstance};
 pub use kinds::{ActionKind, ActionRef, ConditionKey, Signal, UnknownKind};
 pub use notify::Notifier;
 pub use report::{ServiceReport, Summary, report};
 
-use crate::store::rfc3339;
+use crate::common::time::rfc3339;
 
 /// Most evidence items kept per incident (later ones are counted).
 const MAX_EVIDENCE: usize = 100;
@@ -408,7 +406,10 @@ impl Incident {
 /// A new id: `inc-<unix millis>-<random>`.
 pub fn new_id(prefix: &str) -> String {
     let r: u32 = rand::random();
-    format!("{prefix}-{}-{r:08x}", crate::store::now_nanos() / 1_000_000)
+    format!(
+        "{prefix}-{}-{r:08x}",
+        crate::common::time::now_nanos() / 1_000_000
+    )
 }
 
 #[cfg(test)]
@@ -422,7 +423,7 @@ mod tests {
             "inc-1".into(),
             "order",
             "order#0 exited".into(),
-            ConditionKey::Down(crate::instance::InstanceId::new("order", 0)),
+            ConditionKey::Down(crate::common::instance::InstanceId::new("order", 0)),
             Condition {
                 since_unix_nano: s,
                 description: "exit".into(),
@@ -430,7 +431,7 @@ mod tests {
             s + 2_000_000,
         );
         assert!((inc.mttd_ms - 2.0).abs() < 1e-9);
-        let key = ConditionKey::Down(crate::instance::InstanceId::new("order", 0));
+        let key = ConditionKey::Down(crate::common::instance::InstanceId::new("order", 0));
         assert!(inc.clear_condition(&key, s + 52_000_000, "ready"));
         assert_eq!(inc.status, IncidentStatus::Resolved);
         assert_eq!(inc.mttr_ms, Some(50.0));

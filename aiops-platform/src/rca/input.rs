@@ -278,7 +278,7 @@ fn parse_time(s: &str) -> Result<f64, String> {
             Err("not a finite number".into())
         };
     }
-    crate::cli_detect::parse_timestamp(s)
+    crate::common::time::parse_timestamp(s)
         .map(|t| t as f64)
         .map_err(|_| "expected epoch seconds or an ISO 8601 date-time".into())
 }

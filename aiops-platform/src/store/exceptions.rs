@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::rfc3339;
+use crate::common::time::rfc3339;
 
 /// One exception event, already fingerprinted.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 
-use super::rfc3339;
+use crate::common::time::rfc3339;
 
 /// One incoming point of one series.
 #[derive(Debug, Clone)]

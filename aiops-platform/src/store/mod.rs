@@ -5,7 +5,9 @@
 //! holds up a receiver for long. What retention drops is counted in [`Stats`].
 
 mod callgraph;
+pub mod durable;
 mod exceptions;
+mod incidents;
 mod logs;
 mod metrics;
 mod requests;
@@ -16,13 +18,14 @@ mod traces;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::RwLock;
 use serde::Serialize;
 
 pub use callgraph::{MAX_EDGES, ServiceGraph};
 pub use exceptions::{ExceptionEvent, ExceptionGroup, ExceptionStore, GroupTally};
+pub use incidents::{BudgetKind, BudgetUse, IncidentDb, IncidentDbError, StoredInstance};
 pub use logs::{LogInsert, LogQuery, LogRecord, LogStore, Severity};
 pub use metrics::{MetricPoint, MetricQuery, MetricSample, MetricStore, SeriesView, Temporality};
 pub use requests::{
@@ -38,11 +41,12 @@ pub use traces::{
     build_tree as traces_tree,
 };
 
+use crate::common::time::now_nanos;
 use crate::config::RetentionConfig;
-use crate::db::DurableWriter;
+use durable::DurableWriter;
 
 /// The largest `max_item_bytes` allowed: one item always fits in an API page
-/// (`crate::api::MAX_PAGE_BYTES`).
+/// (`crate::web::api::MAX_PAGE_BYTES`).
 pub const MAX_ITEM_BYTES: usize = 1024 * 1024;
 
 /// One string identifying a sequence of parts, unambiguous whatever the parts hold: each is
@@ -56,25 +60,6 @@ pub(crate) fn unambiguous_key<'a>(parts: impl IntoIterator<Item = &'a str>) -> S
         key.push_str(part);
     }
     key
-}
-
-/// Nanoseconds since the Unix epoch, now.
-pub fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-/// RFC 3339 rendering of nanoseconds since the Unix epoch.
-pub fn rfc3339(nanos: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// Counters of everything received, rejected and dropped, per signal.

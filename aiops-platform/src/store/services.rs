@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::rfc3339;
+use crate::common::time::rfc3339;
 
 /// A telemetry signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +71,7 @@ pub struct ServiceView {
     pub discovered: bool,
 }
 
-/// Discovered services kept at most, unless the topology says otherwise.
-pub const DEFAULT_MAX_DISCOVERED: usize = 200;
+pub use crate::config::DEFAULT_MAX_DISCOVERED;
 
 /// Longest service name a discovered service may have (bytes); longer ones are refused.
 pub const MAX_SERVICE_NAME_BYTES: usize = 255;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::rfc3339;
+use crate::common::time::rfc3339;
 
 /// A span event.
 #[derive(Debug, Clone, Serialize)]

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use super::InstanceId;
 use super::actuator::LineSink;
+use crate::common::time::{now_nanos, rfc3339};
 use crate::logmine::Level;
-use crate::store::{LogRecord, Severity, Store, now_nanos, rfc3339};
+use crate::store::{LogRecord, Severity, Store};
 
 /// Sends instance output to the store (one log record per line, marked with its `stream`).
 #[derive(Debug)]

@@ -10,12 +10,13 @@ use parking_lot::RwLock;
 
 use super::actuator::Reason;
 use super::{ApproveError, View};
+use crate::common::instance::InstanceId;
+use crate::common::time::{now_nanos, rfc3339};
 use crate::incident::{
     Action, ActionKind, ActionRef, ActionStatus, Condition, ConditionKey, Evidence, Incident,
-    IncidentDb, IncidentDbError, IncidentStatus, Notifier, Signal, new_id,
+    IncidentStatus, Notifier, Signal, new_id,
 };
-use crate::instance::InstanceId;
-use crate::store::{now_nanos, rfc3339};
+use crate::store::{IncidentDb, IncidentDbError};
 
 /// Incidents loaded at start (most recent first).
 const RELOADED_INCIDENTS: u32 = 1000;
@@ -442,7 +443,7 @@ mod tests {
     use super::*;
 
     async fn ledger(db: Option<IncidentDb>) -> IncidentLedger {
-        crate::platform::install_crypto_provider();
+        crate::common::install_crypto_provider();
         let deps = BTreeMap::from([("order".to_owned(), vec!["kitchen".to_owned()])]);
         IncidentLedger::load(db, Notifier::new(None), deps, Arc::default())
             .await

@@ -28,7 +28,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-pub use crate::instance::InstanceId;
+pub use crate::common::instance::InstanceId;
 pub use actuator::{
     Actuator, ActuatorError, InstanceSpec, LifecycleEvent, LineSink, LocalProcessActuator,
     ObservedInstance, Traffic, WorkloadSpec,
@@ -37,9 +37,11 @@ pub use backoff::{CrashLoopBackoff, RestartBudget};
 pub use capture::{LogCapture, to_record};
 
 use crate::config::{ServiceConfig, Topology};
+use crate::detect::Finding;
 use crate::gateway::{Gateway, RequestStats, Routes};
-use crate::incident::{Incident, IncidentDb, IncidentDbError, Notifier, Signal};
+use crate::incident::{Incident, Notifier};
 use crate::store::Store;
+use crate::store::{IncidentDb, IncidentDbError};
 
 /// How long in-flight gateway requests have to finish when the platform stops.
 const GATEWAY_DRAIN: Duration = Duration::from_secs(10);
@@ -137,23 +139,6 @@ pub enum ProbeKind {
     Both,
 }
 
-/// A detector's state for one service and one signal, sent every tick.
-#[derive(Debug, Clone)]
-pub struct DetectorState {
-    /// The service.
-    pub service: String,
-    /// `ErrorRate`, `Latency` or `ExceptionBurst`.
-    pub signal: Signal,
-    /// Whether the condition holds now.
-    pub active: bool,
-    /// When the failure behind it started (when active).
-    pub since: u64,
-    /// The first success after the failure (when it ended).
-    pub recovered_at: u64,
-    /// What was measured.
-    pub detail: serde_json::Value,
-}
-
 /// A probe's answer (or failure) for one instance generation.
 #[derive(Debug, Clone)]
 pub struct ProbeResult {
@@ -178,26 +163,8 @@ pub struct ProbeResult {
 pub enum Event {
     /// A probe answered or failed.
     Probe(ProbeResult),
-    /// A request-level detector's state.
-    Detector(DetectorState),
-    /// Supporting evidence (log templates): attached to the open incident, if any.
-    Evidence {
-        /// The service.
-        service: String,
-        /// The signal.
-        signal: Signal,
-        /// The instance.
-        instance: Option<InstanceId>,
-        /// Details.
-        detail: serde_json::Value,
-    },
-    /// Candidate root causes of the service's open incident, most likely first.
-    RootCauses {
-        /// The service.
-        service: String,
-        /// The ranking.
-        causes: Vec<crate::incident::RootCause>,
-    },
+    /// What a detector found: a condition's state, evidence, root causes.
+    Finding(Finding),
     /// A back-off delay elapsed: restart the instance.
     RestartDue {
         /// The instance.
@@ -462,7 +429,13 @@ impl Supervision {
             controller.start_all().await;
             tokio::spawn(controller.run(rx));
         }
-        crate::detect::spawn(topology, store, self.events.clone(), self.pool.clone());
+        let events = self.events.clone();
+        crate::detect::spawn(
+            topology,
+            store,
+            move |finding| events.send(Event::Finding(finding)).is_ok(),
+            self.pool.clone(),
+        );
         Ok(())
     }
 

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{Event, InstanceId, ProbeKind, ProbeResult};
+use crate::common::time::now_nanos;
 use crate::config::HealthConfig;
-use crate::store::now_nanos;
 
 /// Polling interval while an instance starts.
 const STARTUP_POLL: Duration = Duration::from_millis(5);

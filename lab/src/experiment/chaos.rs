@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aiops_platform::common::time::now_nanos;
 use aiops_platform::incident::IncidentStatus;
-use aiops_platform::store::now_nanos;
 use aiops_platform::supervisor::{InstanceStatus, InstanceView, Supervision};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use aiops_platform::store::rfc3339;
+use aiops_platform::common::time::rfc3339;
 
 use super::chaos::FaultEvent;
 

@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use aiops_platform::common::time::{now_nanos, rfc3339};
 use aiops_platform::config::{ConfigError, Topology};
 use aiops_platform::incident::IncidentStatus;
 use aiops_platform::platform::{Platform, PlatformError};
-use aiops_platform::store::{now_nanos, rfc3339};
 use aiops_platform::supervisor::{InstanceStatus, Supervision};
 use tokio::sync::watch;
 
@@ -611,7 +611,7 @@ pub(crate) fn conditions(topology: &Topology, watched: Option<&Watched>) -> Stri
 /// The line the demo prints once the platform listens: the dashboard link that signs in by
 /// itself (token in the URL fragment), and the API.
 fn startup_line(addr: SocketAddr, api_token: &str, services: usize) -> String {
-    let dashboard = aiops_platform::dashboard::sign_in_link(addr, api_token);
+    let dashboard = aiops_platform::web::dashboard::sign_in_link(addr, api_token);
     format!(
         "aiods-lab: platform at {dashboard} (dashboard, signs in by itself), API http://{addr}/api/v1/ (token {api_token}); starting {services} service(s)…"
     )
@@ -682,7 +682,7 @@ async fn run_async(
     mode: Mode,
     command: String,
 ) -> Result<ExitCode, ExperimentError> {
-    aiops_platform::platform::install_crypto_provider();
+    aiops_platform::common::install_crypto_provider();
     let (users, duration, crash_every) = checked(&args, mode)?;
     let (scenario, scenario_origin) = scenario(args.scenario.as_deref(), args.invalid_share)?;
 
@@ -735,7 +735,7 @@ async fn run_async(
         api_token,
     } = start_platform(topology).await?;
     let stop = stop_signal();
-    let dashboard = aiops_platform::dashboard::sign_in_link(addr, &api_token);
+    let dashboard = aiops_platform::web::dashboard::sign_in_link(addr, &api_token);
     eprintln!("{}", startup_line(addr, &api_token, supervised.len()));
     let first_path = scenario
         .requests
@@ -1215,7 +1215,7 @@ pub fn run_load(args: LoadArgs, command: String) -> ExitCode {
 }
 
 async fn load_url(args: LoadArgs, base_url: String) -> Result<ExitCode, ExperimentError> {
-    aiops_platform::platform::install_crypto_provider();
+    aiops_platform::common::install_crypto_provider();
     if args.users == 0 {
         return Err(ExperimentError::Invalid(
             "--users must be at least 1".into(),

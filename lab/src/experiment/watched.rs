@@ -11,8 +11,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aiops_platform::common::time::now_nanos;
 use aiops_platform::config::Topology;
-use aiops_platform::store::now_nanos;
 use aiops_platform::supervisor::{InstanceSpec, WorkloadSpec};
 use parking_lot::Mutex;
 
@@ -158,7 +158,7 @@ impl Watched {
             );
         for dep in &p.depends_on {
             let upper = dep.to_uppercase().replace('-', "_");
-            let name = aiops_platform::topology::expand(
+            let name = aiops_platform::config::topology::expand(
                 &p.upstream_env,
                 &[("NAME", upper.as_str()), ("name", dep.as_str())],
             );

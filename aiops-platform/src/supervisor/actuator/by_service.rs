@@ -14,7 +14,7 @@ use super::{
     Actuator, ActuatorError, InstanceSpec, LifecycleEvent, LifecycleStream, ObservedInstance,
     Reason, ScaleOutcome, Traffic, WorkloadSpec,
 };
-use crate::instance::InstanceId;
+use crate::common::instance::InstanceId;
 
 /// Routes each call to the actuator of the service it is about.
 #[derive(Debug)]

@@ -15,9 +15,9 @@ use super::{
     Actuator, ActuatorError, InstanceSpec, LifecycleEvent, LifecycleStream, LineSink,
     ObservedInstance, Reason, ScaleOutcome, Traffic, WorkloadSpec,
 };
+use crate::common::instance::InstanceId;
+use crate::common::time::now_nanos;
 use crate::gateway::Routes;
-use crate::instance::InstanceId;
-use crate::store::now_nanos;
 use crate::supervisor::ExitReason;
 
 /// How long a restart waits for a killed process to be reaped before starting anew.
@@ -457,7 +457,7 @@ fn spawn_reader(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::Balance;
+    use crate::config::topology::Balance;
 
     #[derive(Debug)]
     struct Discard;

@@ -27,7 +27,7 @@ pub(crate) use local::free_port;
 pub use local::{LocalProcessActuator, process_identity, send_signal};
 
 use super::ExitReason;
-use crate::instance::InstanceId;
+use crate::common::instance::InstanceId;
 
 /// Errors of an actuator.
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +133,7 @@ impl WorkloadSpec {
         env.extend(
             self.env
                 .iter()
-                .map(|(k, v)| (k.clone(), crate::topology::expand(v, &vars))),
+                .map(|(k, v)| (k.clone(), crate::config::topology::expand(v, &vars))),
         );
         InstanceSpec {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -141,7 +141,7 @@ impl WorkloadSpec {
             command: self
                 .command
                 .iter()
-                .map(|a| crate::topology::expand(a, &vars))
+                .map(|a| crate::config::topology::expand(a, &vars))
                 .collect(),
             env,
             cwd: self.cwd.clone(),

@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::common::instance::InstanceId;
 use crate::config::RecoveryConfig;
 use crate::incident::ActionRef;
-use crate::instance::InstanceId;
 use crate::supervisor::backoff::CrashLoopBackoff;
 use crate::supervisor::policy::ProbeCounters;
 use crate::supervisor::{InstanceStatus, InstanceView};

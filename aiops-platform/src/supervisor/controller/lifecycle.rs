@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use super::Controller;
 use super::instance::Instance;
+use crate::common::instance::InstanceId;
 use crate::incident::{ActionStatus, ConditionKey, Signal};
-use crate::instance::InstanceId;
 use crate::supervisor::actuator::Traffic;
 use crate::supervisor::policy::{self, ProbeCounters, ProbeThresholds};
 use crate::supervisor::{ExitReason, InstanceStatus, ProbeResult};

@@ -27,10 +27,12 @@ use super::backoff::RestartBudget;
 use super::ledger::IncidentLedger;
 use super::policy::ScaleTimers;
 use super::{Event, SupervisorError, View};
+use crate::common::instance::InstanceId;
 use crate::config::{RecoveryMode, ServiceConfig, Topology};
+use crate::detect::Finding;
 use crate::gateway::{RequestStats, Routes};
-use crate::incident::{ActionRef, ActionStatus, IncidentDb, Notifier};
-use crate::instance::InstanceId;
+use crate::incident::{ActionRef, ActionStatus, Notifier};
+use crate::store::IncidentDb;
 
 /// Grace of the instances stopped when the platform stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -220,20 +222,20 @@ impl Controller {
     async fn dispatch(&mut self, event: Event) {
         match event {
             Event::Probe(p) => self.on_probe(p).await,
-            Event::Detector(state) => self.on_detector(state).await,
-            Event::Evidence {
+            Event::Finding(Finding::State(state)) => self.on_detector(state).await,
+            Event::Finding(Finding::Evidence {
                 service,
                 signal,
                 instance,
                 detail,
-            } => {
+            }) => {
                 if let Some(inc) = self.ledger.open_incident(&service) {
-                    let at = crate::store::now_nanos();
+                    let at = crate::common::time::now_nanos();
                     self.ledger
                         .evidence(&inc, signal, instance.as_ref(), detail, at);
                 }
             }
-            Event::RootCauses { service, causes } => {
+            Event::Finding(Finding::RootCauses { service, causes }) => {
                 if let Some(inc) = self.ledger.open_incident(&service) {
                     self.ledger.root_causes(&inc, causes);
                 }
@@ -255,7 +257,7 @@ impl Controller {
             Event::ActionFailed { id, what, error } => self.on_action_failed(&id, what, &error),
             Event::AddService(service) => self.add_service(*service),
             Event::Adopt { service, instances } => {
-                let now = crate::store::now_nanos();
+                let now = crate::common::time::now_nanos();
                 for i in instances.into_iter().filter(|i| i.running) {
                     if i.id.service == service
                         && self.services.contains_key(&service)
@@ -400,7 +402,7 @@ impl Controller {
                 "{name} is no longer supervised: its Deployment was deleted or lost the aiods.dev/watch annotation"
             );
             self.ledger
-                .note(&inc, crate::store::now_nanos(), "note", message);
+                .note(&inc, crate::common::time::now_nanos(), "note", message);
         }
     }
 
@@ -438,7 +440,7 @@ impl Controller {
         }
         if let Some(inc) = self.ledger.open_incident(&id.service) {
             self.ledger
-                .note(&inc, crate::store::now_nanos(), "note", message);
+                .note(&inc, crate::common::time::now_nanos(), "note", message);
         }
     }
 

@@ -5,14 +5,16 @@ use std::time::{Duration, Instant};
 
 use super::Controller;
 use super::instance::Replacement;
+use crate::common::instance::InstanceId;
+use crate::common::time::now_nanos;
 use crate::config::ErrorBurnAction;
-use crate::incident::{ActionKind, ActionRef, ActionStatus, BudgetKind, ConditionKey, Incident};
-use crate::instance::InstanceId;
-use crate::store::now_nanos;
+use crate::detect::DetectorState;
+use crate::incident::{ActionKind, ActionRef, ActionStatus, ConditionKey, Incident};
+use crate::store::BudgetKind;
 use crate::supervisor::actuator::{Reason, Traffic};
 use crate::supervisor::ledger::NewAction;
 use crate::supervisor::policy::{self, Gate, RestartDecision, RestartSituation};
-use crate::supervisor::{ApproveError, DetectorState, Event, InstanceStatus};
+use crate::supervisor::{ApproveError, Event, InstanceStatus};
 
 impl Controller {
     /// Decides a repair of `id` for incident `inc` and carries it out.

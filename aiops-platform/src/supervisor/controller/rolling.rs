@@ -5,9 +5,9 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::{Controller, Rolling};
+use crate::common::instance::InstanceId;
+use crate::common::time::now_nanos;
 use crate::gateway::WindowSummary;
-use crate::instance::InstanceId;
-use crate::store::now_nanos;
 use crate::supervisor::InstanceStatus;
 use crate::supervisor::policy::{self, RollStep};
 

@@ -5,10 +5,11 @@
 use std::time::Instant;
 
 use super::Controller;
+use crate::common::instance::InstanceId;
+use crate::common::time::now_nanos;
 use crate::config::{RecoveryMode, ServiceConfig};
-use crate::incident::{ActionKind, ActionStatus, BudgetKind, ConditionKey, Signal};
-use crate::instance::InstanceId;
-use crate::store::now_nanos;
+use crate::incident::{ActionKind, ActionStatus, ConditionKey, Signal};
+use crate::store::BudgetKind;
 use crate::supervisor::InstanceStatus;
 use crate::supervisor::actuator::{Reason, Traffic};
 use crate::supervisor::ledger::NewAction;

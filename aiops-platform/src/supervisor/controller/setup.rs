@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use super::instance::Instance;
 use super::{ServiceState, Wiring};
+use crate::common::instance::InstanceId;
 use crate::config::{PlatformConfig, RecoveryMode, ServiceConfig, Topology};
-use crate::incident::{BudgetKind, StoredInstance};
-use crate::instance::InstanceId;
+use crate::store::{BudgetKind, StoredInstance};
 use crate::supervisor::actuator::{LocalProcessActuator, WorkloadSpec};
 use crate::supervisor::backoff::RestartBudget;
 use crate::supervisor::policy::ScaleTimers;
@@ -60,7 +60,7 @@ pub(super) async fn plan(topology: &Topology, wiring: &Wiring) -> Result<Plan, S
         deps.insert(s.name.clone(), transitive_deps(&topology.services, &s.name));
     }
     // What the previous run spent: its budget uses within their windows, its crash loops.
-    let now = crate::store::now_nanos();
+    let now = crate::common::time::now_nanos();
     let since = |at: u64| Duration::from_nanos(now.saturating_sub(at));
     if let Some(db) = &wiring.db {
         let uses = db.budget_uses(now).await?;
@@ -203,7 +203,7 @@ fn workload(
                 .unwrap_or_default(),
         };
         let upper = dep.to_uppercase().replace('-', "_");
-        let name = crate::topology::expand(
+        let name = crate::config::topology::expand(
             &s.upstream_env,
             &[("NAME", upper.as_str()), ("name", dep.as_str())],
         );

@@ -9,17 +9,18 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 
 use super::{Controller, Wiring};
+use crate::common::instance::InstanceId;
+use crate::common::time::now_nanos;
+use crate::config::topology::Balance;
 use crate::config::{ServiceConfig, Topology};
 use crate::gateway::Routes;
-use crate::incident::{ActionKind, ActionStatus, IncidentDb, IncidentStatus, Notifier};
-use crate::instance::InstanceId;
-use crate::store::now_nanos;
+use crate::incident::{ActionKind, ActionStatus, IncidentStatus, Notifier};
+use crate::store::IncidentDb;
 use crate::supervisor::actuator::{
     Actuator, ActuatorError, InstanceSpec, LifecycleEvent, LifecycleStream, ObservedInstance,
     Reason, ScaleOutcome, Traffic, WorkloadSpec,
 };
 use crate::supervisor::{Event, ExitReason, ProbeKind, ProbeResult, View};
-use crate::topology::Balance;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Call {
@@ -169,7 +170,7 @@ async fn running_controller() -> (
     mpsc::UnboundedSender<Event>,
     Arc<RwLock<View>>,
 ) {
-    crate::platform::install_crypto_provider();
+    crate::common::install_crypto_provider();
     let topology: Topology = toml::from_str(
         r#"
         [[service]]

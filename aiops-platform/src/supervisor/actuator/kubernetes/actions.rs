@@ -10,8 +10,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 
 use super::error::KubernetesError;
 
-/// The label a Service selects on and the ReplicaSet does not: removing it routes a pod away.
-pub const SERVING_LABEL: &str = "aiods.dev/serving";
+pub use crate::config::SERVING_LABEL;
 /// The annotation that makes the ReplicaSet remove a pod first when scaling in.
 pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 /// The annotation `kubectl rollout restart` sets on the pod template.

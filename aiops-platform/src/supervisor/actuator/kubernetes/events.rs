@@ -67,7 +67,7 @@ impl EventRecorder {
         message: &str,
         warning: bool,
     ) -> Result<(), KubernetesError> {
-        let now = crate::store::now_nanos();
+        let now = crate::common::time::now_nanos();
         let stamp = k8s_openapi::jiff::Timestamp::from_nanosecond(i128::from(now))
             .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
         let event = Event {

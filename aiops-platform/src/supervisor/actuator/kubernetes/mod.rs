@@ -43,7 +43,7 @@ use super::{
     Actuator, ActuatorError, InstanceSpec, LifecycleEvent, LifecycleStream, ObservedInstance,
     Reason, ScaleOutcome, Traffic, WorkloadSpec,
 };
-use crate::instance::InstanceId;
+use crate::common::instance::InstanceId;
 
 /// The deletion cost given to a pod that scaling back should remove first.
 const RETIRE_COST: &str = "-1000";

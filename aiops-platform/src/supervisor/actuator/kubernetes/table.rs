@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::pods::{self, PodView};
-use crate::instance::InstanceId;
+use crate::common::instance::InstanceId;
 use crate::supervisor::ExitReason;
 use crate::supervisor::actuator::{LifecycleEvent, ObservedInstance};
 

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::actions::Cluster;
 use super::error::KubernetesError;
 use super::table::PodTable;
-use crate::store::now_nanos;
+use crate::common::time::now_nanos;
 use crate::supervisor::actuator::LifecycleEvent;
 
 /// How long to wait before reading a Deployment's selector again after a failure.

@@ -13,9 +13,13 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::IngestError;
+use super::Receivers;
 use super::body::{BodyReader, decode_body, first_line, read_body};
-use crate::app::AppState;
-use crate::store::{ExceptionEvent, SpanRecord, SpanStatus, Stats, now_nanos};
+use crate::common::time::now_nanos;
+use crate::store::{ExceptionEvent, SpanRecord, SpanStatus, Stats};
+
+/// The receivers' state, shared.
+type AppState = std::sync::Arc<Receivers>;
 use axum::body::Body;
 
 /// A parsed envelope: its header and items.
@@ -167,7 +171,7 @@ fn check_key(state: &AppState, key: Option<&str>) -> Result<(), IngestError> {
             .sentry_keys
             .iter()
             .chain(&state.ingest_keys)
-            .any(|c| super::secret_eq(c, k))
+            .any(|c| crate::common::token::secret_eq(c, k))
     };
     match key {
         None | Some("") => Err(IngestError::Unauthorized(
@@ -218,7 +222,7 @@ async fn envelope_dsn_key(
 }
 
 fn refused(state: &AppState, e: IngestError) -> Response {
-    Stats::add(&state.store.stats.requests_refused, 1);
+    Stats::add(&state.sink.stats().requests_refused, 1);
     tracing::debug!(error = %e, "sentry request refused");
     e.into_response()
 }
@@ -289,7 +293,7 @@ pub async fn envelope(
                     }
                 }
             }
-            _ => Stats::add(&state.store.stats.sentry_items_ignored, 1),
+            _ => Stats::add(&state.sink.stats().sentry_items_ignored, 1),
         }
     }
     let mut id = envelope
@@ -358,11 +362,11 @@ pub async fn store(
 fn ingest_event(state: &AppState, event: Value, is_transaction: bool) {
     if is_transaction {
         let (spans, rejected) = transaction_spans(&event);
-        Stats::add(&state.store.stats.spans_rejected, rejected);
-        Stats::add(&state.store.stats.transactions_accepted, 1);
-        state.store.insert_spans(spans);
+        Stats::add(&state.sink.stats().spans_rejected, rejected);
+        Stats::add(&state.sink.stats().transactions_accepted, 1);
+        state.sink.insert_spans(spans);
     } else {
-        state.store.record_exception(exception_event(event));
+        state.sink.record_exception(exception_event(event));
     }
 }
 

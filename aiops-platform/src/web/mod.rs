@@ -1,6 +1,10 @@
 //! The platform's shared state and its HTTP router (receivers, management API, own health).
 
-use std::collections::HashSet;
+pub mod api;
+pub mod dashboard;
+pub mod incidents;
+pub mod openapi;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,17 +12,18 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use http::{StatusCode, header};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::db::Database;
-use crate::ingest::{otlp, secret_eq, sentry};
-use crate::problem::Problem;
-use crate::scrape::Scraper;
+use crate::common::problem::Problem;
+use crate::common::token::secret_eq;
+use crate::receive::Receivers;
+use crate::receive::scrape::Scraper;
 use crate::store::Store;
+use crate::store::durable::Database;
 
 /// Everything handlers share. Part 2 (supervisor, incidents) adds its parts here.
 #[derive(Debug)]
@@ -31,20 +36,8 @@ pub struct PlatformShared {
     pub scraper: Arc<Scraper>,
     /// Bearer token for `/api/v1/*`.
     pub api_token: String,
-    /// Ingest keys: accepted as `Authorization: Bearer` on OTLP and as Sentry public keys.
-    pub ingest_keys: Vec<String>,
-    /// OTLP ingest key: (header name, value), the older form beside `ingest_keys`.
-    pub otlp_ingest_key: Option<(String, String)>,
-    /// Accepted Sentry public keys (with `ingest_keys`; both empty: any).
-    pub sentry_keys: Vec<String>,
     /// What the listener did (connections accepted, refused, timed out).
     pub listener: Arc<crate::listener::ListenerStats>,
-    /// Accepted Sentry project ids.
-    pub sentry_projects: HashSet<u64>,
-    /// Largest body as sent.
-    pub max_body_bytes: usize,
-    /// Largest body after decompression.
-    pub max_decompressed_bytes: usize,
     /// Start time, nanoseconds since the epoch.
     pub started_at: u64,
     /// The supervisor (instances, gateway, incidents), when the topology has services.
@@ -63,8 +56,9 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-/// The full router.
-pub fn router(state: AppState, limits: Limits) -> Router {
+/// The full router: the receivers (with their own state), the management API, the dashboard
+/// and the platform's own health and metrics.
+pub fn router(state: AppState, receivers: Arc<Receivers>, limits: Limits) -> Router {
     let (api, doc) = api_router();
     let api = api.layer(middleware::from_fn_with_state(state.clone(), require_token));
     let doc = Arc::new(doc);
@@ -76,18 +70,12 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                 async move { axum::Json((*doc).clone()) }
             }),
         )
-        .route("/v1/traces", post(otlp::traces))
-        .route("/v1/logs", post(otlp::logs))
-        .route("/v1/metrics", post(otlp::metrics))
-        .route("/api/{project_id}/envelope/", post(sentry::envelope))
-        .route("/api/{project_id}/envelope", post(sentry::envelope))
-        .route("/api/{project_id}/store/", post(sentry::store))
-        .route("/api/{project_id}/store", post(sentry::store))
+        .merge(crate::receive::router(receivers))
         .merge(api)
         .route("/health/live", get(live))
         .route("/health/ready", get(live))
-        .route("/metrics", get(crate::api::self_metrics))
-        .merge(crate::dashboard::router())
+        .route("/metrics", get(crate::web::api::self_metrics))
+        .merge(crate::web::dashboard::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         // Receivers drain a little past the limit before answering 413 (see `read_body`);
@@ -95,7 +83,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(RequestBodyLimitLayer::new(
             limits
                 .max_body_bytes
-                .saturating_add(crate::ingest::body::OVERSIZE_DRAIN_BYTES),
+                .saturating_add(crate::receive::body::OVERSIZE_DRAIN_BYTES),
         ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -109,14 +97,15 @@ pub fn router(state: AppState, limits: Limits) -> Router {
 /// those routes, both made from the same route declarations.
 pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi as _;
-    let routes = crate::api::router()
-        .merge(crate::api_incidents::router())
-        .merge(crate::dashboard::api_router());
-    let (router, mut doc) =
-        utoipa_axum::router::OpenApiRouter::with_openapi(crate::openapi::PlatformApi::openapi())
-            .nest("/api/v1", routes)
-            .split_for_parts();
-    crate::openapi::finish(&mut doc);
+    let routes = crate::web::api::router()
+        .merge(crate::web::incidents::router())
+        .merge(crate::web::dashboard::api_router());
+    let (router, mut doc) = utoipa_axum::router::OpenApiRouter::with_openapi(
+        crate::web::openapi::PlatformApi::openapi(),
+    )
+    .nest("/api/v1", routes)
+    .split_for_parts();
+    crate::web::openapi::finish(&mut doc);
     (router, doc)
 }
 

@@ -1,16 +1,21 @@
 //! The `aiops` command line, as a library function so other binaries (the end-to-end tests
 //! package) can run the very same program: [`run`].
 
+pub mod client;
+pub mod detect;
+pub mod log_format;
+pub mod logs;
+pub mod rca;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::cli_client::{
-    self, ExceptionsArgs, HealthArgs, LogsListArgs, MetricsArgs, ServicesArgs, TraceArgs,
-    TracesArgs,
+use crate::cli::client::{
+    ExceptionsArgs, HealthArgs, LogsListArgs, MetricsArgs, ServicesArgs, TraceArgs, TracesArgs,
 };
+use crate::cli::log_format::LogFormat;
 use crate::config::Topology;
-use crate::log_format::LogFormat;
 use crate::platform::{Platform, TokenSource};
 use clap::{Args, Parser, Subcommand};
 
@@ -25,12 +30,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Score a `timestamp,value` CSV for anomalies.
-    Detect(crate::cli_detect::DetectArgs),
+    Detect(crate::cli::detect::DetectArgs),
     /// Rank the root causes of an incident at a node from metrics and a call graph (CSV).
-    Rca(crate::cli_rca::RcaArgs),
+    Rca(crate::cli::rca::RcaArgs),
     /// The synthetic root-cause benchmark: top-1 and top-3 per fault family.
     #[command(name = "rca-bench", hide = true)]
-    RcaBench(crate::cli_rca::RcaBenchArgs),
+    RcaBench(crate::cli::rca::RcaBenchArgs),
     /// Run the platform: OTLP and Sentry receivers, Prometheus scraping, management API.
     Up(UpArgs),
     /// Services seen from any signal.
@@ -44,7 +49,7 @@ enum Command {
     /// Exception groups.
     Exceptions(ExceptionsArgs),
     /// Incidents with their MTTD and MTTR.
-    Incidents(cli_client::IncidentsArgs),
+    Incidents(client::IncidentsArgs),
     /// Metric series (OTLP-pushed and scraped).
     Metrics(MetricsArgs),
     /// The platform's health and counters.
@@ -81,7 +86,7 @@ enum LogsCommand {
     /// Log records, newest first (the default).
     List(LogsListArgs),
     /// Mine templates from a log file: `template_id<TAB>template` per input line, in order.
-    Templates(crate::cli_logs::TemplatesArgs),
+    Templates(crate::cli::logs::TemplatesArgs),
 }
 
 /// Parses the command line and runs `aiops`.
@@ -97,24 +102,24 @@ pub fn run() -> ExitCode {
     }
     let cli = Cli::parse();
     // reqwest and sentry are built without a default TLS provider.
-    crate::platform::install_crypto_provider();
+    crate::common::install_crypto_provider();
     match cli.command {
-        Command::Detect(a) => local(crate::cli_detect::run(&a)),
-        Command::Rca(a) => local(crate::cli_rca::run(&a)),
-        Command::RcaBench(a) => local(crate::cli_rca::bench(&a)),
+        Command::Detect(a) => local(crate::cli::detect::run(&a)),
+        Command::Rca(a) => local(crate::cli::rca::run(&a)),
+        Command::RcaBench(a) => local(crate::cli::rca::bench(&a)),
         Command::Up(args) => up(args),
-        Command::Services(a) => read(cli_client::services(&a)),
-        Command::Traces(a) => read(cli_client::traces(&a)),
-        Command::Trace(a) => read(cli_client::trace(&a)),
+        Command::Services(a) => read(client::services(&a)),
+        Command::Traces(a) => read(client::traces(&a)),
+        Command::Trace(a) => read(client::trace(&a)),
         Command::Logs(LogsArgs { command, list }) => match command {
-            None => read(cli_client::logs(&list)),
-            Some(LogsCommand::List(a)) => read(cli_client::logs(&a)),
-            Some(LogsCommand::Templates(a)) => local(crate::cli_logs::templates(&a)),
+            None => read(client::logs(&list)),
+            Some(LogsCommand::List(a)) => read(client::logs(&a)),
+            Some(LogsCommand::Templates(a)) => local(crate::cli::logs::templates(&a)),
         },
-        Command::Exceptions(a) => read(cli_client::exceptions(&a)),
-        Command::Incidents(a) => read(cli_client::incidents(&a)),
-        Command::Metrics(a) => read(cli_client::metrics(&a)),
-        Command::Health(a) => read(cli_client::health(&a)),
+        Command::Exceptions(a) => read(client::exceptions(&a)),
+        Command::Incidents(a) => read(client::incidents(&a)),
+        Command::Metrics(a) => read(client::metrics(&a)),
+        Command::Health(a) => read(client::health(&a)),
     }
 }
 
@@ -153,7 +158,7 @@ fn runtime(multi: bool) -> Option<tokio::runtime::Runtime> {
         .ok()
 }
 
-fn read(fut: impl Future<Output = Result<(), cli_client::ClientError>>) -> ExitCode {
+fn read(fut: impl Future<Output = Result<(), client::ClientError>>) -> ExitCode {
     let Some(rt) = runtime(false) else {
         return ExitCode::FAILURE;
     };
@@ -167,7 +172,7 @@ fn read(fut: impl Future<Output = Result<(), cli_client::ClientError>>) -> ExitC
 }
 
 fn up(args: UpArgs) -> ExitCode {
-    crate::log_format::install(args.log_format);
+    crate::cli::log_format::install(args.log_format);
     let mut topology = match &args.config {
         Some(path) => match Topology::load(path) {
             Ok(t) => t,
@@ -219,9 +224,9 @@ fn up(args: UpArgs) -> ExitCode {
         let dashboard = if platform.token_source == TokenSource::Generated
             || std::io::IsTerminal::is_terminal(&std::io::stdout())
         {
-            crate::dashboard::sign_in_link(addr, platform.api_token())
+            crate::web::dashboard::sign_in_link(addr, platform.api_token())
         } else {
-            crate::dashboard::dashboard_url(addr)
+            crate::web::dashboard::dashboard_url(addr)
         };
         println!(
             "{}",

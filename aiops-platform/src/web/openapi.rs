@@ -9,7 +9,7 @@ use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 
-use crate::problem::Problem;
+use crate::common::problem::Problem;
 
 /// The name of the bearer-token security scheme.
 pub const BEARER: &str = "bearer";

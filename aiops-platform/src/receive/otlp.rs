@@ -4,6 +4,7 @@
 //! `partial_success` when some items were rejected) in the request's encoding, and on failure
 //! a 4xx with a `google.rpc.Status` in the request's encoding (JSON when it is unknown).
 
+use crate::common::token::hex;
 use std::collections::BTreeMap;
 
 use axum::extract::State;
@@ -25,12 +26,16 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
 use super::IngestError;
+use super::Receivers;
 use super::body::{decode_body, read_body};
-use crate::app::AppState;
+use crate::common::time::{now_nanos, rfc3339};
 use crate::store::{
     LogRecord, MetricSample, Severity, Signal, SpanEvent, SpanRecord, SpanStatus, Stats,
-    Temporality, now_nanos, rfc3339,
+    Temporality,
 };
+
+/// The receivers' state, shared.
+type AppState = std::sync::Arc<Receivers>;
 use axum::body::Body;
 
 /// The wire encoding of an OTLP request.
@@ -182,7 +187,10 @@ fn check_ingest_key(state: &AppState, headers: &HeaderMap) -> Result<(), IngestE
     }
     let token = bearer(headers).filter(|t| !t.is_empty());
     if let Some(t) = token
-        && state.ingest_keys.iter().any(|k| super::secret_eq(k, t))
+        && state
+            .ingest_keys
+            .iter()
+            .any(|k| crate::common::token::secret_eq(k, t))
     {
         return Ok(());
     }
@@ -191,7 +199,7 @@ fn check_ingest_key(state: &AppState, headers: &HeaderMap) -> Result<(), IngestE
         Some((v, key)).filter(|(v, _)| !v.is_empty())
     });
     if let Some((v, key)) = given
-        && super::secret_eq(v, key)
+        && crate::common::token::secret_eq(v, key)
     {
         return Ok(());
     }
@@ -212,7 +220,7 @@ async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> Result<By
         Err(e) => Err(e),
     };
     read.map_err(|e| {
-        Stats::add(&state.store.stats.requests_refused, 1);
+        Stats::add(&state.sink.stats().requests_refused, 1);
         error_response(e, Encoding::from_headers(headers).ok())
     })
 }
@@ -290,13 +298,13 @@ pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Bod
     let (request, encoding) = match decode::<ExportTraceServiceRequest>(&state, &headers, body) {
         Ok(r) => r,
         Err((e, enc)) => {
-            Stats::add(&state.store.stats.requests_refused, 1);
+            Stats::add(&state.sink.stats().requests_refused, 1);
             return error_response(e, enc);
         }
     };
     let converted = convert_spans(request);
-    Stats::add(&state.store.stats.spans_rejected, converted.rejected);
-    let not_stored = state.store.insert_spans(converted.items);
+    Stats::add(&state.sink.stats().spans_rejected, converted.rejected);
+    let not_stored = state.sink.insert_spans(converted.items);
     let (rejected, reason) = with_not_stored(converted.rejected, converted.reason, not_stored);
     let partial = (rejected > 0).then(|| ExportTracePartialSuccess {
         rejected_spans: i64::try_from(rejected).unwrap_or(i64::MAX),
@@ -318,13 +326,13 @@ pub async fn logs(State(state): State<AppState>, headers: HeaderMap, body: Body)
     let (request, encoding) = match decode::<ExportLogsServiceRequest>(&state, &headers, body) {
         Ok(r) => r,
         Err((e, enc)) => {
-            Stats::add(&state.store.stats.requests_refused, 1);
+            Stats::add(&state.sink.stats().requests_refused, 1);
             return error_response(e, enc);
         }
     };
     let converted = convert_logs(request);
-    Stats::add(&state.store.stats.logs_rejected, converted.rejected);
-    let not_stored = state.store.insert_logs(converted.items);
+    Stats::add(&state.sink.stats().logs_rejected, converted.rejected);
+    let not_stored = state.sink.insert_logs(converted.items);
     let (rejected, reason) = with_not_stored(converted.rejected, converted.reason, not_stored);
     let partial = (rejected > 0).then(|| ExportLogsPartialSuccess {
         rejected_log_records: i64::try_from(rejected).unwrap_or(i64::MAX),
@@ -346,13 +354,13 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: Bo
     let (request, encoding) = match decode::<ExportMetricsServiceRequest>(&state, &headers, body) {
         Ok(r) => r,
         Err((e, enc)) => {
-            Stats::add(&state.store.stats.requests_refused, 1);
+            Stats::add(&state.sink.stats().requests_refused, 1);
             return error_response(e, enc);
         }
     };
     let converted = convert_metrics(request);
-    Stats::add(&state.store.stats.points_rejected, converted.rejected);
-    let not_stored = state.store.insert_samples(converted.items, Signal::Metrics);
+    Stats::add(&state.sink.stats().points_rejected, converted.rejected);
+    let not_stored = state.sink.insert_samples(converted.items, Signal::Metrics);
     let (rejected, reason) = with_not_stored(converted.rejected, converted.reason, not_stored);
     let partial = (rejected > 0).then(|| ExportMetricsPartialSuccess {
         rejected_data_points: i64::try_from(rejected).unwrap_or(i64::MAX),
@@ -363,17 +371,6 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: Bo
     }
     .encode_to_vec();
     ok_response(encoding, proto, "rejectedDataPoints", rejected, reason)
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
 }
 
 fn valid_id(bytes: &[u8], len: usize) -> bool {

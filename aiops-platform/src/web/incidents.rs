@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::offset_page;
-use crate::app::AppState;
+use crate::common::problem::Problem;
 use crate::incident::IncidentStatus;
-use crate::problem::Problem;
 use crate::supervisor::{ApproveError, Supervision};
+use crate::web::AppState;
+use crate::web::api::offset_page;
 
 /// The routes (nested under `/api/v1`, behind the token check).
 pub fn router() -> OpenApiRouter<AppState> {

@@ -14,10 +14,11 @@ use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
-use crate::exposition::write_family;
-use crate::problem::Problem;
-use crate::store::{LogQuery, MetricQuery, Severity, now_nanos, rfc3339};
+use crate::common::exposition::write_family;
+use crate::common::problem::Problem;
+use crate::common::time::{now_nanos, rfc3339};
+use crate::store::{LogQuery, MetricQuery, Severity};
+use crate::web::AppState;
 
 const DEFAULT_LIMIT: usize = 100;
 /// Most items in a page (`limit` above it is a 400).

@@ -1,4 +1,4 @@
-//! Prometheus scraping: each target's `/metrics` on an interval, parsed with [`crate::exposition`].
+//! Prometheus scraping: each target's `/metrics` on an interval, parsed with [`crate::common::exposition`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 use serde::Serialize;
 
-use crate::store::{MetricSample, Signal, Stats, Store, Temporality, now_nanos, rfc3339};
+use crate::common::time::{now_nanos, rfc3339};
+use crate::store::{MetricSample, Signal, Stats, Store, Temporality};
 
 /// Errors of one scrape.
 #[derive(Debug, thiserror::Error)]
@@ -204,7 +205,8 @@ pub fn parse_exposition(
     instance: &str,
     now: u64,
 ) -> Result<Vec<MetricSample>, ScrapeError> {
-    let samples = crate::exposition::parse(text).map_err(|e| ScrapeError::Parse(e.to_string()))?;
+    let samples =
+        crate::common::exposition::parse(text).map_err(|e| ScrapeError::Parse(e.to_string()))?;
     Ok(samples
         .into_iter()
         .map(|s| {

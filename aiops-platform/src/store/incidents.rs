@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqlitePool;
 use tokio::sync::mpsc;
 
-use super::{Action, Incident, IncidentStatus};
+use crate::incident::{Action, Incident, IncidentStatus};
 
 /// Errors of the incident tables.
 #[derive(Debug, thiserror::Error)]

@@ -22,7 +22,16 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-pub use crate::topology::{
+pub mod topology;
+
+/// Discovered services kept at most, unless the topology says otherwise.
+pub const DEFAULT_MAX_DISCOVERED: usize = 200;
+
+/// The label a Service selects on and the ReplicaSet does not: removing it routes a pod away
+/// (a `[service.kubernetes] selector` must not use it).
+pub const SERVING_LABEL: &str = "aiods.dev/serving";
+
+pub use topology::{
     Balance, BurnAlert, DetectionConfig, ErrorBurnAction, GatewayConfig, HealthConfig,
     IncidentsConfig, RecoveryConfig, RecoveryMode, ScaleConfig, SloConfig,
 };
@@ -381,7 +390,7 @@ impl Default for RetentionConfig {
             max_points_per_series: 360,
             max_age_secs: 3_600,
             max_exception_groups: 10_000,
-            max_discovered_services: crate::store::DEFAULT_MAX_DISCOVERED,
+            max_discovered_services: DEFAULT_MAX_DISCOVERED,
             discovered_service_ttl_secs: 3_600,
             max_log_bytes: 32 * MIB,
             max_span_bytes: 32 * MIB,
@@ -503,7 +512,7 @@ impl KubernetesServiceConfig {
         if self.port == 0 {
             return Err("[service.kubernetes] port must be positive".into());
         }
-        let serving = crate::supervisor::actuator::kubernetes::SERVING_LABEL;
+        let serving = SERVING_LABEL;
         if self
             .selector
             .as_deref()
@@ -662,7 +671,7 @@ mod tests {
 mod example_tests {
     #[test]
     fn the_commented_example_parses() {
-        let text = include_str!("../examples/aiods.toml");
+        let text = include_str!("../../examples/aiods.toml");
         let t = super::Topology::parse(text).expect("examples/aiods.toml is valid");
         assert_eq!(t.services.len(), 5);
         assert_eq!(t.services[0].depends_on.len(), 4);

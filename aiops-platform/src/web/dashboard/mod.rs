@@ -17,9 +17,9 @@ use axum::{Json, Router};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 
-use crate::app::AppState;
-use crate::problem::Problem;
-use crate::store::now_nanos;
+use crate::common::problem::Problem;
+use crate::common::time::now_nanos;
+use crate::web::AppState;
 
 /// One embedded file.
 #[derive(Debug)]
@@ -202,7 +202,7 @@ async fn requests(
     Ok(Json(serde_json::json!({
         "source": "gateway",
         "bucket_secs": bucket_secs,
-        "end": crate::store::rfc3339(now),
+        "end": crate::common::time::rfc3339(now),
         "services": services,
     }))
     .into_response())
