@@ -13,7 +13,6 @@ pub mod config;
 pub mod detect;
 pub mod gateway;
 pub mod incident;
-pub mod listener;
 pub mod logmine;
 pub mod platform;
 pub mod rca;

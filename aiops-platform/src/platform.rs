@@ -10,7 +10,6 @@ use tokio::net::TcpListener;
 
 use crate::common::time::now_nanos;
 use crate::config::{ConfigError, Topology};
-use crate::listener::ListenerStats;
 use crate::receive::Receivers;
 use crate::receive::scrape::{ScrapeTarget, Scraper};
 use crate::store::Store;
@@ -22,6 +21,7 @@ use crate::supervisor::actuator::{
 use crate::supervisor::discovery::{self, DiscoveryPlan};
 use crate::supervisor::{Supervision, SupervisorError};
 use crate::web::{AppState, Limits, PlatformShared};
+use aiods_serve::ListenerStats;
 
 /// Errors while starting or running the platform.
 #[derive(Debug, thiserror::Error)]
@@ -307,7 +307,7 @@ impl Platform {
         }
         let app = crate::web::router(self.state.clone(), self.receivers.clone(), self.limits);
         let grace = Duration::from_millis(p.shutdown_grace_ms);
-        crate::listener::serve(
+        aiods_serve::serve(
             self.listener,
             app,
             p.listener_limits(),

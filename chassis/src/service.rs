@@ -297,7 +297,7 @@ fn assemble(
 }
 
 async fn wait_for_shutdown(health: HealthRegistry, delay: Duration, stop: watch::Sender<bool>) {
-    let signal = shutdown_signal().await;
+    let signal = aiods_serve::shutdown_signal().await.name();
     health.set_shutting_down();
     tracing::info!(
         signal,
@@ -307,32 +307,6 @@ async fn wait_for_shutdown(health: HealthRegistry, delay: Duration, stop: watch:
         tokio::time::sleep(delay).await;
     }
     let _ = stop.send(true);
-}
-
-async fn shutdown_signal() -> &'static str {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    ctrl_c.await;
-                    return "SIGINT";
-                }
-            };
-        tokio::select! {
-            () = ctrl_c => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        ctrl_c.await;
-        "SIGINT"
-    }
 }
 
 pub(crate) fn now_rfc3339() -> String {

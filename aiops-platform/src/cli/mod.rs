@@ -232,7 +232,10 @@ fn up(args: UpArgs) -> ExitCode {
             "{}",
             serde_json::json!({ "event": "dashboard", "url": dashboard })
         );
-        match platform.serve(shutdown_signal()).await {
+        match platform.serve(async {
+            let signal = aiods_serve::shutdown_signal().await;
+            tracing::info!(%signal, "shutdown started");
+        }).await {
             Ok(()) => {
                 tracing::info!("aiops platform stopped");
                 ExitCode::SUCCESS
@@ -243,27 +246,4 @@ fn up(args: UpArgs) -> ExitCode {
             }
         }
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -372,8 +372,8 @@ pub struct GatewayConfig {
 
 impl GatewayConfig {
     /// The limits of the gateway's listener.
-    pub fn listener_limits(&self) -> crate::listener::ListenerLimits {
-        crate::listener::ListenerLimits {
+    pub fn listener_limits(&self) -> aiods_serve::ListenerLimits {
+        aiods_serve::ListenerLimits {
             header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
             idle_timeout: Duration::from_millis(self.idle_timeout_ms),
             max_connections: self.max_connections,

@@ -66,7 +66,7 @@ pub struct Gateway {
     /// One permit per request being proxied (`max_concurrent_requests`).
     in_flight: Arc<tokio::sync::Semaphore>,
     max_in_flight: usize,
-    listener: crate::listener::ListenerLimits,
+    listener: aiods_serve::ListenerLimits,
     quiet_ns: u64,
     /// Where each request is also recorded for detection (the gateway is one source).
     store: Option<Arc<crate::store::Store>>,
@@ -144,9 +144,7 @@ impl Gateway {
         })?;
         let (limits, stats) = (self.listener, self.stats.listener.clone());
         let app = axum::Router::new().fallback(proxy).with_state(self);
-        let handle = tokio::spawn(crate::listener::serve(
-            listener, app, limits, stats, shutdown,
-        ));
+        let handle = tokio::spawn(aiods_serve::serve(listener, app, limits, stats, shutdown));
         Ok((addr, handle))
     }
 

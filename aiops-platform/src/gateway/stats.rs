@@ -70,7 +70,7 @@ pub struct ErrorTimes {
 pub struct RequestStats {
     services: Mutex<BTreeMap<String, ServiceWindow>>,
     /// What the gateway's listener did (connections accepted, refused, timed out).
-    pub listener: std::sync::Arc<crate::listener::ListenerStats>,
+    pub listener: std::sync::Arc<aiods_serve::ListenerStats>,
     /// Requests answered 503 at once: `max_concurrent_requests` were in flight.
     shed: AtomicU64,
     /// Requests answered 408: the body did not arrive within `body_read_timeout_ms`.

@@ -528,12 +528,73 @@ pub async fn self_metrics(State(state): State<AppState>) -> Response {
         s.stats.render(&mut out);
         listeners.push(("gateway", &*s.stats.listener));
     }
-    crate::listener::render(&mut out, &listeners);
+    render_listeners(&mut out, &listeners);
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         out,
     )
         .into_response()
+}
+
+/// One exposed series: name, type, help, and its value in the counts.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&aiods_serve::ListenerCounts) -> u64,
+);
+
+/// Appends the Prometheus exposition of each listener's counts as `aiops_listener_*` series
+/// labelled `listener` (for example `platform`, `gateway`).
+fn render_listeners(out: &mut String, listeners: &[(&str, &aiods_serve::ListenerStats)]) {
+    let counts: Vec<(&str, aiods_serve::ListenerCounts)> =
+        listeners.iter().map(|(n, s)| (*n, s.counts())).collect();
+    let series: [Series; 6] = [
+        (
+            "connections_accepted_total",
+            "counter",
+            "connections accepted",
+            |c| c.accepted,
+        ),
+        (
+            "connections_refused_total",
+            "counter",
+            "connections closed at once: max_connections were open",
+            |c| c.refused,
+        ),
+        (
+            "header_timeouts_total",
+            "counter",
+            "connections closed: no complete request head within header_read_timeout_ms",
+            |c| c.header_timeouts,
+        ),
+        (
+            "idle_closed_total",
+            "counter",
+            "connections closed: no byte moved within idle_timeout_ms",
+            |c| c.idle_closed,
+        ),
+        (
+            "dropped_at_shutdown_total",
+            "counter",
+            "connections still open when the shutdown grace ran out",
+            |c| c.dropped_at_shutdown,
+        ),
+        ("connections_open", "gauge", "connections open now", |c| {
+            c.open
+        }),
+    ];
+    for (name, kind, help, value) in series {
+        out.push_str(&format!(
+            "# HELP aiops_listener_{name} {help}\n# TYPE aiops_listener_{name} {kind}\n"
+        ));
+        for (listener, c) in &counts {
+            out.push_str(&format!(
+                "aiops_listener_{name}{{listener=\"{listener}\"}} {}\n",
+                value(c)
+            ));
+        }
+    }
 }
 
 #[cfg(test)]

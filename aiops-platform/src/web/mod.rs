@@ -37,7 +37,7 @@ pub struct PlatformShared {
     /// Bearer token for `/api/v1/*`.
     pub api_token: String,
     /// What the listener did (connections accepted, refused, timed out).
-    pub listener: Arc<crate::listener::ListenerStats>,
+    pub listener: Arc<aiods_serve::ListenerStats>,
     /// Start time, nanoseconds since the epoch.
     pub started_at: u64,
     /// The supervisor (instances, gateway, incidents), when the topology has services.

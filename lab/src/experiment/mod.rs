@@ -286,27 +286,7 @@ pub(crate) fn enable_faults(topology: &mut Topology) -> String {
 pub(crate) fn stop_signal() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let term_fut = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term_fut => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        aiods_serve::shutdown_signal().await;
         let _ = tx.send(true);
         // Keep the sender so receivers do not see a closed channel as a stop.
         std::future::pending::<()>().await;

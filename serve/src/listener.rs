@@ -1,5 +1,4 @@
-//! Serving an HTTP listener (the platform's and the gateway's) with the limits `axum::serve`
-//! lacks: a header-read timeout, an idle timeout, a connection cap, and a shutdown that closes
+//! Serving an HTTP listener with the limits `axum::serve` lacks: a header-read timeout, an idle timeout, a connection cap, and a shutdown that closes
 //! whatever is left once its grace period is over.
 //!
 //! - **Header-read timeout**: a connection has this long to send a complete request head,
@@ -88,67 +87,6 @@ impl ListenerStats {
             idle_closed: get(&self.idle_closed),
             dropped_at_shutdown: get(&self.dropped_at_shutdown),
             open: get(&self.open),
-        }
-    }
-}
-
-/// One exposed series: name, type, help, and its value in the counts.
-type Series = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&ListenerCounts) -> u64,
-);
-
-/// Appends the Prometheus exposition of each listener's counts as `aiops_listener_*` series
-/// labelled `listener` (for example `platform`, `gateway`).
-pub fn render(out: &mut String, listeners: &[(&str, &ListenerStats)]) {
-    let counts: Vec<(&str, ListenerCounts)> =
-        listeners.iter().map(|(n, s)| (*n, s.counts())).collect();
-    let series: [Series; 6] = [
-        (
-            "connections_accepted_total",
-            "counter",
-            "connections accepted",
-            |c| c.accepted,
-        ),
-        (
-            "connections_refused_total",
-            "counter",
-            "connections closed at once: max_connections were open",
-            |c| c.refused,
-        ),
-        (
-            "header_timeouts_total",
-            "counter",
-            "connections closed: no complete request head within header_read_timeout_ms",
-            |c| c.header_timeouts,
-        ),
-        (
-            "idle_closed_total",
-            "counter",
-            "connections closed: no byte moved within idle_timeout_ms",
-            |c| c.idle_closed,
-        ),
-        (
-            "dropped_at_shutdown_total",
-            "counter",
-            "connections still open when the shutdown grace ran out",
-            |c| c.dropped_at_shutdown,
-        ),
-        ("connections_open", "gauge", "connections open now", |c| {
-            c.open
-        }),
-    ];
-    for (name, kind, help, value) in series {
-        out.push_str(&format!(
-            "# HELP aiops_listener_{name} {help}\n# TYPE aiops_listener_{name} {kind}\n"
-        ));
-        for (listener, c) in &counts {
-            out.push_str(&format!(
-                "aiops_listener_{name}{{listener=\"{listener}\"}} {}\n",
-                value(c)
-            ));
         }
     }
 }
