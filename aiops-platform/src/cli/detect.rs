@@ -63,9 +63,34 @@ pub fn run(args: &DetectArgs) -> Result<(), DetectCliError> {
         Box::new(BufReader::new(File::open(&args.input).map_err(io_in)?))
     };
     // Parse everything before writing so a malformed row leaves no partial output file.
-    let mut rows: Vec<(String, String, i64, f64)> = Vec::new();
+    let rows = read_rows(reader, &in_name)?;
+    let io_out = |source| DetectCliError::Io {
+        path: out_name.clone(),
+        source,
+    };
+    let mut out: Box<dyn Write> = if out_name == "-" {
+        Box::new(BufWriter::new(io::stdout().lock()))
+    } else {
+        Box::new(BufWriter::new(File::create(&args.output).map_err(io_out)?))
+    };
+    write_scores(&rows, kind, &mut out).map_err(io_out)?;
+    out.flush().map_err(io_out)?;
+    Ok(())
+}
+
+/// One input row: the timestamp and value as written, and as parsed (epoch seconds, value).
+pub type Row = (String, String, i64, f64);
+
+/// Reads `timestamp,value` rows (a header line is optional; blank lines are skipped);
+/// `path` names the input in errors.
+pub fn read_rows(reader: impl BufRead, path: &str) -> Result<Vec<Row>, DetectCliError> {
+    let io_in = |source| DetectCliError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut rows: Vec<Row> = Vec::new();
     let malformed = |line: usize, reason: String| DetectCliError::Malformed {
-        path: in_name.clone(),
+        path: path.to_owned(),
         line,
         reason,
     };
@@ -108,22 +133,17 @@ pub fn run(args: &DetectArgs) -> Result<(), DetectCliError> {
             .map_err(|e| malformed(lineno, format!("bad value `{value_raw}`: {e}")))?;
         rows.push((ts_raw.to_string(), value_raw.to_string(), ts, value));
     }
-    let io_out = |source| DetectCliError::Io {
-        path: out_name.clone(),
-        source,
-    };
-    let mut out: Box<dyn Write> = if out_name == "-" {
-        Box::new(BufWriter::new(io::stdout().lock()))
-    } else {
-        Box::new(BufWriter::new(File::create(&args.output).map_err(io_out)?))
-    };
+    Ok(rows)
+}
+
+/// Scores `rows` with a detector of `kind` and writes `timestamp,value,anomaly_score` lines.
+pub fn write_scores(rows: &[Row], kind: DetectorKind, out: &mut impl Write) -> io::Result<()> {
     let mut detector = kind.build();
-    writeln!(out, "timestamp,value,anomaly_score").map_err(io_out)?;
-    for (ts_raw, value_raw, ts, value) in &rows {
+    writeln!(out, "timestamp,value,anomaly_score")?;
+    for (ts_raw, value_raw, ts, value) in rows {
         let score = detector.update(*ts, *value);
-        writeln!(out, "{ts_raw},{value_raw},{score:.6}").map_err(io_out)?;
+        writeln!(out, "{ts_raw},{value_raw},{score:.6}")?;
     }
-    out.flush().map_err(io_out)?;
     Ok(())
 }
 

@@ -1,0 +1,7 @@
+#![no_main]
+//! `cargo fuzz run otlp_protobuf`: see `harness.rs`.
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::otlp_protobuf(data));
