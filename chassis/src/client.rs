@@ -288,7 +288,7 @@ impl Client {
             Err(_) => std::borrow::Cow::Borrowed("error"),
         };
         metrics::histogram!(
-            crate::metrics::HTTP_CLIENT_DURATION,
+            crate::telemetry::HTTP_CLIENT_DURATION,
             "http_request_method" => crate::layers::http_metrics::method_label(method),
             "server_address" => upstream.to_owned(),
             "http_response_status_code" => status_label,

@@ -1,16 +1,25 @@
-//! [`ExceptionLayer`]: reports server errors (5xx `aiods::Error`s and panics) as exceptions.
+//! [`ExceptionLayer`]: catches panics and captures server errors (5xx `aiods::Error`s and
+//! panics) as exceptions, once per request.
+//!
+//! A panic in a handler becomes a 500 problem+json response and the process keeps serving. A
+//! panic and a 5xx error take the same path: the layer hands one report to
+//! `exceptions::capture`, which logs, counts and reports it.
 
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use axum::body::Body;
 use axum::extract::MatchedPath;
-use http::{Request, Response};
+use axum::response::IntoResponse;
+use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use crate::error::ServerErrorReport;
+use crate::error::{Problem, ServerErrorReport};
 
-/// Sends responses marked with a [`ServerErrorReport`] to exception tracking.
+/// Catches panics of the inner service, and sends every server error (a response marked with
+/// a [`ServerErrorReport`], or a panic) to exception tracking.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ExceptionLayer;
 
@@ -27,11 +36,11 @@ pub struct Exceptions<S> {
     inner: S,
 }
 
-impl<S, B, RB> Service<Request<B>> for Exceptions<S>
+impl<S, B> Service<Request<B>> for Exceptions<S>
 where
-    S: Service<Request<B>, Response = Response<RB>>,
+    S: Service<Request<B>, Response = Response<Body>>,
 {
-    type Response = S::Response;
+    type Response = Response<Body>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -40,10 +49,15 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        ResponseFuture {
-            route: super::route_of(&req),
-            inner: self.inner.call(req),
-        }
+        let route = super::route_of(&req);
+        let state = match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
+            Ok(inner) => State::Running { inner },
+            // The report is taken now: the panic hook kept its location on this thread.
+            Err(payload) => State::Panicked {
+                report: Some(crate::exceptions::panic_report(payload.as_ref())),
+            },
+        };
+        ResponseFuture { state, route }
     }
 }
 
@@ -51,25 +65,54 @@ pin_project_lite::pin_project! {
     /// The response future of [`Exceptions`].
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: F,
+        state: State<F>,
         route: Option<MatchedPath>,
     }
 }
 
-impl<F, RB, E> Future for ResponseFuture<F>
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Running { #[pin] inner: F },
+        // The inner service panicked in `call`: answered at the first poll, inside the
+        // request's trace context.
+        Panicked { report: Option<ServerErrorReport> },
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F>
 where
-    F: Future<Output = Result<Response<RB>, E>>,
+    F: Future<Output = Result<Response<Body>, E>>,
 {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = std::task::ready!(this.inner.poll(cx));
-        if let Ok(response) = &result
-            && let Some(report) = response.extensions().get::<ServerErrorReport>()
-        {
-            crate::exceptions::report(report, this.route.as_ref().map(MatchedPath::as_str));
-        }
-        Poll::Ready(result)
+        let route = this.route.as_ref().map(MatchedPath::as_str);
+        let report = match this.state.project() {
+            StateProj::Running { inner } => {
+                match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(mut result)) => {
+                        if let Ok(response) = &mut result
+                            && let Some(report) =
+                                response.extensions_mut().remove::<ServerErrorReport>()
+                        {
+                            crate::exceptions::capture(report, route);
+                        }
+                        return Poll::Ready(result);
+                    }
+                    Err(payload) => crate::exceptions::panic_report(payload.as_ref()),
+                }
+            }
+            StateProj::Panicked { report } => match report.take() {
+                Some(report) => report,
+                None => crate::exceptions::panic_report(&"polled after completion"),
+            },
+        };
+        crate::exceptions::capture(report, route);
+        Poll::Ready(Ok(Problem::new(StatusCode::INTERNAL_SERVER_ERROR)
+            .with_detail("the service failed to handle the request; it has been reported")
+            .into_response()))
     }
 }

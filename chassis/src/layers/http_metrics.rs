@@ -11,7 +11,7 @@ use http::{Method, Request, Response};
 use metrics::SharedString;
 use tower::{Layer, Service};
 
-use crate::metrics::{HTTP_SERVER_ACTIVE, HTTP_SERVER_DURATION};
+use crate::telemetry::{HTTP_SERVER_ACTIVE, HTTP_SERVER_DURATION};
 
 /// Records `http_server_request_duration_seconds` and `http_server_active_requests`.
 #[derive(Debug, Clone, Copy, Default)]
