@@ -1,6 +1,6 @@
-//! What every telemetry path of the chassis shares, and nothing else: the metric names and
-//! histogram buckets, the counters of dropped telemetry items, and the bounded queue that
-//! counts its drops.
+//! What every telemetry path of the chassis shares, and nothing else: the metric names, label
+//! values and histogram buckets, the counters of dropped telemetry items, and the bounded queue
+//! that counts its drops.
 //!
 //! This module imports no other module of the chassis; logging, OpenTelemetry, exception
 //! tracking and `/metrics` all use it, so a counter is written in one place and read in one
@@ -8,6 +8,7 @@
 
 mod batch;
 pub(crate) mod dropped;
+pub(crate) mod labels;
 mod names;
 
 pub(crate) use batch::{BatchConfig, BatchQueue};
