@@ -116,3 +116,67 @@ where
             .into_response()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    fn app() -> Router {
+        Router::new()
+            .route(
+                "/panic",
+                get(|| async {
+                    if true {
+                        panic!("on purpose");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route(
+                "/fail",
+                get(|| async {
+                    Err::<(), _>(crate::Error::internal(std::io::Error::other(
+                        "disk on fire",
+                    )))
+                }),
+            )
+            .route(
+                "/missing",
+                get(|| async { Err::<(), _>(crate::Error::not_found("no such thing")) }),
+            )
+    }
+
+    async fn get_through_layer(path: &str) -> Response<Body> {
+        let request = Request::get(path).body(Body::empty()).expect("request");
+        match ExceptionLayer.layer(app()).oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+
+    #[tokio::test]
+    async fn the_layer_alone_turns_a_panic_into_a_500_problem() {
+        let response = get_through_layer("/panic").await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            crate::error::PROBLEM_JSON
+        );
+        assert!(response.extensions().get::<ServerErrorReport>().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_server_error_report_is_taken_once_and_a_4xx_has_none() {
+        let failed = get_through_layer("/fail").await;
+        assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            failed.extensions().get::<ServerErrorReport>().is_none(),
+            "the layer captured the report; nothing further out reports it again"
+        );
+        let missing = get_through_layer("/missing").await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    }
+}
