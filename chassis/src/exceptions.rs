@@ -1,7 +1,8 @@
 //! Exception tracking: every server error (a 5xx `aiods::Error` or a panic) is logged, counted
 //! (`aiods_exceptions_total{type}`), added to the request's span as an `exception` event and
-//! sent to Sentry, all by [`capture`], which the exception layer calls once per failed request.
-//! The panic hook installed here keeps a panic's location and stack trace for that layer.
+//! sent to Sentry, all in one function that [`crate::layers::ExceptionLayer`] calls once per
+//! failed request. The panic hook installed here keeps a panic's location and stack trace for
+//! that layer.
 //!
 //! Enabled by `SENTRY_DSN` (real Sentry, or the aiods platform's Sentry-compatible ingest).
 //! Each event carries the exception type, message and stack trace, the tags `service`,
