@@ -284,12 +284,12 @@ impl Client {
         let started = Instant::now();
         let result = request.send().await;
         let status_label = match &result {
-            Ok(r) => crate::layers::http_metrics::status_label(r.status().as_u16()),
+            Ok(r) => crate::telemetry::labels::status_label(r.status().as_u16()),
             Err(_) => std::borrow::Cow::Borrowed("error"),
         };
         metrics::histogram!(
-            crate::metrics::HTTP_CLIENT_DURATION,
-            "http_request_method" => crate::layers::http_metrics::method_label(method),
+            crate::telemetry::HTTP_CLIENT_DURATION,
+            "http_request_method" => crate::telemetry::labels::method_label(method),
             "server_address" => upstream.to_owned(),
             "http_response_status_code" => status_label,
         )

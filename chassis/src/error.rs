@@ -133,8 +133,8 @@ pub struct ProblemDetails {
     pub upstream: Option<String>,
 }
 
-/// Marker put in the extensions of a response produced from a server-side [`Error`], carrying
-/// the error's message: the exception tracking layer reports it.
+/// A server error (a 5xx [`Error`], or a panic) as exception tracking reports it. A 5xx
+/// [`Error`] puts one in its response's extensions; the exception layer takes it from there.
 #[derive(Debug, Clone)]
 pub struct ServerErrorReport {
     /// The error type, for grouping (for example `aiods::Error::Internal`, or `panic`).
@@ -145,6 +145,9 @@ pub struct ServerErrorReport {
     pub location: Option<String>,
     /// The stack trace (`std::backtrace` format), when exception tracking is on.
     pub stacktrace: Option<String>,
+    /// Whether the failure was unexpected (`Error::Internal`, a panic): only then is a stack
+    /// trace worth its cost.
+    pub unexpected: bool,
 }
 
 /// The error type of aiods services. Every variant maps to a problem+json response.
@@ -316,17 +319,14 @@ impl IntoResponse for Error {
         let status = self.status();
         let mut response = self.to_problem().into_response();
         if status.is_server_error() {
-            let message = error_chain(&self);
-            tracing::error!(error.kind = self.kind(), error = %message, "request failed");
-            crate::metrics::count_exception(self.kind());
-            // A stack trace is only worth its cost when someone receives it.
-            let stacktrace = (crate::exceptions::enabled() && matches!(self, Self::Internal(_)))
-                .then(|| std::backtrace::Backtrace::force_capture().to_string());
+            // Described here, where the error is known; logged, counted and reported once, by
+            // the exception layer (`aiods::layers::ExceptionLayer`).
             response.extensions_mut().insert(ServerErrorReport {
                 kind: self.kind(),
-                message,
+                message: error_chain(&self),
                 location: None,
-                stacktrace,
+                stacktrace: None,
+                unexpected: matches!(self, Self::Internal(_)),
             });
         }
         response

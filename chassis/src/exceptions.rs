@@ -1,4 +1,8 @@
-//! Exception tracking with the `sentry` crate: panics and 5xx errors become Sentry events.
+//! Exception tracking: every server error (a 5xx `aiods::Error` or a panic) is logged, counted
+//! (`aiods_exceptions_total{type}`), added to the request's span as an `exception` event and
+//! sent to Sentry, all in one function that [`crate::layers::ExceptionLayer`] calls once per
+//! failed request. The panic hook installed here keeps a panic's location and stack trace for
+//! that layer.
 //!
 //! Enabled by `SENTRY_DSN` (real Sentry, or the aiods platform's Sentry-compatible ingest).
 //! Each event carries the exception type, message and stack trace, the tags `service`,
@@ -7,8 +11,8 @@
 //! sender: a dead or slow Sentry never blocks a request, and what is dropped is counted
 //! (`aiods_telemetry_dropped_total{signal="exceptions"}`). No DSN: nothing is sent.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -17,20 +21,14 @@ use sentry::protocol::{Event, Exception, Level, Mechanism};
 use sentry::types::Dsn;
 
 use crate::error::ServerErrorReport;
-use crate::otel::{BatchConfig, BatchQueue};
+use crate::telemetry::dropped::Signal;
+use crate::telemetry::{BatchConfig, BatchQueue, EXCEPTIONS};
 
 static ENABLED: OnceLock<()> = OnceLock::new();
-/// Exception events dropped (queue full or Sentry unreachable).
-static DROPPED: LazyLock<Arc<AtomicU64>> = LazyLock::new(Default::default);
 
 /// Whether exception events are sent.
 pub fn enabled() -> bool {
     ENABLED.get().is_some()
-}
-
-/// Exception events dropped so far.
-pub fn dropped_events() -> u64 {
-    DROPPED.load(Ordering::Relaxed)
 }
 
 /// Why exception tracking could not be set up.
@@ -89,8 +87,19 @@ pub fn init(source: &ExceptionSource) -> Result<Option<sentry::ClientInitGuard>,
     Ok(Some(guard))
 }
 
-/// Reports a server error: as an `exception` event on the current span, and to Sentry.
-pub(crate) fn report(report: &ServerErrorReport, route: Option<&str>) {
+/// Captures one server error of a request whose route template is `route`: logs it (a panic
+/// was logged by the panic hook already), counts it, adds it to the current span as an
+/// `exception` event and sends it to Sentry. The one place where an exception is reported.
+pub(crate) fn capture(mut report: ServerErrorReport, route: Option<&str>) {
+    if report.kind != PANIC {
+        tracing::error!(error.kind = report.kind, error = %report.message, "request failed");
+    }
+    metrics::counter!(EXCEPTIONS, "type" => report.kind).increment(1);
+    // A stack trace is only worth its cost when someone receives it.
+    if report.unexpected && report.stacktrace.is_none() && enabled() {
+        report.stacktrace = Some(std::backtrace::Backtrace::force_capture().to_string());
+    }
+    let report = &report;
     let cx = opentelemetry::Context::current();
     let span = cx.span();
     let sc = span.span_context().clone();
@@ -120,13 +129,13 @@ pub(crate) fn report(report: &ServerErrorReport, route: Option<&str>) {
         value: Some(report.message.clone()),
         stacktrace,
         mechanism: Some(Mechanism {
-            ty: if report.kind == "panic" {
+            ty: if report.kind == PANIC {
                 "panic"
             } else {
                 "aiods"
             }
             .into(),
-            handled: Some(report.kind != "panic"),
+            handled: Some(report.kind != PANIC),
             ..Default::default()
         }),
         ..Default::default()
@@ -154,6 +163,63 @@ pub(crate) fn report(report: &ServerErrorReport, route: Option<&str>) {
     sentry::capture_event(event);
 }
 
+/// The `kind` of a panic's report.
+pub(crate) const PANIC: &str = "panic";
+
+/// The report of a panic caught while serving a request on this thread: the message from its
+/// payload, the location and stack trace from the panic hook, which ran a moment before.
+pub(crate) fn panic_report(payload: &(dyn std::any::Any + Send)) -> ServerErrorReport {
+    let (location, stacktrace) = take_last_panic();
+    ServerErrorReport {
+        kind: PANIC,
+        message: panic_message(payload),
+        location,
+        stacktrace,
+        unexpected: true,
+    }
+}
+
+thread_local! {
+    static LAST_PANIC: std::cell::RefCell<(Option<String>, Option<String>)> =
+        const { std::cell::RefCell::new((None, None)) };
+}
+
+/// The location and stack trace of the last panic on this thread, taken once.
+fn take_last_panic() -> (Option<String>, Option<String>) {
+    LAST_PANIC.with(|p| std::mem::take(&mut *p.borrow_mut()))
+}
+
+/// Routes panics to the log as an `ERROR` event (with location), instead of text on stderr,
+/// and keeps the location and stack trace for the exception layer ([`take_last_panic`]).
+pub(crate) fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = panic_message(info.payload());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_default();
+        let stacktrace = enabled().then(|| std::backtrace::Backtrace::force_capture().to_string());
+        LAST_PANIC.with(|p| *p.borrow_mut() = (Some(location.clone()), stacktrace));
+        if tracing::dispatcher::has_been_set() {
+            tracing::error!(target: "aiods::panic", panic_message = %message, panic_location = %location, "panic");
+        } else {
+            previous(info);
+        }
+    }));
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
 /// Sends envelopes from a bounded queue on a background thread, counting what it drops.
 struct QueueTransport {
     queue: BatchQueue<sentry::Envelope>,
@@ -165,7 +231,7 @@ impl QueueTransport {
         let auth = dsn
             .to_auth(Some(concat!("aiods/", env!("CARGO_PKG_VERSION"))))
             .to_string();
-        let dropped = DROPPED.clone();
+        let dropped = Signal::Exceptions.counter();
         let mut client: Option<reqwest::blocking::Client> = None;
         let queue = BatchQueue::start(
             "aiods-sentry",
@@ -174,7 +240,7 @@ impl QueueTransport {
                 max_batch: 16,
                 delay: Duration::from_millis(100),
             },
-            DROPPED.clone(),
+            Signal::Exceptions.counter(),
             move |batch: Vec<sentry::Envelope>| {
                 // Built on this thread: the blocking client must not live in an async context.
                 let http = client.get_or_insert_with(|| {

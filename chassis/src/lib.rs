@@ -103,6 +103,7 @@ pub mod liveness;
 pub mod log_writer;
 pub mod logging;
 pub mod metrics;
+pub mod observability;
 mod openapi;
 pub mod otel;
 mod routes;

@@ -23,7 +23,7 @@ struct Shared {
     buffer: Mutex<Vec<u8>>,
     wake: Condvar,
     stop: AtomicBool,
-    dropped: AtomicU64,
+    dropped: Arc<AtomicU64>,
 }
 
 /// A cheap handle for appending whole lines.
@@ -50,11 +50,20 @@ pub struct LogWriterGuard {
 impl LogWriter {
     /// Starts the writer thread writing to `out`.
     pub fn start<W: Write + Send + 'static>(out: W) -> std::io::Result<(Self, LogWriterGuard)> {
+        Self::start_counting(out, Arc::default())
+    }
+
+    /// Like [`LogWriter::start`], adding the lines it drops to `dropped` (a counter shared with
+    /// whoever reports it).
+    pub fn start_counting<W: Write + Send + 'static>(
+        out: W,
+        dropped: Arc<AtomicU64>,
+    ) -> std::io::Result<(Self, LogWriterGuard)> {
         let shared = Arc::new(Shared {
             buffer: Mutex::new(Vec::with_capacity(64 * 1024)),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
-            dropped: AtomicU64::new(0),
+            dropped,
         });
         let worker = shared.clone();
         let thread = std::thread::Builder::new()

@@ -8,7 +8,6 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::OnceLock;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -17,6 +16,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::log_writer::{LogWriter, LogWriterGuard};
+use crate::telemetry::dropped::Signal;
 
 /// The W3C ids of the span an event belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,18 +40,10 @@ pub fn current_trace_ids() -> Option<TraceIds> {
     })
 }
 
-static STDOUT: OnceLock<LogWriter> = OnceLock::new();
-
-/// Log lines dropped because the output buffer was full.
-pub fn dropped_lines() -> u64 {
-    STDOUT.get().map(LogWriter::dropped).unwrap_or(0)
-}
-
-/// The buffered stdout writer, and the guard that flushes it when dropped.
+/// The buffered stdout writer, and the guard that flushes it when dropped. The lines it drops
+/// are counted in the shared `logs` drop counter.
 pub(crate) fn stdout_writer() -> std::io::Result<(LogWriter, LogWriterGuard)> {
-    let (writer, guard) = LogWriter::start(std::io::stdout())?;
-    let _ = STDOUT.set(writer.clone());
-    Ok((writer, guard))
+    LogWriter::start_counting(std::io::stdout(), Signal::Logs.counter())
 }
 
 /// Where [`JsonLogLayer`] puts each finished line.
@@ -237,48 +229,6 @@ impl Visit for JsonFields<'_> {
         self.key(field);
         let chain = crate::error::error_chain(value);
         write_json_str(self.buf, &chain);
-    }
-}
-
-thread_local! {
-    static LAST_PANIC: std::cell::RefCell<(Option<String>, Option<String>)> =
-        const { std::cell::RefCell::new((None, None)) };
-}
-
-/// The location and stack trace of the last panic on this thread, taken once.
-pub(crate) fn take_last_panic() -> (Option<String>, Option<String>) {
-    LAST_PANIC.with(|p| std::mem::take(&mut *p.borrow_mut()))
-}
-
-/// Routes panics to the log as an `ERROR` event (with location), instead of text on stderr,
-/// and keeps the location and stack trace for the exception report.
-pub(crate) fn install_panic_log_hook() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let message = panic_message(info.payload());
-        let location = info
-            .location()
-            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
-            .unwrap_or_default();
-        let stacktrace = crate::exceptions::enabled()
-            .then(|| std::backtrace::Backtrace::force_capture().to_string());
-        LAST_PANIC.with(|p| *p.borrow_mut() = (Some(location.clone()), stacktrace));
-        if tracing::dispatcher::has_been_set() {
-            tracing::error!(target: "aiods::panic", panic_message = %message, panic_location = %location, "panic");
-        } else {
-            previous(info);
-        }
-    }));
-}
-
-/// The message of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
     }
 }
 

@@ -1,5 +1,8 @@
 //! Prometheus metrics: the recorder behind the `metrics` facade, and `/metrics`.
 //!
+//! The metric names and buckets are defined in [`crate::telemetry`] (re-exported here); the
+//! drop counters rendered on each scrape are read from there too.
+//!
 //! HTTP server metrics follow the OpenTelemetry semantic conventions, rendered the Prometheus
 //! way: `http.server.request.duration` becomes `http_server_request_duration_seconds` with the
 //! labels `http_request_method`, `http_route` (the route *template*) and
@@ -10,22 +13,11 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// `http.server.request.duration`, in seconds.
-pub const HTTP_SERVER_DURATION: &str = "http_server_request_duration_seconds";
-/// `http.server.active_requests`.
-pub const HTTP_SERVER_ACTIVE: &str = "http_server_active_requests";
-/// `http.client.request.duration`, in seconds.
-pub const HTTP_CLIENT_DURATION: &str = "http_client_request_duration_seconds";
-/// Telemetry items dropped (label `signal`).
-pub const TELEMETRY_DROPPED: &str = "aiods_telemetry_dropped_total";
-/// Exceptions captured (labels `type`, `http_route`).
-pub const EXCEPTIONS: &str = "aiods_exceptions_total";
-
-/// The bucket boundaries the OpenTelemetry HTTP conventions advise for durations.
-pub const DURATION_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
-    7.5, 10.0,
-];
+use crate::telemetry::dropped::Signal;
+pub use crate::telemetry::{
+    DURATION_BUCKETS, EXCEPTIONS, HTTP_CLIENT_DURATION, HTTP_SERVER_ACTIVE, HTTP_SERVER_DURATION,
+    TELEMETRY_DROPPED,
+};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -81,14 +73,9 @@ fn describe() {
 
 /// Renders the exposition text: the recorder's metrics plus the process metrics.
 pub fn render(handle: &PrometheusHandle) -> String {
-    metrics::counter!(TELEMETRY_DROPPED, "signal" => "logs")
-        .absolute(crate::logging::dropped_lines());
-    metrics::counter!(TELEMETRY_DROPPED, "signal" => "spans")
-        .absolute(crate::otel::dropped_spans());
-    metrics::counter!(TELEMETRY_DROPPED, "signal" => "otlp_logs")
-        .absolute(crate::otel::dropped_log_records());
-    metrics::counter!(TELEMETRY_DROPPED, "signal" => "exceptions")
-        .absolute(crate::exceptions::dropped_events());
+    for signal in Signal::ALL {
+        metrics::counter!(TELEMETRY_DROPPED, "signal" => signal.label()).absolute(signal.dropped());
+    }
     crate::listener::record_metrics();
     let mut text = handle.render();
     if !text.is_empty() && !text.ends_with('\n') {
@@ -206,11 +193,6 @@ mod process {
 }
 
 pub(crate) use process::mark_start;
-
-/// Counts one captured exception of `kind` in `aiods_exceptions_total`.
-pub(crate) fn count_exception(kind: &'static str) {
-    metrics::counter!(EXCEPTIONS, "type" => kind).increment(1);
-}
 
 #[cfg(test)]
 mod tests {

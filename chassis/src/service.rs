@@ -20,8 +20,7 @@ use crate::faults::FaultState;
 use crate::health::HealthRegistry;
 use crate::info::ServiceInfo;
 use crate::layers::{
-    AccessLogLayer, ExceptionLayer, FaultLayer, HttpMetricsLayer, ProblemJsonLayer,
-    ServerSpanLayer, panic_layer,
+    AccessLogLayer, ExceptionLayer, FaultLayer, HttpMetricsLayer, ProblemJsonLayer, ServerSpanLayer,
 };
 use crate::routes::{ChassisState, chassis_routes};
 
@@ -97,7 +96,7 @@ pub enum StartError {
     },
     /// Telemetry could not be set up (an invalid `SENTRY_DSN`, say).
     #[error("invalid telemetry configuration: {0}")]
-    Telemetry(#[from] crate::telemetry::TelemetryError),
+    Telemetry(#[from] crate::observability::TelemetryError),
     /// The service's routes clash with the chassis's.
     #[error("the service's routes clash with the chassis endpoints: {0}")]
     Routes(String),
@@ -171,7 +170,7 @@ where
         start_time: now_rfc3339(),
         env: cfg.env.clone(),
     });
-    let telemetry = crate::telemetry::init(&info, &cfg)?;
+    let telemetry = crate::observability::init(&info, &cfg)?;
     let metrics = crate::metrics::install();
     let health = HealthRegistry::new(cfg.health_cache, cfg.health_timeout);
     if let Some(max_lag) = cfg.health.max_lag() {
@@ -280,7 +279,7 @@ fn assemble(
     let merged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         user_router.merge(chassis).merge(docs)
     }))
-    .map_err(|p| StartError::Routes(crate::logging::panic_message(p.as_ref())))?;
+    .map_err(|p| StartError::Routes(crate::exceptions::panic_message(p.as_ref())))?;
     // One stack applied once: `Router::layer` boxes every route once per call, so seven
     // separate calls cost seven boxed clones per request. Outermost first: the server span
     // wraps everything else, the access log line included.
@@ -289,7 +288,6 @@ fn assemble(
         .option_layer(cfg.access_log.then_some(AccessLogLayer))
         .layer(HttpMetricsLayer)
         .layer(ExceptionLayer)
-        .layer(panic_layer())
         .layer(FaultLayer::new(faults))
         .layer(ProblemJsonLayer)
         .layer(DefaultBodyLimit::max(cfg.body_limit));

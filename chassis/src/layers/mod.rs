@@ -4,7 +4,6 @@ pub mod access_log;
 pub mod exceptions;
 pub mod faults;
 pub mod http_metrics;
-pub mod panic;
 pub mod problem;
 pub mod server_span;
 
@@ -12,7 +11,6 @@ pub use access_log::{AccessLog, AccessLogLayer};
 pub use exceptions::{ExceptionLayer, Exceptions};
 pub use faults::{FaultLayer, Faults};
 pub use http_metrics::{HttpMetrics, HttpMetricsLayer};
-pub use panic::panic_layer;
 pub use problem::{ProblemJson, ProblemJsonLayer};
 pub use server_span::{ServerSpan, ServerSpanLayer};
 

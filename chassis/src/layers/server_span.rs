@@ -136,7 +136,7 @@ where
                 recording: false,
             };
         };
-        let method = super::http_metrics::method_label(req.method());
+        let method = crate::telemetry::labels::method_label(req.method());
         let names = span_names(&method, route.as_ref().map(|r| r.as_str()));
         let mut attributes = Vec::with_capacity(6);
         attributes.push(KeyValue::new(
@@ -203,7 +203,7 @@ static INTERNED: std::sync::LazyLock<std::sync::RwLock<InternedNames>> =
 /// Interned span names: building `"GET /orders/{id}"` and copying the route for every request
 /// showed up in the profile, so each pair is built once and kept for the process's life.
 fn span_names(method: &metrics::SharedString, route: Option<&str>) -> SpanNames {
-    let method: &'static str = match super::http_metrics::static_method(method) {
+    let method: &'static str = match crate::telemetry::labels::static_method(method) {
         Some(m) => m,
         None => "_OTHER",
     };

@@ -12,10 +12,7 @@
 //! (`aiods_telemetry_dropped_total{signal="spans"|"otlp_logs"}`); an unreachable collector
 //! never blocks or fails a request.
 
-mod batch;
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -30,12 +27,8 @@ use opentelemetry_sdk::trace::{
     SdkTracer, SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor,
 };
 
-pub(crate) use batch::{BatchConfig, BatchQueue};
-
-/// Spans dropped (queue full or export failed).
-pub(crate) static DROPPED_SPANS: LazyLock<Arc<AtomicU64>> = LazyLock::new(Default::default);
-/// OTLP log records dropped.
-pub(crate) static DROPPED_LOGS: LazyLock<Arc<AtomicU64>> = LazyLock::new(Default::default);
+use crate::telemetry::dropped::Signal;
+use crate::telemetry::{BatchConfig, BatchQueue, DURATION_BUCKETS};
 
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 static HTTP_SERVER_DURATION: OnceLock<opentelemetry::metrics::Histogram<f64>> = OnceLock::new();
@@ -196,7 +189,7 @@ pub fn init(info: &ResourceInfo) -> Result<OtelProviders, OtelError> {
         let queue = BatchQueue::start(
             "aiods-otlp-spans",
             BatchConfig::default(),
-            DROPPED_SPANS.clone(),
+            Signal::Spans.counter(),
             move |batch| futures_executor::block_on(exporter.export(batch)).is_ok(),
         )
         .map_err(|e| OtelError::Thread("span", e))?;
@@ -223,7 +216,7 @@ pub fn init(info: &ResourceInfo) -> Result<OtelProviders, OtelError> {
         let queue = BatchQueue::start(
             "aiods-otlp-logs",
             BatchConfig::default(),
-            DROPPED_LOGS.clone(),
+            Signal::OtlpLogs.counter(),
             move |batch: Vec<(SdkLogRecord, opentelemetry::InstrumentationScope)>| {
                 let refs: Vec<(&SdkLogRecord, &opentelemetry::InstrumentationScope)> =
                     batch.iter().map(|(r, s)| (r, s)).collect();
@@ -258,7 +251,7 @@ pub fn init(info: &ResourceInfo) -> Result<OtelProviders, OtelError> {
             .f64_histogram("http.server.request.duration")
             .with_unit("s")
             .with_description("Duration of HTTP server requests.")
-            .with_boundaries(crate::metrics::DURATION_BUCKETS.to_vec())
+            .with_boundaries(DURATION_BUCKETS.to_vec())
             .build();
         let _ = HTTP_SERVER_DURATION.set(histogram);
         opentelemetry::global::set_meter_provider(provider.clone());
@@ -313,14 +306,4 @@ impl LogProcessor for QueueLogProcessor {
         self.queue.flush(timeout);
         Ok(())
     }
-}
-
-/// Spans dropped so far.
-pub fn dropped_spans() -> u64 {
-    DROPPED_SPANS.load(Ordering::Relaxed)
-}
-
-/// OTLP log records dropped so far.
-pub fn dropped_log_records() -> u64 {
-    DROPPED_LOGS.load(Ordering::Relaxed)
 }

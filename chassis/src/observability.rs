@@ -1,5 +1,9 @@
 //! Telemetry set-up: the log subscriber, OpenTelemetry (traces, logs, metrics over OTLP) and
-//! exception tracking, each from its standard configuration.
+//! exception tracking (with its panic hook), each from its standard configuration, and the
+//! guard that flushes them at exit.
+//!
+//! What the telemetry paths share (metric names, drop counters, the counting queue) is in
+//! [`crate::telemetry`]; this module only starts them.
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
@@ -105,7 +109,7 @@ pub fn init(info: &ServiceInfo, cfg: &ChassisConfig) -> Result<TelemetryGuard, T
         .try_init()
         .is_ok();
     if installed {
-        crate::logging::install_panic_log_hook();
+        crate::exceptions::install_panic_hook();
     }
     let sentry = crate::exceptions::init(&crate::exceptions::ExceptionSource {
         service: info.name.clone(),
