@@ -19,6 +19,7 @@
 //! [`RateTracker`] turns template observations into incident evidence: a never-seen template at
 //! warn/error level, or a template whose rate jumps against its baseline.
 
+pub mod corpus;
 mod miner;
 mod rate;
 #[cfg(test)]

@@ -319,3 +319,55 @@ fn rate_tracker_flags_new_errors_and_jumps() {
     );
     assert_eq!(detect_level("all fine here"), None);
 }
+
+/// Mines `lines` as `aiops logs templates` does: learn every line, consolidate, resolve.
+fn mine_batch(lines: &[corpus::LabelledLine]) -> (Miner, Vec<TemplateId>) {
+    let mut miner = Miner::unbounded();
+    let ids: Vec<TemplateId> = lines.iter().map(|l| miner.observe(&l.line).id).collect();
+    miner.consolidate();
+    let ids = ids.into_iter().map(|id| miner.resolve(id)).collect();
+    (miner, ids)
+}
+
+/// Prints the grouping accuracy per family and the wrong groups of the development families
+/// (`cargo test -p aiops-platform --lib logmine::tests::corpus_report -- --ignored --nocapture`).
+#[test]
+#[ignore = "a report, not a check"]
+fn corpus_report() {
+    let show = std::env::var("LOGMINE_SHOW").unwrap_or_default();
+    for family in corpus::Family::ALL {
+        let lines = corpus::generate(family, 2000, 1);
+        let (miner, ids) = mine_batch(&lines);
+        let truth: Vec<&str> = lines.iter().map(|l| l.template).collect();
+        let ga = corpus::grouping_accuracy(&truth, &ids);
+        eprintln!(
+            "{:8} {} GA {ga:.3}",
+            family.name(),
+            if family.held_out() { "held-out" } else { "dev     " }
+        );
+        if family.held_out() && show != "all" {
+            continue;
+        }
+        if show.is_empty() {
+            continue;
+        }
+        let mut groups: HashMap<TemplateId, HashMap<&str, usize>> = HashMap::new();
+        for (t, id) in truth.iter().zip(&ids) {
+            *groups.entry(*id).or_default().entry(t).or_default() += 1;
+        }
+        let mut owners: HashMap<&str, Vec<TemplateId>> = HashMap::new();
+        for (id, labels) in &groups {
+            for l in labels.keys() {
+                owners.entry(l).or_default().push(*id);
+            }
+        }
+        for (label, ids) in owners {
+            if ids.len() > 1 || groups[&ids[0]].len() > 1 {
+                eprintln!("   {label}:");
+                for id in ids.iter().take(6) {
+                    eprintln!("      {:?} {}", groups[id], miner.template(*id));
+                }
+            }
+        }
+    }
+}
