@@ -603,7 +603,7 @@ fn nova(g: &mut Gen) -> (&'static str, String) {
             ),
         ),
         3 => (
-            "metadata-get",
+            "api-get",
             "nova-api",
             "INFO",
             "nova.metadata.wsgi.server",

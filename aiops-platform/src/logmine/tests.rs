@@ -197,7 +197,7 @@ fn templates_mask_variables_and_stabilise() {
     assert!(!b.is_new && b.changed);
     assert_eq!(
         miner.template(a.id),
-        "Failed password for <*> from <*> port <*> <*>"
+        "Failed password for <*> from <*> port <*> ssh2"
     );
     let c = miner.observe(
         "Dec 10 06:55:52 LabSZ sshd[24206]: Failed password for guest from 1.2.3.6 port 24 ssh2",
