@@ -54,6 +54,10 @@ pub struct MinerConfig {
 /// group into templates).
 const DISTINCT_FOR_VARIABLE: usize = 5;
 
+/// A position whose different words number at least a third of the group's lines is a
+/// variable too (a rare template's few lines with different user names).
+const DISTINCT_SHARE: u64 = 3;
+
 /// Templates a miner makes at most by default.
 pub const DEFAULT_MAX_TEMPLATES: usize = 10_000;
 
@@ -412,7 +416,8 @@ impl Miner {
     /// Brain's grouping of templates of one length: the longest common pattern (the largest set
     /// of positions whose words are equally frequent) makes the initial groups; within a
     /// group, a position holding a `<*>` or at least [`DISTINCT_FOR_VARIABLE`] different words
-    /// (2 for a word alone in brackets) is a variable, and the others split the group (`GET`/`POST`, `Failed`/`Accepted`).
+    /// (2 for a word alone in brackets), or different words on at least a third of its lines,
+    /// is a variable, and the others split the group (`GET`/`POST`, `Failed`/`Accepted`).
     fn group_same_length(&mut self, ids: &[u32]) {
         if ids.len() < 2 {
             return;
@@ -460,6 +465,10 @@ impl Miner {
         }
         let len = self.clusters[ids[0] as usize].tokens.len();
         for members in groups.into_values() {
+            let lines: u64 = members
+                .iter()
+                .map(|&id| self.clusters[id as usize].size)
+                .sum();
             // variable positions of the group
             let mut variable = vec![false; len];
             let mut seen: Vec<u32> = Vec::new();
@@ -484,6 +493,10 @@ impl Miner {
                             break;
                         }
                     }
+                }
+                // few lines, each with its own word: a value, not a message word
+                if seen.len() >= 2 && (seen.len() as u64) * DISTINCT_SHARE >= lines {
+                    *var = true;
                 }
             }
             // split by the words at the other positions

@@ -335,8 +335,12 @@ fn mine_batch(lines: &[corpus::LabelledLine]) -> (Miner, Vec<TemplateId>) {
 #[ignore = "a report, not a check"]
 fn corpus_report() {
     let show = std::env::var("LOGMINE_SHOW").unwrap_or_default();
+    let n: usize = std::env::var("LOGMINE_LINES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
     for family in corpus::Family::ALL {
-        let lines = corpus::generate(family, 2000, 1);
+        let lines = corpus::generate(family, n, 1);
         let (miner, ids) = mine_batch(&lines);
         let truth: Vec<&str> = lines.iter().map(|l| l.template).collect();
         let ga = corpus::grouping_accuracy(&truth, &ids);

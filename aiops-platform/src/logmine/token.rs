@@ -35,15 +35,17 @@ const MONTHS_DAYS: [&str; 19] = [
 ];
 
 /// Top-level domains that mark a dotted word as a host name.
-const TLDS: [&str; 22] = [
+const TLDS: [&str; 36] = [
     "com", "net", "org", "edu", "gov", "mil", "io", "hk", "cn", "us", "uk", "de", "jp", "fr", "ru",
-    "info", "biz", "local", "lan", "internal", "cloud", "dev",
+    "info", "biz", "local", "lan", "internal", "cloud", "dev", "tv", "me", "co", "ai", "app",
+    "eu", "ca", "au", "kr", "tw", "br", "nl", "ch", "localdomain",
 ];
 
-/// Units absorbed into the number before them (`3 ms`, `1.2 KB`, `<1 sec`).
-const UNITS: [&str; 22] = [
-    "ms", "s", "sec", "secs", "us", "µs", "ns", "min", "mins", "h", "hrs", "B", "KB", "MB", "GB",
-    "TB", "kB", "KiB", "MiB", "GiB", "TiB", "%",
+/// Time units absorbed into the number before them (`3 ms`, `<1 sec`): a duration printed
+/// by a humaniser changes unit with its value. Size units stay words (`1.2 KB` and `3.4 MB`
+/// usually come from different format strings).
+const UNITS: [&str; 12] = [
+    "ms", "s", "sec", "secs", "us", "µs", "ns", "min", "mins", "h", "hrs", "msec",
 ];
 
 /// Keys whose value is the message text itself, tokenised rather than masked.
@@ -265,7 +267,7 @@ fn is_level(w: &[u8]) -> bool {
 /// A header starts with a timestamp, a month, a bracket or a `-` flag, holds a date or time,
 /// and ends at the first of, within its first 12 words: a `process[pid]:`-style word ending
 /// with `:`; a lone `-` (unless a level follows it); a level word, together with a component
-/// after it (`INFO comp:`, `INFO [thread] comp:`, `INFO pkg.comp [context …]`). A word with a
+/// after it (`INFO comp:`, `INFO [thread] comp:`, `INFO comp [context …]`). A word with a
 /// quote ends the search: quotes belong to messages.
 pub(crate) fn content_start(line: &str) -> usize {
     let b = line.as_bytes();
@@ -293,7 +295,13 @@ pub(crate) fn content_start(line: &str) -> usize {
         return 0;
     };
     let month = w0.len() == 3 && MONTHS_DAYS.iter().any(|m| m.as_bytes() == w0);
-    if !(w0.iter().any(u8::is_ascii_digit) || month || w0[0] == b'[' || w0 == b"-") {
+    // an alert tag before a timestamp (`KERNDTLB 1118536327 …`, `VAPI 1131566461 …`)
+    let tag = w0.len() <= 12
+        && w0
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
+        && word(1).is_some_and(is_time_like);
+    if !(w0.iter().any(u8::is_ascii_digit) || month || tag || w0[0] == b'[' || w0 == b"-") {
         return 0; // headers start with a timestamp, a bracketed time or a `-` flag
     }
     let end_of = |k: usize| words.get(k).map_or(b.len(), |&(_, e)| e);
@@ -328,7 +336,8 @@ pub(crate) fn content_start(line: &str) -> usize {
                     _ => end_of(g),
                 };
             }
-            if next.is_some_and(|n| n.contains(&b'.') && !n.contains(&b'"'))
+            // a component and a bracketed context: `INFO nova.compute.manager [req-… - - -]`
+            if next.is_some_and(|n| !n.contains(&b'"'))
                 && word(k + 2).is_some_and(|n| n.starts_with(b"["))
                 && let Some(g) = group_end(k + 2)
             {
@@ -386,6 +395,7 @@ mod tests {
         );
         // units and runs of variables: one variable, whatever the length
         assert_eq!(toks("lifetime <1 sec"), toks("lifetime 01:02:03"));
+        assert_ne!(toks("size 1.2 KB"), toks("size 3.4 MB"));
         assert_eq!(
             toks(r#"{"message":"slow query","duration":"35 ms","rows":[1,2]}"#),
             vec!["message", "slow", "query", "duration", "<*>", "rows", "<*>"]
@@ -434,6 +444,18 @@ mod tests {
             (
                 "03-17 16:13:38.811  1702  2395 D WindowManager: printFreezingDisplayLogsopening app",
                 "printFreezingDisplayLogsopening app",
+            ),
+            (
+                "KERNDTLB 1118536327 2005.06.11 R30-M0-N9-C:J16-U01 2005-06-11-17.32.07.581048 R30-M0-N9-C:J16-U01 RAS KERNEL FATAL data TLB error interrupt",
+                "data TLB error interrupt",
+            ),
+            (
+                "nova-compute.log.1.2017-05-16_13:55:31 2017-05-16 00:00:04.562 2931 INFO os_vif [req-3ea4052c - - - - -] Successfully unplugged vif",
+                "Successfully unplugged vif",
+            ),
+            (
+                "nova-compute.log.1.2017-05-16_13:55:31 2017-05-16 00:00:04.562 2931 INFO nova.compute.manager [-] [instance: b9000564-fe1a] VM Started (Lifecycle Event)",
+                "[instance: b9000564-fe1a] VM Started (Lifecycle Event)",
             ),
         ] {
             assert_eq!(message(line), msg, "{line}");
