@@ -67,7 +67,7 @@ pub const DEFAULT_MAX_TOKENS: usize = 10_000;
 impl Default for MinerConfig {
     fn default() -> Self {
         Self {
-            similarity: 0.5,
+            similarity: 0.75,
             cache_limit: 1 << 20,
             max_tokens: DEFAULT_MAX_TOKENS,
             max_templates: DEFAULT_MAX_TEMPLATES,
@@ -136,7 +136,7 @@ pub struct Miner {
     interner: FxMap<Box<str>, u32>,
     names: Vec<Box<str>>,
     clusters: Vec<Cluster>,
-    leaves: FxMap<u32, Vec<u32>>,
+    leaves: FxMap<(u32, u32, u32), Vec<u32>>,
     cache: FxMap<u64, u32>,
     parent: Vec<u32>,
     scratch: Vec<u32>,
@@ -309,9 +309,16 @@ impl Miner {
     }
 
     fn place(&mut self, toks: &[u32], enclosed: Vec<bool>) -> Observation {
-        let leaf_key = toks.len() as u32;
+        let leaf_key = (
+            toks.len() as u32,
+            toks.first().copied().unwrap_or(WILD_ID),
+            toks.get(1).copied().unwrap_or(WILD_ID),
+        );
         let mut best: Option<(f64, u32)> = None;
-        if let Some(leaf) = self.leaves.get(&leaf_key) {
+        // With similarity 1 (a batch), equal shapes met in the cache already: no leaf scan,
+        // which would be quadratic in the shapes of one length.
+        let batch = self.cfg.similarity >= 1.0;
+        if !batch && let Some(leaf) = self.leaves.get(&leaf_key) {
             for &c in leaf {
                 let tpl = &self.clusters[c as usize].tokens;
                 // share of equal tokens among positions where either side is constant
@@ -365,7 +372,9 @@ impl Miner {
                     size: 1,
                 });
                 self.parent.push(id);
-                self.leaves.entry(leaf_key).or_default().push(id);
+                if !batch {
+                    self.leaves.entry(leaf_key).or_default().push(id);
+                }
                 Observation {
                     id: TemplateId(id),
                     is_new: true,

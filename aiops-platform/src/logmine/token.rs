@@ -41,6 +41,13 @@ const TLDS: [&str; 36] = [
     "eu", "ca", "au", "kr", "tw", "br", "nl", "ch", "localdomain",
 ];
 
+/// File name extensions that mark a dotted word as a file name.
+const FILE_EXTENSIONS: [&str; 30] = [
+    "java", "py", "go", "rs", "c", "cc", "cpp", "h", "js", "ts", "rb", "php", "scala", "kt",
+    "log", "txt", "json", "xml", "yaml", "yml", "conf", "cfg", "ini", "properties", "so", "dll",
+    "exe", "jar", "class", "sh",
+];
+
 /// Time units absorbed into the number before them (`3 ms`, `<1 sec`): a duration printed
 /// by a humaniser changes unit with its value. Size units stay words (`1.2 KB` and `3.4 MB`
 /// usually come from different format strings).
@@ -96,10 +103,10 @@ pub(crate) fn is_variable(tok: &str) -> bool {
     if dots >= 3 {
         return true;
     }
-    // host names: `www.example.com`, `d.dropbox.com`
+    // host names (`www.example.com`, `d.dropbox.com`) and file names (`Repo.java`)
     if dots >= 1
         && let Some(last) = tok.rsplit('.').next()
-        && TLDS.contains(&last)
+        && (TLDS.contains(&last) || FILE_EXTENSIONS.contains(&last))
         && b.iter()
             .all(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_')
     {
@@ -396,6 +403,7 @@ mod tests {
         // units and runs of variables: one variable, whatever the length
         assert_eq!(toks("lifetime <1 sec"), toks("lifetime 01:02:03"));
         assert_ne!(toks("size 1.2 KB"), toks("size 3.4 MB"));
+        assert_eq!(toks("at Repo.find(Repo.java:42)"), vec!["at", "Repo.find", "<*>"]);
         assert_eq!(
             toks(r#"{"message":"slow query","duration":"35 ms","rows":[1,2]}"#),
             vec!["message", "slow", "query", "duration", "<*>", "rows", "<*>"]
