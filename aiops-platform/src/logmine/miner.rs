@@ -37,7 +37,8 @@ pub struct Observation {
 /// Miner configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MinerConfig {
-    /// Minimum share of equal token positions for a line to join a template (0..=1).
+    /// Minimum share of equal token positions for a line to join a template online (0..=1;
+    /// default 0.75). 1 leaves all grouping to [`Miner::consolidate`].
     pub similarity: f64,
     /// Maximum number of cached exact token shapes before the cache is reset.
     pub cache_limit: usize,
@@ -129,7 +130,7 @@ struct Cluster {
     size: u64,
 }
 
-/// Online Drain-style template miner (see the module docs).
+/// Template miner: Drain online, Brain in batch (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Miner {
     cfg: MinerConfig,

@@ -311,6 +311,9 @@ pub(crate) fn content_start(line: &str) -> usize {
     if !(w0.iter().any(u8::is_ascii_digit) || month || tag || w0[0] == b'[' || w0 == b"-") {
         return 0; // headers start with a timestamp, a bracketed time or a `-` flag
     }
+    if w0.contains(&b'|') {
+        return 0; // `time|component|pid|message` glued by pipes: no word-level header
+    }
     let end_of = |k: usize| words.get(k).map_or(b.len(), |&(_, e)| e);
     // the end of a bracket group starting at word k (a word ending with `]`)
     let group_end = |k: usize| -> Option<usize> {
@@ -474,6 +477,7 @@ mod tests {
             "[instance: b9000564-fe1a-409b-b8cc-1e88b294cd1d] Attempting claim: memory 2048 MB",
             "ts=2024-05-01T10:00:00Z level=info msg=\"cache refreshed\" took=3ms",
             "Received disconnect from 1.2.3.4: 11: Bye Bye [preauth]",
+            "20171223-22:15:29:633|Step_StandReportReceiver|30002312|onReceive action: android.intent.action.SCREEN_ON",
         ] {
             assert_eq!(content_start(plain), 0, "{plain}");
         }
