@@ -15,10 +15,11 @@ fn main() -> std::io::Result<()> {
         std::process::exit(2);
     };
     let parse = |a: Option<String>, default: u64| {
-        a.map_or(Ok(default), |s| s.parse::<u64>()).unwrap_or_else(|e| {
-            eprintln!("not a number: {e}");
-            std::process::exit(2)
-        })
+        a.map_or(Ok(default), |s| s.parse::<u64>())
+            .unwrap_or_else(|e| {
+                eprintln!("not a number: {e}");
+                std::process::exit(2)
+            })
     };
     let n = parse(args.next(), 2000);
     let seed = parse(args.next(), 1);

@@ -330,7 +330,12 @@ fn proxy(g: &mut Gen) -> (&'static str, String) {
     let lifetime = |g: &mut Gen| match g.below(4) {
         0 => "<1 sec".to_owned(),
         1 | 2 => format!("{:02}:{:02}", g.below(60), g.below(60)),
-        _ => format!("{:02}:{:02}:{:02}", g.range(1, 23), g.below(60), g.below(60)),
+        _ => format!(
+            "{:02}:{:02}:{:02}",
+            g.range(1, 23),
+            g.below(60),
+            g.below(60)
+        ),
     };
     let sized = |g: &mut Gen| format!("{} bytes ({} KB)", g.range(1024, 999_999), g.float(999, 2));
     let which = g.weighted(&[30, 3, 30, 10, 8, 5, 2, 1]);
@@ -409,7 +414,9 @@ fn sshd(g: &mut Gen) -> (&'static str, String) {
             g.user()
         }
     };
-    let which = g.weighted(&[25, 8, 2, 2, 8, 6, 15, 4, 5, 10, 4, 5, 6, 2, 2, 1, 1, 2, 1, 1]);
+    let which = g.weighted(&[
+        25, 8, 2, 2, 8, 6, 15, 4, 5, 10, 4, 5, 6, 2, 2, 1, 1, 2, 1, 1,
+    ]);
     let (label, body) = match which {
         0 => (
             "failed-password",
@@ -453,7 +460,10 @@ fn sshd(g: &mut Gen) -> (&'static str, String) {
         ),
         5 => (
             "userauth-request",
-            format!("input_userauth_request: invalid user {} [preauth]", g.user()),
+            format!(
+                "input_userauth_request: invalid user {} [preauth]",
+                g.user()
+            ),
         ),
         6 => (
             "pam-failure-user",
@@ -544,7 +554,10 @@ fn sshd(g: &mut Gen) -> (&'static str, String) {
         ),
         _ => (
             "session-closed",
-            format!("pam_unix(sshd:session): session closed for user {}", g.user()),
+            format!(
+                "pam_unix(sshd:session): session closed for user {}",
+                g.user()
+            ),
         ),
     };
     (label, header + &body)
@@ -1015,19 +1028,17 @@ fn json(g: &mut Gen) -> (&'static str, String) {
                 g.float(500, 2)
             ),
         ),
-        3 => (
-            "items-reserved",
-            "inventory::stock",
-            {
-                let n = g.range(1, 6);
-                let skus: Vec<String> = (0..n).map(|_| format!("\"SKU-{}\"", g.range(100, 999))).collect();
-                format!(
-                    "\"message\":\"items reserved\",\"order_id\":\"{}\",\"skus\":[{}]",
-                    g.uuid(),
-                    skus.join(",")
-                )
-            },
-        ),
+        3 => ("items-reserved", "inventory::stock", {
+            let n = g.range(1, 6);
+            let skus: Vec<String> = (0..n)
+                .map(|_| format!("\"SKU-{}\"", g.range(100, 999)))
+                .collect();
+            format!(
+                "\"message\":\"items reserved\",\"order_id\":\"{}\",\"skus\":[{}]",
+                g.uuid(),
+                skus.join(",")
+            )
+        }),
         4 => (
             "retrying-call",
             "orders::client",
@@ -1082,8 +1093,16 @@ fn android(g: &mut Gen) -> (&'static str, String) {
             g.hex(7),
             g.hex(7),
             g.hex(7),
-            g.pick(&["com.tencent.qt.qtl", "com.android.settings", "com.example.shop"]),
-            g.pick(&[".activity.info.NewsDetailXmlActivity", ".MainActivity", ".SubSettings"]),
+            g.pick(&[
+                "com.tencent.qt.qtl",
+                "com.android.settings",
+                "com.example.shop"
+            ]),
+            g.pick(&[
+                ".activity.info.NewsDetailXmlActivity",
+                ".MainActivity",
+                ".SubSettings"
+            ]),
             g.range(100, 999)
         )
     };
@@ -1199,22 +1218,18 @@ fn windows(g: &mut Gen) -> (&'static str, String) {
     let date = format!("2016-09-{:02} {}, ", g.range(1, 30), g.time());
     let which = g.weighted(&[15, 10, 25, 8, 6, 6, 5, 5, 5, 4, 3]);
     let (label, component, body) = match which {
-        0 => (
-            "wcp-initialize",
-            "CSI",
-            {
-                let n = g.range(3, 7);
-                let frames: Vec<String> = (0..n).map(|_| format!("@0x{}", g.hex(11))).collect();
-                format!(
-                    "{:08}@2016/9/{}:{}.{:03} WcpInitialize (wcp.dll version 0.0.0.6) called (stack {})",
-                    g.range(1, 999),
-                    g.range(1, 30),
-                    g.time(),
-                    g.below(1000),
-                    frames.join(" ")
-                )
-            },
-        ),
+        0 => ("wcp-initialize", "CSI", {
+            let n = g.range(3, 7);
+            let frames: Vec<String> = (0..n).map(|_| format!("@0x{}", g.hex(11))).collect();
+            format!(
+                "{:08}@2016/9/{}:{}.{:03} WcpInitialize (wcp.dll version 0.0.0.6) called (stack {})",
+                g.range(1, 999),
+                g.range(1, 30),
+                g.time(),
+                g.below(1000),
+                frames.join(" ")
+            )
+        }),
         1 => (
             "session-initialized",
             "CBS",
@@ -1258,7 +1273,10 @@ fn windows(g: &mut Gen) -> (&'static str, String) {
         5 => (
             "sqm-cleaning",
             "CBS",
-            format!("SQM: Cleaning up report files older than {} days.", g.range(1, 30)),
+            format!(
+                "SQM: Cleaning up report files older than {} days.",
+                g.range(1, 30)
+            ),
         ),
         6 => (
             "trustedinstaller-starting",
@@ -1328,20 +1346,23 @@ fn mac(g: &mut Gen) -> (&'static str, String) {
         2 => (
             "qq-dealloc",
             format!("QQ[{}]", g.range(10000, 10999)),
-            format!("FA||Url||taskID[{}] dealloc", g.range(2_019_000_000, 2_019_999_999)),
+            format!(
+                "FA||Url||taskID[{}] dealloc",
+                g.range(2_019_000_000, 2_019_999_999)
+            ),
         ),
         3 => (
             "camin-wake",
             "kernel[0]".to_owned(),
-            format!(
-                "AppleCamIn::systemWakeCall - messageType = 0x{}",
-                g.hex(8)
-            ),
+            format!("AppleCamIn::systemWakeCall - messageType = 0x{}", g.hex(8)),
         ),
         4 => (
             "channel-changed",
             "kernel[0]".to_owned(),
-            format!("en0: channel changed to {}", g.pick(&["1", "6", "11", "36", "149"])),
+            format!(
+                "en0: channel changed to {}",
+                g.pick(&["1", "6", "11", "36", "149"])
+            ),
         ),
         5 => (
             "path-not-allowed",
@@ -1370,7 +1391,11 @@ fn mac(g: &mut Gen) -> (&'static str, String) {
         _ => (
             "sharingd-scanning",
             format!("sharingd[{}]", g.range(20, 99)),
-            format!("{}.{:03} : Scanning mode Contacts Only", g.time(), g.below(1000)),
+            format!(
+                "{}.{:03} : Scanning mode Contacts Only",
+                g.time(),
+                g.below(1000)
+            ),
         ),
     };
     (label, format!("{prefix}{process}: {body}"))
@@ -1385,11 +1410,7 @@ fn access(g: &mut Gen) -> (&'static str, String) {
         "python-requests/2.31.0",
     ];
     let which = g.weighted(&[50, 12, 6, 5, 3]);
-    let when = format!(
-        "{:02}/Oct/2023:{} +0000",
-        g.range(1, 30),
-        g.time()
-    );
+    let when = format!("{:02}/Oct/2023:{} +0000", g.range(1, 30), g.time());
     let path = |g: &mut Gen| match g.below(3) {
         0 => format!("/api/v1/items/{}", g.range(1, 99999)),
         1 => format!("/static/{}.js", g.hex(8)),
@@ -1406,7 +1427,11 @@ fn access(g: &mut Gen) -> (&'static str, String) {
         format!(
             "{} - {} [{when}] \"{method} {} HTTP/1.1\" {} {} \"{}\" \"{}\"",
             g.ip(),
-            if g.chance(80) { "-".to_owned() } else { g.user() },
+            if g.chance(80) {
+                "-".to_owned()
+            } else {
+                g.user()
+            },
             path(g),
             g.pick(&["200", "304", "404"]),
             g.range(0, 99999),

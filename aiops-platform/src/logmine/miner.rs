@@ -125,7 +125,8 @@ const WILD_HASH: u64 = 0x2545_f491_4f6c_dd1d;
 #[derive(Debug, Clone)]
 struct Cluster {
     tokens: Vec<u32>,
-    /// Per position: the word stood alone in brackets (a value more often than not).
+    /// Per position: the word stood alone in brackets or after a naming word (`for root`),
+    /// a value more often than not.
     enclosed: Vec<bool>,
     size: u64,
 }
@@ -426,7 +427,7 @@ impl Miner {
     /// Brain's grouping of templates of one length: the longest common pattern (the largest set
     /// of positions whose words are equally frequent) makes the initial groups; within a
     /// group, a position holding a `<*>` or at least [`DISTINCT_FOR_VARIABLE`] different words
-    /// (2 for a word alone in brackets), or different words on at least a third of its lines,
+    /// (2 for a word alone in brackets or after a naming word such as `user`), or different words on at least a third of its lines,
     /// is a variable, and the others split the group (`GET`/`POST`, `Failed`/`Accepted`).
     fn group_same_length(&mut self, ids: &[u32]) {
         if ids.len() < 2 {

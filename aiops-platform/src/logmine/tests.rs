@@ -152,8 +152,14 @@ fn grouping_accuracy(truth: &[&str], predicted: &[TemplateId]) -> f64 {
 
 #[test]
 fn same_format_share_template_different_do_not() {
+    // online then consolidated (as a platform miner could be), and as a batch (the CLI)
+    for mut miner in [Miner::new(), Miner::unbounded()] {
+        same_format_check(&mut miner);
+    }
+}
+
+fn same_format_check(miner: &mut Miner) {
     let corpus = corpus();
-    let mut miner = Miner::new();
     let ids: Vec<TemplateId> = corpus.iter().map(|(_, l)| miner.observe(l).id).collect();
     miner.consolidate();
     let ids: Vec<TemplateId> = ids.into_iter().map(|id| miner.resolve(id)).collect();
@@ -345,12 +351,17 @@ fn corpus_report() {
         let truth: Vec<&str> = lines.iter().map(|l| l.template).collect();
         let ga = corpus::grouping_accuracy(&truth, &ids);
         let mut online = Miner::new();
-        let online_ids: Vec<TemplateId> = lines.iter().map(|l| online.observe(&l.line).id).collect();
+        let online_ids: Vec<TemplateId> =
+            lines.iter().map(|l| online.observe(&l.line).id).collect();
         let online_ga = corpus::grouping_accuracy(&truth, &online_ids);
         eprintln!(
             "{:8} {} GA {ga:.3} (online, no consolidation: {online_ga:.3}, {} templates)",
             family.name(),
-            if family.held_out() { "held-out" } else { "dev     " },
+            if family.held_out() {
+                "held-out"
+            } else {
+                "dev     "
+            },
             online.len()
         );
         if family.held_out() && show != "all" {
@@ -419,7 +430,10 @@ fn proxy_lines_group_across_programs_and_lifetimes_but_not_protocols() {
                 "[10.30 16:49:{i}{j}] {prog} - www.google.com:443 close, {i}{j} bytes sent, 0 bytes received, lifetime {lifetime}"
             ));
         }
-        for (host, proto) in [("mtalk.google.com:5228", "HTTPS"), ("d.dropbox.com:443", "HTTPS")] {
+        for (host, proto) in [
+            ("mtalk.google.com:5228", "HTTPS"),
+            ("d.dropbox.com:443", "HTTPS"),
+        ] {
             lines.push(format!(
                 "[10.30 16:50:0{i}] {prog} - {host} open through proxy proxy.cse.cuhk.edu.hk:5070 {proto}"
             ));
@@ -432,7 +446,10 @@ fn proxy_lines_group_across_programs_and_lifetimes_but_not_protocols() {
     let ids = same_group(&refs);
     let close: Vec<_> = ids.iter().step_by(7).collect();
     assert!(close.iter().all(|&&id| id == ids[0]), "{ids:?}");
-    assert!((0..16).all(|k| ids[(k / 4) * 7 + k % 4] == ids[0]), "{ids:?}");
+    assert!(
+        (0..16).all(|k| ids[(k / 4) * 7 + k % 4] == ids[0]),
+        "{ids:?}"
+    );
     assert_eq!(ids[4], ids[5]);
     assert_eq!(ids[4], ids[7 + 4]);
     assert_ne!(ids[4], ids[6], "HTTPS and SOCKS5 are two templates");

@@ -36,16 +36,76 @@ const MONTHS_DAYS: [&str; 19] = [
 
 /// Top-level domains that mark a dotted word as a host name.
 const TLDS: [&str; 36] = [
-    "com", "net", "org", "edu", "gov", "mil", "io", "hk", "cn", "us", "uk", "de", "jp", "fr", "ru",
-    "info", "biz", "local", "lan", "internal", "cloud", "dev", "tv", "me", "co", "ai", "app",
-    "eu", "ca", "au", "kr", "tw", "br", "nl", "ch", "localdomain",
+    "com",
+    "net",
+    "org",
+    "edu",
+    "gov",
+    "mil",
+    "io",
+    "hk",
+    "cn",
+    "us",
+    "uk",
+    "de",
+    "jp",
+    "fr",
+    "ru",
+    "info",
+    "biz",
+    "local",
+    "lan",
+    "internal",
+    "cloud",
+    "dev",
+    "tv",
+    "me",
+    "co",
+    "ai",
+    "app",
+    "eu",
+    "ca",
+    "au",
+    "kr",
+    "tw",
+    "br",
+    "nl",
+    "ch",
+    "localdomain",
 ];
 
 /// File name extensions that mark a dotted word as a file name.
 const FILE_EXTENSIONS: [&str; 30] = [
-    "java", "py", "go", "rs", "c", "cc", "cpp", "h", "js", "ts", "rb", "php", "scala", "kt",
-    "log", "txt", "json", "xml", "yaml", "yml", "conf", "cfg", "ini", "properties", "so", "dll",
-    "exe", "jar", "class", "sh",
+    "java",
+    "py",
+    "go",
+    "rs",
+    "c",
+    "cc",
+    "cpp",
+    "h",
+    "js",
+    "ts",
+    "rb",
+    "php",
+    "scala",
+    "kt",
+    "log",
+    "txt",
+    "json",
+    "xml",
+    "yaml",
+    "yml",
+    "conf",
+    "cfg",
+    "ini",
+    "properties",
+    "so",
+    "dll",
+    "exe",
+    "jar",
+    "class",
+    "sh",
 ];
 
 /// Time units absorbed into the number before them (`3 ms`, `<1 sec`): a duration printed
@@ -168,23 +228,33 @@ pub(crate) fn for_each_token<'a>(line: &'a str, mut f: impl FnMut(&'a str, bool)
     for_each_token_enclosed(line, |t, var, _| f(t, var));
 }
 
-/// [`for_each_token`], also telling whether a word stands alone in brackets or parentheses
-/// (`(java)`, `[enabled]`): a word there is a value more often than a message word.
+/// Words after which a word names something (`for root`, `user cyrus`, `from NEW to RUNNING`):
+/// a value more often than a message word.
+const NAMING_WORDS: [&str; 10] = [
+    "user", "User", "for", "by", "from", "to", "host", "process", "client", "node",
+];
+
+/// [`for_each_token`], also telling whether a word is likely a value although it looks like a
+/// word: alone in brackets or parentheses (`(java)`, `[enabled]`), or after a naming word
+/// (`for root`, `user cyrus`).
 #[inline]
 pub(crate) fn for_each_token_enclosed<'a>(line: &'a str, mut f: impl FnMut(&'a str, bool, bool)) {
     let b = line.as_bytes();
     let mut i = 0;
     let n = b.len();
     let mut prev_var = false;
+    let mut prev_naming = false;
     let mut emit = |tok: &'a str, var: bool, enclosed: bool| {
         if var {
             if !prev_var {
                 f(tok, true, enclosed);
             }
             prev_var = true;
+            prev_naming = false;
         } else if !(prev_var && UNITS.contains(&tok)) {
-            f(tok, false, enclosed);
+            f(tok, false, enclosed || prev_naming);
             prev_var = false;
+            prev_naming = NAMING_WORDS.contains(&tok);
         }
     };
     while i < n {
@@ -234,8 +304,8 @@ pub(crate) fn for_each_token_enclosed<'a>(line: &'a str, mut f: impl FnMut(&'a s
 
 /// Level words that end a header (or precede its component).
 const LEVELS: [&str; 17] = [
-    "INFO", "WARN", "WARNING", "ERROR", "DEBUG", "TRACE", "FATAL", "SEVERE", "FAILURE",
-    "NOTICE", "CRITICAL", "Info", "Warning", "Error", "[notice]", "[error]", "[warn]",
+    "INFO", "WARN", "WARNING", "ERROR", "DEBUG", "TRACE", "FATAL", "SEVERE", "FAILURE", "NOTICE",
+    "CRITICAL", "Info", "Warning", "Error", "[notice]", "[error]", "[warn]",
 ];
 
 /// Whether a word looks like a date, a time, an epoch or a compact date stamp.
@@ -249,9 +319,9 @@ fn is_time_like(w: &[u8]) -> bool {
         return true; // 081109, epochs
     }
     // HH:MM anywhere
-    if w.windows(4)
-        .any(|x| x[0].is_ascii_digit() && x[1] == b':' && x[2].is_ascii_digit() && x[3].is_ascii_digit())
-    {
+    if w.windows(4).any(|x| {
+        x[0].is_ascii_digit() && x[1] == b':' && x[2].is_ascii_digit() && x[3].is_ascii_digit()
+    }) {
         return true;
     }
     // dates: 2016-09-28, 17/06/09, 2005.06.03, 03-17, 10.30
@@ -388,7 +458,18 @@ mod tests {
     fn masks_variables() {
         assert_eq!(
             toks("Connection from 10.0.0.1:5070 took 35ms, id=0xdeadbeef path=/var/log/x.log ok"),
-            vec!["Connection", "from", "<*>", "took", "<*>", "id", "<*>", "path", "<*>", "ok"]
+            vec![
+                "Connection",
+                "from",
+                "<*>",
+                "took",
+                "<*>",
+                "id",
+                "<*>",
+                "path",
+                "<*>",
+                "ok"
+            ]
         );
         assert_eq!(
             toks("uuid 123e4567-e89b-12d3-a456-426614174000 done."),
@@ -396,17 +477,24 @@ mod tests {
         );
         assert_eq!(
             toks("flag=true user=\"bob smith\" msg=\"user created\" ids=[1, 2, 3]"),
-            vec!["flag", "<*>", "user", "<*>", "msg", "user", "created", "ids", "<*>"]
+            vec![
+                "flag", "<*>", "user", "<*>", "msg", "user", "created", "ids", "<*>"
+            ]
         );
         // a short version suffix stays a word; ids and host names do not
         assert_eq!(
             toks("open through proxy.cse.cuhk.edu.hk SOCKS5 ssh2 HTTP/1.1 node-246 d.dropbox.com"),
-            vec!["open", "through", "<*>", "SOCKS5", "ssh2", "HTTP/1.1", "<*>"]
+            vec![
+                "open", "through", "<*>", "SOCKS5", "ssh2", "HTTP/1.1", "<*>"
+            ]
         );
         // units and runs of variables: one variable, whatever the length
         assert_eq!(toks("lifetime <1 sec"), toks("lifetime 01:02:03"));
         assert_ne!(toks("size 1.2 KB"), toks("size 3.4 MB"));
-        assert_eq!(toks("at Repo.find(Repo.java:42)"), vec!["at", "Repo.find", "<*>"]);
+        assert_eq!(
+            toks("at Repo.find(Repo.java:42)"),
+            vec!["at", "Repo.find", "<*>"]
+        );
         assert_eq!(
             toks(r#"{"message":"slow query","duration":"35 ms","rows":[1,2]}"#),
             vec!["message", "slow", "query", "duration", "<*>", "rows", "<*>"]
