@@ -20,8 +20,9 @@
 //! - **Batch grouping (Brain).** [`Miner::consolidate`] groups the templates of one length by
 //!   their longest common pattern (the largest set of positions whose words are equally
 //!   frequent), then within a group a position is a variable if it holds a `<*>`, five or more
-//!   different words (two for a word alone in brackets or after a naming word: `for root`, `user cyrus`), or different words on at least a
-//!   third of the group's lines; the other positions split the group (`GET`/`POST`,
+//!   different words (two for a word alone in brackets or after a naming word: `for root`,
+//!   `user cyrus`), or different words on at least a third of the group's lines; the other
+//!   positions split the group (`GET`/`POST`,
 //!   `Failed`/`Accepted`, `HTTPS`/`SOCKS5`). [`Miner::unbounded`], for a batch over a file,
 //!   leaves all grouping to this stage (similarity 1: only equal shapes share a template until
 //!   then).
