@@ -158,8 +158,8 @@ impl Miner {
         Self::build(MinerConfig::default())
     }
 
-    /// A miner with the default configuration but no vocabulary or template cap: for a
-    /// batch over a file, not for a long-lived miner fed by others.
+    /// A miner for a batch over a file (not for a long-lived miner fed by others): no
+    /// vocabulary, template or cache cap.
     ///
     /// Lines are only grouped when their masked shapes are equal; the grouping is left to
     /// [`Miner::consolidate`], which sees every line's shape.
@@ -169,7 +169,6 @@ impl Miner {
             cache_limit: usize::MAX,
             max_tokens: usize::MAX,
             max_templates: usize::MAX,
-            ..MinerConfig::default()
         })
     }
 

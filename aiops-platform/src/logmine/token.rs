@@ -325,8 +325,7 @@ fn is_time_like(w: &[u8]) -> bool {
         return true;
     }
     // dates: 2016-09-28, 17/06/09, 2005.06.03, 03-17, 10.30
-    lead >= 1
-        && lead <= 4
+    (1..=4).contains(&lead)
         && w.len() > lead + 1
         && matches!(w[lead], b'-' | b'/' | b'.')
         && w[lead + 1].is_ascii_digit()
