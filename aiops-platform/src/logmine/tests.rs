@@ -536,3 +536,26 @@ fn one_message_under_different_daemons_is_one_template() {
     assert_eq!(ids[3], ids[4]);
     assert_ne!(ids[0], ids[3]);
 }
+
+#[test]
+fn a_verb_after_to_splits_templates_a_name_after_for_does_not() {
+    let mut lines = Vec::new();
+    for i in 0..12 {
+        let verb = if i % 2 == 0 { "spawn" } else { "destroy" };
+        lines.push(format!(
+            "[instance: b9000564-fe1a-409b-b8cc-1e88b294cd{i:02}] Took {i}.5 seconds to {verb} the instance on the hypervisor."
+        ));
+        let user = if i % 3 == 0 { "cyrus" } else { "news" };
+        lines.push(format!(
+            "Jun 15 04:06:{i:02} combo su(pam_unix)[214{i:02}]: session opened for user {user} by (uid=0)"
+        ));
+    }
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let ids = same_group(&refs);
+    assert_ne!(ids[0], ids[2], "spawn and destroy are two templates");
+    assert_eq!(ids[0], ids[4]);
+    assert!(
+        (0..12).all(|i| ids[2 * i + 1] == ids[1]),
+        "one template for any user"
+    );
+}
