@@ -128,6 +128,9 @@ struct Cluster {
     /// Per position: the word stood alone in brackets or after a naming word (`for root`),
     /// a value more often than not.
     enclosed: Vec<bool>,
+    /// The template of the group this cluster represents after [`Miner::consolidate`] (its
+    /// own tokens stay as learned, so consolidating again starts from the same state).
+    grouped: Option<Vec<u32>>,
     size: u64,
 }
 
@@ -236,7 +239,7 @@ impl Miner {
             return String::new();
         };
         let mut out = String::new();
-        for (i, &t) in c.tokens.iter().enumerate() {
+        for (i, &t) in c.grouped.as_ref().unwrap_or(&c.tokens).iter().enumerate() {
             if i > 0 {
                 out.push(' ');
             }
@@ -370,6 +373,7 @@ impl Miner {
                 self.clusters.push(Cluster {
                     tokens: toks.to_vec(),
                     enclosed,
+                    grouped: None,
                     size: 1,
                 });
                 self.parent.push(id);
@@ -393,6 +397,9 @@ impl Miner {
         for (id, p) in self.parent.iter_mut().enumerate() {
             *p = id as u32;
         }
+        for c in &mut self.clusters {
+            c.grouped = None;
+        }
         let mut by_len: FxMap<usize, Vec<u32>> = FxMap::default();
         for (id, c) in self.clusters.iter().enumerate() {
             by_len.entry(c.tokens.len()).or_default().push(id as u32);
@@ -408,8 +415,10 @@ impl Miner {
             if self.parent[id] != id as u32 {
                 continue;
             }
-            let mut key = Vec::with_capacity(self.clusters[id].tokens.len());
-            for &t in &self.clusters[id].tokens {
+            let c = &self.clusters[id];
+            let tokens = c.grouped.as_ref().unwrap_or(&c.tokens);
+            let mut key = Vec::with_capacity(tokens.len());
+            for &t in tokens {
                 if !(t == WILD_ID && key.last() == Some(&WILD_ID)) {
                     key.push(t);
                 }
@@ -523,7 +532,7 @@ impl Miner {
                     None => {
                         roots.insert(key.clone(), id);
                         self.parent[id as usize] = id;
-                        self.clusters[id as usize].tokens = key;
+                        self.clusters[id as usize].grouped = Some(key);
                     }
                 }
             }

@@ -559,3 +559,21 @@ fn a_verb_after_to_splits_templates_a_name_after_for_does_not() {
         "one template for any user"
     );
 }
+
+#[test]
+fn consolidating_again_changes_nothing() {
+    let lines = corpus::generate(corpus::Family::Sshd, 500, 3);
+    let mut miner = Miner::unbounded();
+    let ids: Vec<TemplateId> = lines.iter().map(|l| miner.observe(&l.line).id).collect();
+    miner.consolidate();
+    let once: Vec<(TemplateId, String)> = ids
+        .iter()
+        .map(|&id| (miner.resolve(id), miner.template(miner.resolve(id))))
+        .collect();
+    miner.consolidate();
+    let twice: Vec<(TemplateId, String)> = ids
+        .iter()
+        .map(|&id| (miner.resolve(id), miner.template(miner.resolve(id))))
+        .collect();
+    assert_eq!(once, twice);
+}
