@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::LogmineError;
-use super::token::{WILDCARD, for_each_token, header_end};
+use super::token::{WILDCARD, content_start, for_each_token, for_each_token_enclosed};
 
 /// Identifier of a template (dense, starting at 0, in order of first appearance).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,7 +37,8 @@ pub struct Observation {
 /// Miner configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MinerConfig {
-    /// Minimum share of equal token positions for a line to join a template (0..=1).
+    /// Minimum share of equal token positions for a line to join a template online (0..=1;
+    /// default 0.75). 1 leaves all grouping to [`Miner::consolidate`].
     pub similarity: f64,
     /// Maximum number of cached exact token shapes before the cache is reset.
     pub cache_limit: usize,
@@ -50,6 +51,14 @@ pub struct MinerConfig {
     pub max_templates: usize,
 }
 
+/// Different words at one position of a Brain group that make it a variable (fewer split the
+/// group into templates).
+const DISTINCT_FOR_VARIABLE: usize = 5;
+
+/// A position whose different words number at least a third of the group's lines is a
+/// variable too (a rare template's few lines with different user names).
+const DISTINCT_SHARE: u64 = 3;
+
 /// Templates a miner makes at most by default.
 pub const DEFAULT_MAX_TEMPLATES: usize = 10_000;
 
@@ -59,7 +68,7 @@ pub const DEFAULT_MAX_TOKENS: usize = 10_000;
 impl Default for MinerConfig {
     fn default() -> Self {
         Self {
-            similarity: 0.5,
+            similarity: 0.75,
             cache_limit: 1 << 20,
             max_tokens: DEFAULT_MAX_TOKENS,
             max_templates: DEFAULT_MAX_TEMPLATES,
@@ -115,19 +124,24 @@ const WILD_HASH: u64 = 0x2545_f491_4f6c_dd1d;
 
 #[derive(Debug, Clone)]
 struct Cluster {
-    header: u64,
     tokens: Vec<u32>,
+    /// Per position: the word stood alone in brackets or after a naming word (`for root`),
+    /// a value more often than not.
+    enclosed: Vec<bool>,
+    /// The template of the group this cluster represents after [`Miner::consolidate`] (its
+    /// own tokens stay as learned, so consolidating again starts from the same state).
+    grouped: Option<Vec<u32>>,
     size: u64,
 }
 
-/// Online Drain-style template miner (see the module docs).
+/// Template miner: Drain online, Brain in batch (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Miner {
     cfg: MinerConfig,
     interner: FxMap<Box<str>, u32>,
     names: Vec<Box<str>>,
     clusters: Vec<Cluster>,
-    leaves: FxMap<(u64, u32), Vec<u32>>,
+    leaves: FxMap<(u32, u32, u32), Vec<u32>>,
     cache: FxMap<u64, u32>,
     parent: Vec<u32>,
     scratch: Vec<u32>,
@@ -147,13 +161,17 @@ impl Miner {
         Self::build(MinerConfig::default())
     }
 
-    /// A miner with the default configuration but no vocabulary or template cap: for a
-    /// batch over a file, not for a long-lived miner fed by others.
+    /// A miner for a batch over a file (not for a long-lived miner fed by others): no
+    /// vocabulary, template or cache cap.
+    ///
+    /// Lines are only grouped when their masked shapes are equal; the grouping is left to
+    /// [`Miner::consolidate`], which sees every line's shape.
     pub fn unbounded() -> Self {
         Self::build(MinerConfig {
+            similarity: 1.0,
+            cache_limit: usize::MAX,
             max_tokens: usize::MAX,
             max_templates: usize::MAX,
-            ..MinerConfig::default()
         })
     }
 
@@ -221,7 +239,7 @@ impl Miner {
             return String::new();
         };
         let mut out = String::new();
-        for (i, &t) in c.tokens.iter().enumerate() {
+        for (i, &t) in c.grouped.as_ref().unwrap_or(&c.tokens).iter().enumerate() {
             if i > 0 {
                 out.push(' ');
             }
@@ -247,14 +265,8 @@ impl Miner {
     /// Learns one line and returns its template.
     pub fn observe(&mut self, line: &str) -> Observation {
         let line = line.trim_end_matches(['\n', '\r']);
-        let hdr_end = header_end(line);
-        let (head, body) = line.split_at(hdr_end);
-        let mut hh = FxHasher(0x1234_5678);
-        for_each_token(head, |t, var| {
-            hh.write_u64(if var { WILD_HASH } else { hash_str(t) })
-        });
-        let header = hh.finish();
-        let mut sh = FxHasher(header);
+        let body = &line[content_start(line)..];
+        let mut sh = FxHasher(0x1234_5678);
         let mut len = 0u32;
         for_each_token(body, |t, var| {
             sh.write_u64(if var { WILD_HASH } else { hash_str(t) });
@@ -272,22 +284,23 @@ impl Miner {
         }
         let mut toks = std::mem::take(&mut self.scratch);
         toks.clear();
-        for_each_token(body, |_, var| {
-            toks.push(if var { WILD_ID } else { u32::MAX })
+        let mut words: Vec<&str> = Vec::new();
+        let mut enclosed: Vec<bool> = Vec::new();
+        for_each_token_enclosed(body, |t, var, e| {
+            toks.push(if var { WILD_ID } else { u32::MAX });
+            enclosed.push(e);
+            if !var {
+                words.push(t);
+            }
         });
         // intern in a second pass (the closure above cannot borrow self mutably)
-        let mut i = 0;
-        let mut names_needed: Vec<(usize, &str)> = Vec::new();
-        for_each_token(body, |t, var| {
-            if !var {
-                names_needed.push((i, t));
+        let mut words = words.into_iter();
+        for t in toks.iter_mut() {
+            if *t == u32::MAX {
+                *t = words.next().map_or(WILD_ID, |w| self.intern(w));
             }
-            i += 1;
-        });
-        for (i, t) in names_needed {
-            toks[i] = self.intern(t);
         }
-        let obs = self.place(header, &toks);
+        let obs = self.place(&toks, enclosed);
         self.scratch = toks;
         if obs.id == TemplateId::OVERFLOW {
             return obs;
@@ -299,10 +312,17 @@ impl Miner {
         obs
     }
 
-    fn place(&mut self, header: u64, toks: &[u32]) -> Observation {
-        let leaf_key = (header, toks.len() as u32);
+    fn place(&mut self, toks: &[u32], enclosed: Vec<bool>) -> Observation {
+        let leaf_key = (
+            toks.len() as u32,
+            toks.first().copied().unwrap_or(WILD_ID),
+            toks.get(1).copied().unwrap_or(WILD_ID),
+        );
         let mut best: Option<(f64, u32)> = None;
-        if let Some(leaf) = self.leaves.get(&leaf_key) {
+        // With similarity 1 (a batch), equal shapes met in the cache already: no leaf scan,
+        // which would be quadratic in the shapes of one length.
+        let batch = self.cfg.similarity >= 1.0;
+        if !batch && let Some(leaf) = self.leaves.get(&leaf_key) {
             for &c in leaf {
                 let tpl = &self.clusters[c as usize].tokens;
                 // share of equal tokens among positions where either side is constant
@@ -351,12 +371,15 @@ impl Miner {
             _ => {
                 let id = self.clusters.len() as u32;
                 self.clusters.push(Cluster {
-                    header,
                     tokens: toks.to_vec(),
+                    enclosed,
+                    grouped: None,
                     size: 1,
                 });
                 self.parent.push(id);
-                self.leaves.entry(leaf_key).or_default().push(id);
+                if !batch {
+                    self.leaves.entry(leaf_key).or_default().push(id);
+                }
                 Observation {
                     id: TemplateId(id),
                     is_new: true,
@@ -366,21 +389,153 @@ impl Miner {
         }
     }
 
-    /// Unifies templates that have become identical, or identical once runs of `<*>` are
-    /// collapsed (variable-length parameters), within the same header shape. Afterwards
-    /// [`Miner::resolve`] maps every id to its representative. Cheap; call it after a batch.
+    /// Groups the templates made so far Brain-style (see the module docs) and unifies those
+    /// that are then identical, or identical once runs of `<*>` are collapsed. Afterwards
+    /// [`Miner::resolve`] maps every id to its representative, whose [`Miner::template`] is the
+    /// group's template. Linear in the templates' tokens; call it after a batch.
     pub fn consolidate(&mut self) {
-        let mut canon: FxMap<(u64, Vec<u32>), u32> = FxMap::default();
+        for (id, p) in self.parent.iter_mut().enumerate() {
+            *p = id as u32;
+        }
+        for c in &mut self.clusters {
+            c.grouped = None;
+        }
+        let mut by_len: FxMap<usize, Vec<u32>> = FxMap::default();
+        for (id, c) in self.clusters.iter().enumerate() {
+            by_len.entry(c.tokens.len()).or_default().push(id as u32);
+        }
+        let mut lengths: Vec<usize> = by_len.keys().copied().collect();
+        lengths.sort_unstable();
+        for len in lengths {
+            self.group_same_length(&by_len[&len]);
+        }
+        // Templates equal up to the length of `<*>` runs are one.
+        let mut canon: FxMap<Vec<u32>, u32> = FxMap::default();
         for id in 0..self.clusters.len() {
+            if self.parent[id] != id as u32 {
+                continue;
+            }
             let c = &self.clusters[id];
-            let mut key = Vec::with_capacity(c.tokens.len());
-            for &t in &c.tokens {
+            let tokens = c.grouped.as_ref().unwrap_or(&c.tokens);
+            let mut key = Vec::with_capacity(tokens.len());
+            for &t in tokens {
                 if !(t == WILD_ID && key.last() == Some(&WILD_ID)) {
                     key.push(t);
                 }
             }
-            let root = *canon.entry((c.header, key)).or_insert(id as u32);
+            let root = *canon.entry(key).or_insert(id as u32);
             self.parent[id] = root;
+        }
+        for id in 0..self.parent.len() {
+            let p = self.parent[id] as usize;
+            self.parent[id] = self.parent[p];
+        }
+    }
+
+    /// Brain's grouping of templates of one length: the longest common pattern (the largest set
+    /// of positions whose words are equally frequent) makes the initial groups; within a
+    /// group, a position holding a `<*>` or at least [`DISTINCT_FOR_VARIABLE`] different words
+    /// (2 for a word alone in brackets or after a naming word such as `user`), or different words on at least a third of its lines,
+    /// is a variable, and the others split the group (`GET`/`POST`, `Failed`/`Accepted`).
+    fn group_same_length(&mut self, ids: &[u32]) {
+        if ids.len() < 2 {
+            return;
+        }
+        let mut freq: FxMap<(u32, u32), u64> = FxMap::default();
+        for &id in ids {
+            let c = &self.clusters[id as usize];
+            for (p, &t) in c.tokens.iter().enumerate() {
+                if t != WILD_ID {
+                    *freq.entry((p as u32, t)).or_default() += c.size;
+                }
+            }
+        }
+        // initial groups by longest common pattern
+        let mut groups: FxMap<Vec<(u32, u32)>, Vec<u32>> = FxMap::default();
+        let mut fs: Vec<(u64, u32)> = Vec::new();
+        for &id in ids {
+            let c = &self.clusters[id as usize];
+            fs.clear();
+            for (p, &t) in c.tokens.iter().enumerate() {
+                if t != WILD_ID {
+                    fs.push((freq[&(p as u32, t)], p as u32));
+                }
+            }
+            fs.sort_unstable();
+            // the largest run of equal frequencies, the more frequent on ties
+            let (mut best, mut best_len, mut at) = (0usize, 0usize, 0usize);
+            while at < fs.len() {
+                let mut end = at;
+                while end < fs.len() && fs[end].0 == fs[at].0 {
+                    end += 1;
+                }
+                if end - at >= best_len {
+                    best = at;
+                    best_len = end - at;
+                }
+                at = end;
+            }
+            let mut pattern: Vec<(u32, u32)> = fs[best..best + best_len]
+                .iter()
+                .map(|&(_, p)| (p, c.tokens[p as usize]))
+                .collect();
+            pattern.sort_unstable();
+            groups.entry(pattern).or_default().push(id);
+        }
+        let len = self.clusters[ids[0] as usize].tokens.len();
+        for members in groups.into_values() {
+            let lines: u64 = members
+                .iter()
+                .map(|&id| self.clusters[id as usize].size)
+                .sum();
+            // variable positions of the group
+            let mut variable = vec![false; len];
+            let mut seen: Vec<u32> = Vec::new();
+            for (p, var) in variable.iter_mut().enumerate() {
+                seen.clear();
+                let enclosed = self.clusters[members[0] as usize]
+                    .enclosed
+                    .get(p)
+                    .copied()
+                    .unwrap_or(false);
+                let threshold = if enclosed { 2 } else { DISTINCT_FOR_VARIABLE };
+                for &id in &members {
+                    let t = self.clusters[id as usize].tokens[p];
+                    if t == WILD_ID {
+                        *var = true;
+                        break;
+                    }
+                    if !seen.contains(&t) {
+                        seen.push(t);
+                        if seen.len() >= threshold {
+                            *var = true;
+                            break;
+                        }
+                    }
+                }
+                // few lines, each with its own word: a value, not a message word
+                if seen.len() >= 2 && (seen.len() as u64) * DISTINCT_SHARE >= lines {
+                    *var = true;
+                }
+            }
+            // split by the words at the other positions
+            let mut roots: FxMap<Vec<u32>, u32> = FxMap::default();
+            for &id in &members {
+                let toks = &self.clusters[id as usize].tokens;
+                let key: Vec<u32> = toks
+                    .iter()
+                    .zip(&variable)
+                    .map(|(&t, &v)| if v { WILD_ID } else { t })
+                    .collect();
+                match roots.get(&key) {
+                    Some(&root) => self.parent[id as usize] = root,
+                    None => {
+                        roots.insert(key.clone(), id);
+                        self.parent[id as usize] = id;
+                        self.clusters[id as usize].grouped = Some(key);
+                    }
+                }
+            }
         }
     }
 

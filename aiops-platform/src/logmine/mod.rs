@@ -1,24 +1,41 @@
 //! Online log template mining (no I/O).
 //!
-//! [`Miner`] is a Drain-style online template miner: each line is tokenised (on whitespace and
-//! structural punctuation such as `=`, `:`, `,`, brackets and quotes), variable-looking tokens
-//! are masked to `<*>` (anything containing a digit — numbers, IPs, hex ids, UUIDs, timestamps,
-//! durations, sizes — long hex strings, paths and URLs, month/weekday names, booleans), and the
-//! line is routed down a fixed-depth tree keyed by token count and the masked header (the tokens
-//! before the first `word:` of a timestamped header, so `Mon 10:00 host sshd[42]: ...` style
-//! prefixes do not distort similarity). Within a leaf the most similar template (share of
-//! positions with equal tokens, at least [`MinerConfig::similarity`]) absorbs the line, turning
-//! differing positions into `<*>`; otherwise the line starts a new template. Exact masked token
-//! sequences are cached, so repeated shapes cost one hash lookup.
+//! [`Miner`] mines templates in two stages.
 //!
-//! Template ids are stable: a line keeps the id it was given. [`Miner::resolve`] additionally
-//! follows merges made by [`Miner::consolidate`], which unifies templates that ended up equal
-//! (or equal up to the length of `<*>` runs) once all lines are seen; batch users assign every
-//! line its final id that way.
+//! - **Tokens.** A recognisable header (timestamp, host, `process[pid]:`, level, component,
+//!   `[request context]`) is left out: the template is the message's. The message is split on
+//!   whitespace and structural punctuation (`=`, `:`, `,`, brackets, quotes). Variables become
+//!   `<*>` by their class: numbers and ids (as many digits as letters, a run of three digits,
+//!   hex, `0x…`), host names and file names, paths and URLs, dotted names with three dots,
+//!   month/weekday names, booleans; the value of a `key=value` or JSON `"key": value` pair
+//!   whatever its length (quoted string, list, `Name{…}`), except the message key's; a time
+//!   unit after a number (`3 ms`, `<1 sec`). A run of variables is one variable, so
+//!   `lifetime 00:01` and `lifetime 01:02:03` have one shape. Words with a short version
+//!   suffix (`ssh2`, `SOCKS5`, `HTTP/1.1`) stay words.
+//! - **Online grouping (Drain).** A line is routed by its token count and first two tokens;
+//!   in that leaf the most similar template (share of equal tokens where either side is a
+//!   word, at least [`MinerConfig::similarity`]) absorbs it, differing positions becoming
+//!   `<*>`; otherwise the line starts a template. Exact shapes are cached, so a repeated
+//!   shape costs one hash lookup.
+//! - **Batch grouping (Brain).** [`Miner::consolidate`] groups the templates of one length by
+//!   their longest common pattern (the largest set of positions whose words are equally
+//!   frequent), then within a group a position is a variable if it holds a `<*>`, five or more
+//!   different words (two for a word alone in brackets or after a naming word: `for root`,
+//!   `user cyrus`), or different words on at least a third of the group's lines; the other
+//!   positions split the group (`GET`/`POST`,
+//!   `Failed`/`Accepted`, `HTTPS`/`SOCKS5`). [`Miner::unbounded`], for a batch over a file,
+//!   leaves all grouping to this stage (similarity 1: only equal shapes share a template until
+//!   then).
+//!
+//! Template ids are stable: a line keeps the id it was given. [`Miner::resolve`] follows the
+//! merges made by [`Miner::consolidate`]; batch users assign every line its final id that way.
+//!
+//! [`corpus`] generates the labelled development corpus the miner is measured on.
 //!
 //! [`RateTracker`] turns template observations into incident evidence: a never-seen template at
 //! warn/error level, or a template whose rate jumps against its baseline.
 
+pub mod corpus;
 mod miner;
 mod rate;
 #[cfg(test)]
