@@ -28,8 +28,12 @@
 //!
 //! Turn scores into alerts with [`Alerter`], which applies a threshold with hysteresis.
 
+mod baseline;
+pub mod corpus;
 mod ensemble;
+pub mod nab;
 mod novelty;
+mod residual;
 mod robust;
 mod spectral;
 mod stats;
@@ -39,8 +43,10 @@ mod tests;
 use std::fmt;
 use std::str::FromStr;
 
+pub use baseline::WindowedGaussian;
 pub use ensemble::EnsembleDetector;
 pub use novelty::NoveltyDetector;
+pub use residual::{ResidualConfig, ResidualDetector};
 pub use robust::RobustDetector;
 pub use spectral::SpectralDetector;
 
@@ -52,7 +58,7 @@ pub const WARMUP: u64 = 128;
 pub enum AnomalyError {
     /// The detector name is not one of [`DetectorKind::NAMES`].
     #[error(
-        "unknown detector {0:?} (expected one of: robust, spectral, novelty, ensemble, robust-online)"
+        "unknown detector {0:?} (expected one of: residual, ensemble, robust, spectral, novelty, robust-online, windowed-gaussian)"
     )]
     UnknownDetector(String),
 }
@@ -76,13 +82,17 @@ pub enum DetectorKind {
     Spectral,
     /// [`NoveltyDetector`].
     Novelty,
-    /// [`EnsembleDetector`] (the default).
-    #[default]
+    /// [`EnsembleDetector`] (the default before the residual detector).
     Ensemble,
     /// [`RobustDetector`] with the platform's online latency settings
     /// ([`ONLINE_WINDOW`] seconds, [`ONLINE_WARMUP`] points of warm-up): what judges each
     /// service's per-second mean latency against its own baseline.
     RobustOnline,
+    /// [`ResidualDetector`] (the default of `aiops detect`).
+    #[default]
+    Residual,
+    /// [`WindowedGaussian`], NAB's published baseline (not constant-memory: for comparison).
+    WindowedGaussian,
 }
 
 /// Window (points) of the online latency detector: one point per second.
@@ -92,19 +102,44 @@ pub const ONLINE_WARMUP: u64 = 30;
 
 impl DetectorKind {
     /// All detector names.
-    pub const NAMES: [&'static str; 5] =
-        ["robust", "spectral", "novelty", "ensemble", "robust-online"];
+    pub const NAMES: [&'static str; 7] = [
+        "robust",
+        "spectral",
+        "novelty",
+        "ensemble",
+        "robust-online",
+        "residual",
+        "windowed-gaussian",
+    ];
+
+    /// All kinds, in the order of [`DetectorKind::NAMES`].
+    pub const ALL: [DetectorKind; 7] = [
+        Self::Robust,
+        Self::Spectral,
+        Self::Novelty,
+        Self::Ensemble,
+        Self::RobustOnline,
+        Self::Residual,
+        Self::WindowedGaussian,
+    ];
 
     /// A fresh detector of this kind.
     pub fn build(self) -> Box<dyn Detector> {
+        (self.builder())()
+    }
+
+    /// A constructor of fresh detectors of this kind.
+    pub fn builder(self) -> fn() -> Box<dyn Detector> {
         match self {
-            Self::Robust => Box::new(RobustDetector::new()),
-            Self::Spectral => Box::new(SpectralDetector::new()),
-            Self::Novelty => Box::new(NoveltyDetector::new()),
-            Self::Ensemble => Box::new(EnsembleDetector::new()),
+            Self::Robust => || Box::new(RobustDetector::new()),
+            Self::Spectral => || Box::new(SpectralDetector::new()),
+            Self::Novelty => || Box::new(NoveltyDetector::new()),
+            Self::Ensemble => || Box::new(EnsembleDetector::new()),
             Self::RobustOnline => {
-                Box::new(RobustDetector::with_params(ONLINE_WINDOW, ONLINE_WARMUP))
+                || Box::new(RobustDetector::with_params(ONLINE_WINDOW, ONLINE_WARMUP))
             }
+            Self::Residual => || Box::new(ResidualDetector::new()),
+            Self::WindowedGaussian => || Box::new(WindowedGaussian::new()),
         }
     }
 
@@ -116,6 +151,8 @@ impl DetectorKind {
             Self::Novelty => "novelty",
             Self::Ensemble => "ensemble",
             Self::RobustOnline => "robust-online",
+            Self::Residual => "residual",
+            Self::WindowedGaussian => "windowed-gaussian",
         }
     }
 }
@@ -135,7 +172,9 @@ impl FromStr for DetectorKind {
             "spectral" | "sr" => Ok(Self::Spectral),
             "novelty" => Ok(Self::Novelty),
             "robust-online" => Ok(Self::RobustOnline),
-            "ensemble" | "default" => Ok(Self::Ensemble),
+            "residual" | "default" => Ok(Self::Residual),
+            "windowed-gaussian" | "windowedgaussian" => Ok(Self::WindowedGaussian),
+            "ensemble" => Ok(Self::Ensemble),
             _ => Err(AnomalyError::UnknownDetector(s.to_string())),
         }
     }
