@@ -133,7 +133,8 @@ impl Ew {
 /// - **level**: distance from the sliding median in robust (IQR) units;
 /// - **diff**: the same on first differences (spikes, steps);
 /// - **seasonal**: distance from the 5-minute time-of-day profile (weekdays and weekends apart)
-///   in units of its mean absolute deviation (a broken daily pattern);
+///   in units of its mean absolute deviation (a broken daily pattern); heard only while the
+///   profile explains the series clearly better than the sliding median;
 /// - **drift**: a fast moving average's departure from a slow one, in units of the slow
 ///   mean absolute deviation (slow leaks, gradual shifts);
 /// - **variance**: short-term over long-term mean absolute first difference;
@@ -152,6 +153,8 @@ pub struct ResidualDetector {
     min: f64,
     max: f64,
     profile: Option<DailyProfile>,
+    seasonal_err: Ew,
+    level_err: Ew,
     fast: Ew,
     slow: Ew,
     slow_dev: Ew,
@@ -166,6 +169,8 @@ pub struct ResidualDetector {
 }
 
 const MARGIN: f64 = 0.1;
+/// See [`ResidualDetector::seasonal_informative`].
+const SEASONAL_GAIN: f64 = 0.7;
 
 impl ResidualDetector {
     /// A detector with [`ResidualConfig::DEFAULT`].
@@ -184,6 +189,8 @@ impl ResidualDetector {
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             profile: cfg.seasonal.then(DailyProfile::new),
+            seasonal_err: Ew::default(),
+            level_err: Ew::default(),
             fast: Ew::default(),
             slow: Ew::default(),
             slow_dev: Ew::default(),
@@ -207,6 +214,13 @@ impl ResidualDetector {
         }
     }
 
+    /// Whether the time-of-day profile explains the series better than the sliding median
+    /// does (its mean absolute residual is under `SEASONAL_GAIN` of the median's): only then is
+    /// the seasonal stream heard, so a series without a daily pattern does not pay for one.
+    fn seasonal_informative(&self) -> bool {
+        self.seasonal_err.n >= 100 && self.seasonal_err.value < SEASONAL_GAIN * self.level_err.value
+    }
+
     /// Calibrated score of each stream (0 for streams switched off), before learning.
     fn streams(&mut self, ts: i64, x: f64) -> [f64; 6] {
         let range = (self.max - self.min).max(0.0);
@@ -219,10 +233,16 @@ impl ResidualDetector {
         out[0] = self.lik[0].update(level);
         out[1] = self.lik[1].update(diff);
         if let Some(p) = &self.profile {
-            let raw = p
-                .residual(ts, x)
-                .map_or(0.0, |(r, spread)| r.abs() / spread.max(floor));
-            out[2] = self.lik[2].update(raw);
+            let residual = p.residual(ts, x);
+            let raw = residual.map_or(0.0, |(r, spread)| r.abs() / spread.max(floor));
+            let score = self.lik[2].update(raw);
+            if let (Some((r, _)), Some(m)) = (residual, self.level.quantile(0.5)) {
+                self.seasonal_err.update(r.abs(), 1000.0);
+                self.level_err.update((x - m).abs(), 1000.0);
+            }
+            if self.seasonal_informative() {
+                out[2] = score;
+            }
         }
         if self.cfg.drift {
             let raw = if self.slow.n > 0 {
@@ -280,7 +300,7 @@ impl ResidualDetector {
         }
         self.learn(x);
         let active = 2
-            + usize::from(self.cfg.seasonal)
+            + usize::from(self.seasonal_informative())
             + usize::from(self.cfg.drift)
             + usize::from(self.cfg.variance);
         let best = s.iter().copied().fold(0.0, f64::max);
