@@ -218,25 +218,54 @@ fn cost() {
         black_box(acc);
         let us = t0.elapsed().as_secs_f64() * 1e6 / (series * points) as f64;
         drop(ds);
-        // State: resident growth over many warmed-up detectors (heap included), divided.
-        let many = 20_000usize;
-        let before = rss_bytes().unwrap_or(0);
-        let mut ds: Vec<Box<dyn Detector>> = (0..many).map(|_| build()).collect();
-        for p in 0..600 {
-            for (i, d) in ds.iter_mut().enumerate() {
-                d.update(p as i64, 100.0 + noise[(p * 13 + i) % noise.len()]);
-            }
-        }
-        let after = rss_bytes().unwrap_or(0);
-        black_box(&ds);
-        drop(ds);
-        let bytes = after.saturating_sub(before) / many;
+        // State: resident growth over many warmed-up detectors (heap included), measured in a
+        // fresh process so memory freed by earlier runs cannot hide it.
+        let bytes = std::env::current_exe()
+            .ok()
+            .and_then(|exe| {
+                std::process::Command::new(exe)
+                    .args(["state", name])
+                    .output()
+                    .ok()
+            })
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+            })
+            .unwrap_or(0);
         println!("| {name} | {us:.2} | {bytes} |");
     }
 }
 
+/// Prints the resident bytes per detector of `name` over 20,000 warmed-up detectors.
+fn state(name: &str) {
+    let Some((_, build)) = contenders().into_iter().find(|(n, _)| *n == name) else {
+        return;
+    };
+    let noise: Vec<f64> = (0..4096u64)
+        .map(|i| ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64) / (1u64 << 53) as f64)
+        .collect();
+    let many = 20_000usize;
+    let before = rss_bytes().unwrap_or(0);
+    let mut ds: Vec<Box<dyn Detector>> = (0..many).map(|_| build()).collect();
+    for p in 0..600 {
+        for (i, d) in ds.iter_mut().enumerate() {
+            d.update(p as i64 * 300, 100.0 + noise[(p * 13 + i) % noise.len()]);
+        }
+    }
+    let after = rss_bytes().unwrap_or(0);
+    black_box(&ds);
+    println!("{}", after.saturating_sub(before) / many);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("state") {
+        state(args.get(1).map(String::as_str).unwrap_or(""));
+        return;
+    }
     let what = args.first().map(String::as_str).unwrap_or("all");
     let seeds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(4);
     if what == "quality" || what == "all" {

@@ -13,7 +13,7 @@
 //! 10^10 or rarer. Raw per-detector surprises are calibrated with an "anomaly likelihood" in the
 //! style of Numenta HTM: the long-run distribution of raw scores (of the point itself and of a
 //! short moving average) is tracked per series and each new raw score is judged by its tail
-//! probability under it. The default [`EnsembleDetector`] additionally reports *new evidence*:
+//! probability under it. The default [`ResidualDetector`] additionally reports *new evidence*:
 //! after a peak, repeated high scores of the same episode are damped (see its docs), so a
 //! threshold on its output fires once per anomaly.
 //!
@@ -24,7 +24,12 @@
 //! | `robust`   | [`RobustDetector`]   | distance from sliding median in robust (IQR) units      |
 //! | `spectral` | [`SpectralDetector`] | spectral residual saliency over a sliding window        |
 //! | `novelty`  | [`NoveltyDetector`]  | rarity of the quantised level and level transition      |
-//! | `ensemble` | [`EnsembleDetector`] | the three combined, de-duplicated (default)             |
+//! | `ensemble` | [`EnsembleDetector`] | the three combined, de-duplicated (previous default)    |
+//! | `residual` | [`ResidualDetector`] | level, diff, seasonal, drift, variance and stuck streams, each calibrated, de-duplicated (default) |
+//! | `windowed-gaussian` | [`WindowedGaussian`] | NAB's published baseline, for comparison      |
+//!
+//! [`corpus`] generates the labelled development corpus and [`nab`] scores detectors on it as
+//! NAB does (`cargo run --release -p aiops-platform --example anomaly_quality`).
 //!
 //! Turn scores into alerts with [`Alerter`], which applies a threshold with hysteresis.
 

@@ -231,7 +231,8 @@ mod tests {
             )
         };
         assert!((s(&early).score - 1.0).abs() < 1e-9);
-        assert!(s(&late).score < 0.2 && s(&late).score > 0.0);
+        // Position -0.1 of the window: scaled_sigmoid(-0.1) / max ≈ 0.248.
+        assert!((s(&late).score - 0.248).abs() < 0.01, "{}", s(&late).score);
         let mut fp = early.clone();
         fp[900] = 1.0;
         assert!((s(&fp).score - (1.0 - 0.11)).abs() < 1e-6);

@@ -233,15 +233,17 @@ impl ResidualDetector {
         out[0] = self.lik[0].update(level);
         out[1] = self.lik[1].update(diff);
         if let Some(p) = &self.profile {
-            let residual = p.residual(ts, x);
-            let raw = residual.map_or(0.0, |(r, spread)| r.abs() / spread.max(floor));
-            let score = self.lik[2].update(raw);
-            if let (Some((r, _)), Some(m)) = (residual, self.level.quantile(0.5)) {
-                self.seasonal_err.update(r.abs(), 1000.0);
-                self.level_err.update((x - m).abs(), 1000.0);
-            }
-            if self.seasonal_informative() {
-                out[2] = score;
+            // The likelihood learns only from points the profile can judge, so the day the
+            // profile starts judging is not itself a surprise after days of zeros.
+            if let Some((r, spread)) = p.residual(ts, x) {
+                let score = self.lik[2].update(r.abs() / spread.max(floor));
+                if let Some(m) = self.level.quantile(0.5) {
+                    self.seasonal_err.update(r.abs(), 1000.0);
+                    self.level_err.update((x - m).abs(), 1000.0);
+                }
+                if self.seasonal_informative() {
+                    out[2] = score;
+                }
             }
         }
         if self.cfg.drift {
@@ -399,15 +401,27 @@ mod tests {
                 shape(phase) + rng.normal()
             })
             .collect();
-        let mut d = ResidualDetector::new();
-        let scores: Vec<f64> = values
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| d.update(i as i64 * 300, v))
-            .collect();
-        let inside = scores[day * 7..day * 8].iter().copied().fold(0.0, f64::max);
-        let before = scores[day * 3..day * 7].iter().copied().fold(0.0, f64::max);
-        assert!(inside >= 0.5, "break scored {inside}");
+        let run = |cfg: ResidualConfig| {
+            let mut d = ResidualDetector::with_config(cfg);
+            let scores: Vec<f64> = values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| d.update(i as i64 * 300, v))
+                .collect();
+            let inside = scores[day * 7..day * 8].iter().copied().fold(0.0, f64::max);
+            let before = scores[day * 3..day * 7].iter().copied().fold(0.0, f64::max);
+            (inside, before)
+        };
+        let (inside, before) = run(ResidualConfig::DEFAULT);
+        let (blind, _) = run(ResidualConfig {
+            seasonal: false,
+            ..ResidualConfig::DEFAULT
+        });
+        assert!(inside >= 0.3, "break scored {inside}");
+        assert!(
+            inside > blind,
+            "seasonal stream adds nothing: {inside} <= {blind}"
+        );
         assert!(before < inside, "normal days scored {before} >= {inside}");
     }
 
