@@ -439,7 +439,7 @@ pub fn generate(family: Family, kind: Option<AnomalyKind>, seed: u64) -> Labelle
     } = base(&mut rng, family);
     let n = values.len();
     let count = if kind.is_some() { 1 + rng.below(3) } else { 0 };
-    let window = if count > 0 { n / 10 / count } else { 0 };
+    let window = (n / 10).checked_div(count).unwrap_or(0);
     let probation = (n as f64 * 0.15) as usize;
     // Place anomalies after probation and half a window, at least a window and a half apart.
     let mut anomalies: Vec<usize> = Vec::new();
