@@ -4,6 +4,7 @@
 //! cargo run --release -p aiops-platform --example anomaly_quality            # quality + cost
 //! cargo run --release -p aiops-platform --example anomaly_quality -- quality [seeds]
 //! cargo run --release -p aiops-platform --example anomaly_quality -- cost
+//! cargo run --release -p aiops-platform --example anomaly_quality -- ablate [seeds]
 //! ```
 //!
 //! Quality: every detector (the current and previous defaults, their components, and NAB's
