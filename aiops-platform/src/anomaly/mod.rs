@@ -13,7 +13,7 @@
 //! 10^10 or rarer. Raw per-detector surprises are calibrated with an "anomaly likelihood" in the
 //! style of Numenta HTM: the long-run distribution of raw scores (of the point itself and of a
 //! short moving average) is tracked per series and each new raw score is judged by its tail
-//! probability under it. The default [`EnsembleDetector`] additionally reports *new evidence*:
+//! probability under it. The default [`ResidualDetector`] additionally reports *new evidence*:
 //! after a peak, repeated high scores of the same episode are damped (see its docs), so a
 //! threshold on its output fires once per anomaly.
 //!
@@ -24,12 +24,21 @@
 //! | `robust`   | [`RobustDetector`]   | distance from sliding median in robust (IQR) units      |
 //! | `spectral` | [`SpectralDetector`] | spectral residual saliency over a sliding window        |
 //! | `novelty`  | [`NoveltyDetector`]  | rarity of the quantised level and level transition      |
-//! | `ensemble` | [`EnsembleDetector`] | the three combined, de-duplicated (default)             |
+//! | `ensemble` | [`EnsembleDetector`] | the three combined, de-duplicated (previous default)    |
+//! | `residual` | [`ResidualDetector`] | level, diff, seasonal, drift, variance and stuck streams, each calibrated, de-duplicated (default) |
+//! | `windowed-gaussian` | [`WindowedGaussian`] | NAB's published baseline, for comparison      |
+//!
+//! [`corpus`] generates the labelled development corpus and [`nab`] scores detectors on it as
+//! NAB does (`cargo run --release -p aiops-platform --example anomaly_quality`).
 //!
 //! Turn scores into alerts with [`Alerter`], which applies a threshold with hysteresis.
 
+mod baseline;
+pub mod corpus;
 mod ensemble;
+pub mod nab;
 mod novelty;
+mod residual;
 mod robust;
 mod spectral;
 mod stats;
@@ -39,8 +48,10 @@ mod tests;
 use std::fmt;
 use std::str::FromStr;
 
+pub use baseline::WindowedGaussian;
 pub use ensemble::EnsembleDetector;
 pub use novelty::NoveltyDetector;
+pub use residual::{ResidualConfig, ResidualDetector};
 pub use robust::RobustDetector;
 pub use spectral::SpectralDetector;
 
@@ -52,7 +63,7 @@ pub const WARMUP: u64 = 128;
 pub enum AnomalyError {
     /// The detector name is not one of [`DetectorKind::NAMES`].
     #[error(
-        "unknown detector {0:?} (expected one of: robust, spectral, novelty, ensemble, robust-online)"
+        "unknown detector {0:?} (expected one of: residual, ensemble, robust, spectral, novelty, robust-online, windowed-gaussian)"
     )]
     UnknownDetector(String),
 }
@@ -76,13 +87,17 @@ pub enum DetectorKind {
     Spectral,
     /// [`NoveltyDetector`].
     Novelty,
-    /// [`EnsembleDetector`] (the default).
-    #[default]
+    /// [`EnsembleDetector`] (the default before the residual detector).
     Ensemble,
     /// [`RobustDetector`] with the platform's online latency settings
     /// ([`ONLINE_WINDOW`] seconds, [`ONLINE_WARMUP`] points of warm-up): what judges each
     /// service's per-second mean latency against its own baseline.
     RobustOnline,
+    /// [`ResidualDetector`] (the default of `aiops detect`).
+    #[default]
+    Residual,
+    /// [`WindowedGaussian`], NAB's published baseline (not constant-memory: for comparison).
+    WindowedGaussian,
 }
 
 /// Window (points) of the online latency detector: one point per second.
@@ -92,19 +107,44 @@ pub const ONLINE_WARMUP: u64 = 30;
 
 impl DetectorKind {
     /// All detector names.
-    pub const NAMES: [&'static str; 5] =
-        ["robust", "spectral", "novelty", "ensemble", "robust-online"];
+    pub const NAMES: [&'static str; 7] = [
+        "robust",
+        "spectral",
+        "novelty",
+        "ensemble",
+        "robust-online",
+        "residual",
+        "windowed-gaussian",
+    ];
+
+    /// All kinds, in the order of [`DetectorKind::NAMES`].
+    pub const ALL: [DetectorKind; 7] = [
+        Self::Robust,
+        Self::Spectral,
+        Self::Novelty,
+        Self::Ensemble,
+        Self::RobustOnline,
+        Self::Residual,
+        Self::WindowedGaussian,
+    ];
 
     /// A fresh detector of this kind.
     pub fn build(self) -> Box<dyn Detector> {
+        (self.builder())()
+    }
+
+    /// A constructor of fresh detectors of this kind.
+    pub fn builder(self) -> fn() -> Box<dyn Detector> {
         match self {
-            Self::Robust => Box::new(RobustDetector::new()),
-            Self::Spectral => Box::new(SpectralDetector::new()),
-            Self::Novelty => Box::new(NoveltyDetector::new()),
-            Self::Ensemble => Box::new(EnsembleDetector::new()),
+            Self::Robust => || Box::new(RobustDetector::new()),
+            Self::Spectral => || Box::new(SpectralDetector::new()),
+            Self::Novelty => || Box::new(NoveltyDetector::new()),
+            Self::Ensemble => || Box::new(EnsembleDetector::new()),
             Self::RobustOnline => {
-                Box::new(RobustDetector::with_params(ONLINE_WINDOW, ONLINE_WARMUP))
+                || Box::new(RobustDetector::with_params(ONLINE_WINDOW, ONLINE_WARMUP))
             }
+            Self::Residual => || Box::new(ResidualDetector::new()),
+            Self::WindowedGaussian => || Box::new(WindowedGaussian::new()),
         }
     }
 
@@ -116,6 +156,8 @@ impl DetectorKind {
             Self::Novelty => "novelty",
             Self::Ensemble => "ensemble",
             Self::RobustOnline => "robust-online",
+            Self::Residual => "residual",
+            Self::WindowedGaussian => "windowed-gaussian",
         }
     }
 }
@@ -135,7 +177,9 @@ impl FromStr for DetectorKind {
             "spectral" | "sr" => Ok(Self::Spectral),
             "novelty" => Ok(Self::Novelty),
             "robust-online" => Ok(Self::RobustOnline),
-            "ensemble" | "default" => Ok(Self::Ensemble),
+            "residual" | "default" => Ok(Self::Residual),
+            "windowed-gaussian" | "windowedgaussian" => Ok(Self::WindowedGaussian),
+            "ensemble" => Ok(Self::Ensemble),
             _ => Err(AnomalyError::UnknownDetector(s.to_string())),
         }
     }

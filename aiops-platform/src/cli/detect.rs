@@ -17,8 +17,9 @@ pub struct DetectArgs {
     /// Output CSV (`timestamp,value,anomaly_score`); `-` for stdout.
     #[arg(long, short, default_value = "-")]
     pub output: PathBuf,
-    /// Detector: robust, spectral, novelty or ensemble.
-    #[arg(long, short, default_value = "ensemble")]
+    /// Detector: residual (default), ensemble, robust, spectral, novelty, robust-online or
+    /// windowed-gaussian (NAB's baseline).
+    #[arg(long, short, default_value = "residual")]
     pub detector: String,
 }
 
