@@ -715,6 +715,13 @@ impl Report {
 
     /// Latency p50/p95/p99 over time with faults (red) and recoveries (green), as SVG.
     pub fn svg(&self) -> String {
+        self.svg_laid_out().0
+    }
+
+    /// The SVG and the box of every text in it. Each text is placed through a [`TextLayout`]:
+    /// axis labels, the title and the legend always; a fault's label only where it overlaps
+    /// nothing already placed (its marker keeps the tooltip).
+    fn svg_laid_out(&self) -> (String, Vec<TextBox>) {
         let (w, h) = (960.0_f64, 400.0_f64);
         let (l, r, t, b) = (70.0, 20.0, 40.0, 50.0);
         let pw = w - l - r;
@@ -729,33 +736,40 @@ impl Report {
         let x = |s: f64| l + (s / x_max).clamp(0.0, 1.0) * pw;
         let y = |v: f64| t + ph - (v / y_max).clamp(0.0, 1.0) * ph;
         let mut o = String::new();
+        let mut layout = TextLayout::new(w, h);
+        let title = format!(
+            "Response time (p50 / p95 / p99 per {} s), {} users; {} requests, {:.4} % failed",
+            self.bucket_s,
+            self.users,
+            self.requests,
+            self.error_rate * 100.0
+        );
+        layout.force(TextBox::horizontal(l, 22.0, &title, 15.0));
         let _ = writeln!(
             o,
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
         );
         let _ = writeln!(
             o,
-            r##"<rect width="100%" height="100%" fill="#ffffff"/><text x="{l}" y="22" font-size="15" font-weight="bold">Response time (p50 / p95 / p99 per {} s), {} users; {} requests, {:.4} % failed</text>"##,
-            self.bucket_s,
-            self.users,
-            self.requests,
-            self.error_rate * 100.0
+            r##"<rect width="100%" height="100%" fill="#ffffff"/><text x="{l}" y="22" font-size="15" font-weight="bold">{title}</text>"##,
         );
         // Axes and grid.
         for k in 0..=5 {
             let v = y_max * f64::from(k) / 5.0;
             let yy = y(v);
+            let label = if v >= 1000.0 {
+                format!("{:.1} s", v / 1000.0)
+            } else {
+                format!("{v:.0} ms")
+            };
+            layout.force(TextBox::horizontal_end(l - 6.0, yy + 4.0, &label, 12.0));
             let _ = writeln!(
                 o,
                 r##"<line x1="{l}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e5e5e5"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
                 l + pw,
                 l - 6.0,
                 yy + 4.0,
-                if v >= 1000.0 {
-                    format!("{:.1} s", v / 1000.0)
-                } else {
-                    format!("{v:.0} ms")
-                }
+                label
             );
         }
         let step = [1.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0]
@@ -765,6 +779,12 @@ impl Report {
         let mut s = 0.0;
         while s <= x_max + 0.001 {
             let xx = x(s);
+            layout.force(TextBox::horizontal_middle(
+                xx,
+                t + ph + 20.0,
+                &format!("{s:.0} s"),
+                12.0,
+            ));
             let _ = writeln!(
                 o,
                 r##"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="#999"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle">{s:.0} s</text>"##,
@@ -778,23 +798,50 @@ impl Report {
             o,
             r##"<rect x="{l}" y="{t}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>"##
         );
-        // Faults and recoveries.
+        // Legend.
+        let lx = l + pw - 250.0;
+        for (k, (name, color)) in [
+            ("p50", "#1f77b4"),
+            ("p95", "#ff7f0e"),
+            ("p99", "#9467bd"),
+            ("fault", "#d62728"),
+            ("recovered", "#2ca02c"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let xx = lx + 50.0 * k as f64;
+            layout.force(TextBox::horizontal(xx + 15.0, h - 10.0, name, 10.0));
+            let _ = writeln!(
+                o,
+                r#"<line x1="{xx:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="3"/><text x="{:.1}" y="{:.1}" font-size="10">{name}</text>"#,
+                h - 14.0,
+                xx + 12.0,
+                h - 14.0,
+                xx + 15.0,
+                h - 10.0
+            );
+        }
+        // Faults (a label reading down from the top of the plot, right of its marker, where it
+        // overlaps nothing) and recoveries.
         for f in self.faults.iter().filter(|f| f.kind != "clear" && f.ok) {
             let xx = x(f.at_ms as f64 / 1000.0);
             let _ = writeln!(
                 o,
-                r##"<line x1="{xx:.1}" y1="{t}" x2="{xx:.1}" y2="{:.1}" stroke="#d62728" stroke-width="1.5"><title>{} {} at {:.1} s</title></line><text x="{:.1}" y="{:.1}" fill="#d62728" font-size="10" transform="rotate(-90 {:.1} {:.1})">{} {}</text>"##,
+                r##"<line x1="{xx:.1}" y1="{t}" x2="{xx:.1}" y2="{:.1}" stroke="#d62728" stroke-width="1.5"><title>{} {} at {:.1} s</title></line>"##,
                 t + ph,
                 f.kind,
                 f.instance,
                 f.at_ms as f64 / 1000.0,
-                xx - 3.0,
-                t + 4.0,
-                xx - 3.0,
-                t + 4.0,
-                f.kind,
-                f.service,
             );
+            let label = format!("{} {}", f.kind, f.service);
+            let (lx, ly) = (xx + 2.0, t + 4.0);
+            if layout.try_place(TextBox::reading_down(lx, ly, &label, 10.0)) {
+                let _ = writeln!(
+                    o,
+                    r##"<text x="{lx:.1}" y="{ly:.1}" fill="#d62728" font-size="10" transform="rotate(90 {lx:.1} {ly:.1})">{label}</text>"##,
+                );
+            }
         }
         for r in &self.incidents {
             if let Some(rec) = r.recovered_ms {
@@ -842,30 +889,214 @@ impl Report {
                 pts.join(" ")
             );
         }
-        // Legend.
-        let lx = l + pw - 250.0;
-        for (k, (name, color)) in [
-            ("p50", "#1f77b4"),
-            ("p95", "#ff7f0e"),
-            ("p99", "#9467bd"),
-            ("fault", "#d62728"),
-            ("recovered", "#2ca02c"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let xx = lx + 50.0 * k as f64;
-            let _ = writeln!(
-                o,
-                r#"<line x1="{xx:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="3"/><text x="{:.1}" y="{:.1}" font-size="10">{name}</text>"#,
-                h - 14.0,
-                xx + 12.0,
-                h - 14.0,
-                xx + 15.0,
-                h - 10.0
-            );
-        }
         o.push_str("</svg>\n");
-        o
+        (o, layout.placed)
+    }
+}
+
+/// The box a text takes on the chart, estimated from its length: sans-serif glyphs average
+/// under 0.6 em wide; a line is 1.2 em high.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TextBox {
+    x: f64,
+    y: f64,
+    w: f64,
+    h: f64,
+}
+
+impl TextBox {
+    fn extent(text: &str, size: f64) -> f64 {
+        text.chars().count() as f64 * size * 0.6
+    }
+
+    /// Left-aligned, `baseline` its y.
+    fn horizontal(x: f64, baseline: f64, text: &str, size: f64) -> Self {
+        Self {
+            x,
+            y: baseline - size,
+            w: Self::extent(text, size),
+            h: size * 1.2,
+        }
+    }
+
+    /// `text-anchor="end"` at `x`.
+    fn horizontal_end(x: f64, baseline: f64, text: &str, size: f64) -> Self {
+        let w = Self::extent(text, size);
+        Self::horizontal(x - w, baseline, text, size)
+    }
+
+    /// `text-anchor="middle"` at `x`.
+    fn horizontal_middle(x: f64, baseline: f64, text: &str, size: f64) -> Self {
+        let w = Self::extent(text, size);
+        Self::horizontal(x - w / 2.0, baseline, text, size)
+    }
+
+    /// Rotated by 90° about its start `(x, y)`: it reads downward, its glyphs right of `x`.
+    fn reading_down(x: f64, y: f64, text: &str, size: f64) -> Self {
+        Self {
+            x,
+            y,
+            w: size * 1.2,
+            h: Self::extent(text, size),
+        }
+    }
+
+    fn overlaps(&self, other: &Self) -> bool {
+        self.x < other.x + other.w
+            && other.x < self.x + self.w
+            && self.y < other.y + other.h
+            && other.y < self.y + self.h
+    }
+
+    fn inside(&self, w: f64, h: f64) -> bool {
+        self.x >= 0.0 && self.y >= 0.0 && self.x + self.w <= w && self.y + self.h <= h
+    }
+}
+
+/// The texts placed so far on a `w` × `h` chart.
+struct TextLayout {
+    w: f64,
+    h: f64,
+    placed: Vec<TextBox>,
+}
+
+impl TextLayout {
+    fn new(w: f64, h: f64) -> Self {
+        Self {
+            w,
+            h,
+            placed: Vec::new(),
+        }
+    }
+
+    /// Places a text that must appear (titles, axes, legend).
+    fn force(&mut self, b: TextBox) {
+        self.placed.push(b);
+    }
+
+    /// Places an optional text when it fits the chart and overlaps nothing placed.
+    fn try_place(&mut self, b: TextBox) -> bool {
+        let free = b.inside(self.w, self.h) && !self.placed.iter().any(|p| p.overlaps(&b));
+        if free {
+            self.placed.push(b);
+        }
+        free
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(at_ms: u64, service: &str) -> FaultEvent {
+        FaultEvent {
+            at_ms,
+            at_unix_nano: 0,
+            service: service.to_owned(),
+            instance: format!("{service}#0"),
+            kind: "kill".to_owned(),
+            detail: String::new(),
+            ok: true,
+            lasts_ms: None,
+        }
+    }
+
+    /// A 3-minute run with a fault every 30 s and three faults 200 ms apart (their labels
+    /// would sit on each other), p99 up to a few seconds.
+    fn report() -> Report {
+        let mut faults: Vec<FaultEvent> = (1..6)
+            .map(|k| fault(k * 30_000, "notification-service"))
+            .collect();
+        faults.extend([100_000, 100_200, 100_400].map(|at| fault(at, "accounting-service")));
+        let timeline = (0..36)
+            .map(|k| Bucket {
+                t_s: k * 5,
+                requests: 500,
+                errors: u64::from(k % 6 == 0),
+                p50_ms: 10.0,
+                p95_ms: 40.0,
+                p99_ms: 100.0 + 100.0 * k as f64,
+            })
+            .collect();
+        let row = ServiceRow {
+            name: "all".to_owned(),
+            instances_created: 0,
+            restarts: 0,
+            faults_injected: 0,
+            incidents: 0,
+            mttd_ms: Stat::default(),
+            mttr_ms: Stat::default(),
+            downtime_ms: Stat::default(),
+        };
+        Report {
+            command: String::new(),
+            topology: String::new(),
+            scenario: String::new(),
+            started_at: String::new(),
+            users: 100,
+            rate: None,
+            duration_s: 180.0,
+            replicas: None,
+            invalid_share: 0.0,
+            chaos: String::new(),
+            requests: 36_916,
+            follow_up_requests: 0,
+            ok: 36_916,
+            rejected_as_expected: 0,
+            errors: 0,
+            error_rate: 0.0,
+            throughput_rps: 205.0,
+            latency_ms: Stat::default(),
+            entry_services: Vec::new(),
+            gateway: GatewayCount::default(),
+            services: Vec::new(),
+            all_services: row,
+            faults,
+            incidents: Vec::new(),
+            unmatched_faults: Vec::new(),
+            conditions: String::new(),
+            fault_figures: Vec::new(),
+            figures_by_kind: Vec::new(),
+            figures_by_service: Vec::new(),
+            bucket_s: 5,
+            timeline,
+            scalability: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn no_two_chart_labels_overlap_and_each_stays_on_the_chart() {
+        let (svg, boxes) = report().svg_laid_out();
+        assert_eq!(
+            svg.matches("<text").count(),
+            boxes.len(),
+            "every text of the chart went through the layout"
+        );
+        for (i, a) in boxes.iter().enumerate() {
+            assert!(a.inside(960.0, 400.0), "label {i} leaves the chart: {a:?}");
+            for (j, b) in boxes.iter().enumerate().skip(i + 1) {
+                assert!(!a.overlaps(b), "labels {i} and {j} overlap: {a:?} {b:?}");
+            }
+        }
+        // The five spaced faults are labelled; of the three 200 ms apart, only the first.
+        assert_eq!(svg.matches("kill notification-service</text>").count(), 5);
+        assert_eq!(svg.matches("kill accounting-service</text>").count(), 1);
+        // Every fault keeps its marker and tooltip.
+        assert_eq!(svg.matches("<title>kill ").count(), 8);
+    }
+
+    #[test]
+    fn the_old_placement_would_have_collided_with_the_title() {
+        // Labels read upward from the top of the plot (rotate -90 at y = 44) reached into the
+        // title's line: the layout's boxes see that.
+        let title = TextBox::horizontal(70.0, 22.0, "Response time (p50 / p95 / p99)", 15.0);
+        let upward = TextBox {
+            x: 100.0 - 3.0 - 12.0,
+            y: 44.0 - TextBox::extent("kill notification-service", 10.0),
+            w: 12.0,
+            h: TextBox::extent("kill notification-service", 10.0),
+        };
+        assert!(upward.overlaps(&title));
     }
 }
