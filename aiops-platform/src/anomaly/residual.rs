@@ -83,7 +83,11 @@ impl DailyProfile {
     /// series spans two days.
     fn residual(&self, ts: i64, value: f64) -> Option<(f64, f64)> {
         let s = Self::slot(ts);
-        let spans = self.first_ts.is_some_and(|f| ts - f >= 2 * 86_400);
+        // Saturating: timestamps come from input files and may be anywhere in i64 (a fuzzer
+        // found `ts - f` overflowing).
+        let spans = self
+            .first_ts
+            .is_some_and(|f| ts.saturating_sub(f) >= 2 * 86_400);
         (spans && self.visits[s] >= 3)
             .then(|| (value - self.mean[s] as f64, self.dev[s] as f64 * 1.25))
     }
@@ -348,6 +352,26 @@ mod tests {
     use crate::anomaly::EnsembleDetector;
     use crate::anomaly::corpus::{self, AnomalyKind, Family, LabelledSeries};
     use crate::anomaly::nab::{self, Profile, ScoredSeries};
+
+    #[test]
+    fn timestamps_at_the_ends_of_i64_score_without_overflow() {
+        // Found by the detect_csv fuzz target: `ts - first_ts` overflowed (a panic in debug
+        // builds, a wrong answer in release). Scores stay in [0, 1].
+        let mut d = ResidualDetector::default();
+        for ts in [
+            i64::MIN,
+            0,
+            i64::MAX,
+            -86_400 * 3,
+            i64::MAX - 1,
+            i64::MIN + 1,
+        ] {
+            for _ in 0..4 {
+                let score = d.update(ts, 10.0);
+                assert!((0.0..=1.0).contains(&score), "{ts}: {score}");
+            }
+        }
+    }
 
     fn run(d: &mut dyn Detector, s: &LabelledSeries) -> Vec<f64> {
         s.timestamps
