@@ -9,14 +9,14 @@ use std::sync::OnceLock;
 
 use aiops_platform::config::{RetentionConfig, Topology};
 use aiops_platform::receive::body::decode_body;
-use aiops_platform::receive::{otlp, sentry};
+use aiops_platform::receive::otlp::{self, Encoding};
+use aiops_platform::receive::sentry;
 use aiops_platform::store::{Signal, Store};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, header};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
 
 /// Largest decompressed body, as the platform's default would be, scaled down for speed.
 const MAX_DECOMPRESSED: usize = 1 << 20;
@@ -44,9 +44,10 @@ fn body(flags: u8, rest: &[u8]) -> Option<Bytes> {
     decode_body(&headers, Bytes::copy_from_slice(rest), MAX_DECOMPRESSED).ok()
 }
 
-/// OTLP/HTTP as the receivers decode it: the first byte picks the encoding (bit 0: gzip) and
-/// the signal (bits 1–2: traces, logs, metrics); protobuf. Accepted items go to the store.
-pub(crate) fn otlp_protobuf(data: &[u8]) {
+/// OTLP/HTTP as the receivers decode it (`decode_body`, then `decode_message`): the first
+/// byte picks gzip (bit 0) and the signal (bits 1–2: traces, logs, metrics). Accepted items go
+/// to the store.
+fn otlp(data: &[u8], encoding: Encoding) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
     };
@@ -55,48 +56,31 @@ pub(crate) fn otlp_protobuf(data: &[u8]) {
     };
     match (flags >> 1) % 3 {
         0 => {
-            if let Ok(request) = ExportTraceServiceRequest::decode(body) {
-                store().insert_spans(otlp::convert_spans(request).items);
+            if let Ok(r) = otlp::decode_message::<ExportTraceServiceRequest>(encoding, body) {
+                store().insert_spans(otlp::convert_spans(r).items);
             }
         }
         1 => {
-            if let Ok(request) = ExportLogsServiceRequest::decode(body) {
-                store().insert_logs(otlp::convert_logs(request).items);
+            if let Ok(r) = otlp::decode_message::<ExportLogsServiceRequest>(encoding, body) {
+                store().insert_logs(otlp::convert_logs(r).items);
             }
         }
         _ => {
-            if let Ok(request) = ExportMetricsServiceRequest::decode(body) {
-                store().insert_samples(otlp::convert_metrics(request).items, Signal::Metrics);
+            if let Ok(r) = otlp::decode_message::<ExportMetricsServiceRequest>(encoding, body) {
+                store().insert_samples(otlp::convert_metrics(r).items, Signal::Metrics);
             }
         }
     }
 }
 
-/// OTLP/HTTP JSON, as [`otlp_protobuf`] with the JSON encoding.
+/// OTLP/HTTP protobuf.
+pub(crate) fn otlp_protobuf(data: &[u8]) {
+    otlp(data, Encoding::Protobuf);
+}
+
+/// OTLP/HTTP JSON.
 pub(crate) fn otlp_json(data: &[u8]) {
-    let Some((&flags, rest)) = data.split_first() else {
-        return;
-    };
-    let Some(body) = body(flags, rest) else {
-        return;
-    };
-    match (flags >> 1) % 3 {
-        0 => {
-            if let Ok(request) = serde_json::from_slice::<ExportTraceServiceRequest>(&body) {
-                store().insert_spans(otlp::convert_spans(request).items);
-            }
-        }
-        1 => {
-            if let Ok(request) = serde_json::from_slice::<ExportLogsServiceRequest>(&body) {
-                store().insert_logs(otlp::convert_logs(request).items);
-            }
-        }
-        _ => {
-            if let Ok(request) = serde_json::from_slice::<ExportMetricsServiceRequest>(&body) {
-                store().insert_samples(otlp::convert_metrics(request).items, Signal::Metrics);
-            }
-        }
-    }
+    otlp(data, Encoding::Json);
 }
 
 /// A Sentry envelope: parsed, each event or transaction item decoded and turned into what

@@ -32,12 +32,7 @@ fn contenders() -> Vec<(&'static str, Build)> {
 }
 
 fn run(build: impl Fn() -> Box<dyn Detector>, s: &LabelledSeries) -> Vec<f64> {
-    let mut d = build();
-    s.timestamps
-        .iter()
-        .zip(&s.values)
-        .map(|(&t, &v)| d.update(t, v))
-        .collect()
+    s.scores(build().as_mut())
 }
 
 fn quality(seeds: u64) {
@@ -64,10 +59,7 @@ fn quality(seeds: u64) {
             let scored: Vec<ScoredSeries<'_>> = series
                 .iter()
                 .zip(&scores)
-                .map(|(s, sc)| ScoredSeries {
-                    scores: sc,
-                    windows: &s.windows,
-                })
+                .map(|(s, sc)| s.scored(sc))
                 .collect();
             let r: Vec<_> = Profile::ALL
                 .iter()
@@ -170,10 +162,7 @@ fn ablate(seeds: u64) {
             let scored: Vec<ScoredSeries<'_>> = series
                 .iter()
                 .zip(&scores)
-                .map(|(s, sc)| ScoredSeries {
-                    scores: sc,
-                    windows: &s.windows,
-                })
+                .map(|(s, sc)| s.scored(sc))
                 .collect();
             for p in [Profile::STANDARD, Profile::LOW_FP] {
                 cells.push(format!("{:.1}", nab::optimise(&scored, p).score));

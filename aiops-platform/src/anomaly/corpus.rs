@@ -15,6 +15,9 @@
 
 use std::f64::consts::TAU;
 
+use super::Detector;
+use super::nab::ScoredSeries;
+
 /// A generator of normal behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
@@ -146,6 +149,25 @@ pub struct LabelledSeries {
     pub anomalies: Vec<usize>,
     /// NAB-style label windows, inclusive index ranges, one per anomaly, in order.
     pub windows: Vec<(usize, usize)>,
+}
+
+impl LabelledSeries {
+    /// Every point scored by `detector`, in order.
+    pub fn scores(&self, detector: &mut dyn Detector) -> Vec<f64> {
+        self.timestamps
+            .iter()
+            .zip(&self.values)
+            .map(|(&t, &v)| detector.update(t, v))
+            .collect()
+    }
+
+    /// The series with `scores`, as NAB's scorer takes it.
+    pub fn scored<'a>(&'a self, scores: &'a [f64]) -> ScoredSeries<'a> {
+        ScoredSeries {
+            scores,
+            windows: &self.windows,
+        }
+    }
 }
 
 /// Deterministic xorshift-based generator (no dependency, stable across versions).

@@ -373,14 +373,6 @@ mod tests {
         }
     }
 
-    fn run(d: &mut dyn Detector, s: &LabelledSeries) -> Vec<f64> {
-        s.timestamps
-            .iter()
-            .zip(&s.values)
-            .map(|(&t, &v)| d.update(t, v))
-            .collect()
-    }
-
     /// A noisy series that freezes: the stuck stream flags it within a few points; the previous
     /// default (which has no notion of repeats) does not.
     #[test]
@@ -459,14 +451,11 @@ mod tests {
             .chain([corpus::generate(Family::TaxiDemand, None, 101)])
             .collect();
         let score = |build: &dyn Fn() -> Box<dyn Detector>| {
-            let scores: Vec<Vec<f64>> = series.iter().map(|s| run(build().as_mut(), s)).collect();
+            let scores: Vec<Vec<f64>> = series.iter().map(|s| s.scores(build().as_mut())).collect();
             let scored: Vec<ScoredSeries<'_>> = series
                 .iter()
                 .zip(&scores)
-                .map(|(s, sc)| ScoredSeries {
-                    scores: sc,
-                    windows: &s.windows,
-                })
+                .map(|(s, sc)| s.scored(sc))
                 .collect();
             nab::optimise(&scored, Profile::STANDARD).score
         };

@@ -22,6 +22,11 @@ pub fn rfc3339(nanos: u64) -> String {
         .unwrap_or_default()
 }
 
+/// 0001-01-01T00:00:00Z in epoch seconds.
+const MIN_EPOCH_SECS: f64 = -62_135_596_800.0;
+/// 9999-12-31T23:59:59Z in epoch seconds.
+const MAX_EPOCH_SECS: f64 = 253_402_300_799.0;
+
 /// Parses epoch seconds (integer or fractional; values above 10^11 are taken as milliseconds)
 /// or an ISO 8601 date-time (`YYYY-MM-DD[T ]hh:mm[:ss[.frac]][Z|±hh[:mm]]`, or a bare date)
 /// into epoch seconds. Date-times without an offset are taken as UTC.
@@ -36,6 +41,11 @@ pub fn parse_timestamp(s: &str) -> Result<i64, String> {
     {
         let v: f64 = s.parse().map_err(|_| "not a number".to_string())?;
         let v = if v.abs() >= 1e11 { v / 1000.0 } else { v };
+        // Years 1 to 9999, as a date-time can say: beyond, the number is a mistake (and would
+        // not fit the detectors' arithmetic on seconds).
+        if !(MIN_EPOCH_SECS..=MAX_EPOCH_SECS).contains(&v) {
+            return Err("epoch seconds out of range (years 1 to 9999)".into());
+        }
         return Ok(v.floor() as i64);
     }
     let b = s.as_bytes();
@@ -146,6 +156,10 @@ mod tests {
         assert_eq!(parse_timestamp("2000-03-01"), Ok(951_868_800));
         assert!(parse_timestamp("2014-13-01 00:00:00").is_err());
         assert!(parse_timestamp("yesterday").is_err());
+        // A 20-digit number (the fuzzer's) is neither seconds nor milliseconds of a real date.
+        assert!(parse_timestamp("16311600001331160000").is_err());
+        assert!(parse_timestamp("NaN").is_err());
+        assert_eq!(parse_timestamp("253402300799"), Ok(253_402_300));
         assert!(parse_timestamp("2014-04-01 00:05:00 junk").is_err());
     }
 }

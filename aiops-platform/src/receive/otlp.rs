@@ -212,35 +212,40 @@ fn check_ingest_key(state: &AppState, headers: &HeaderMap) -> Result<(), IngestE
     Err(IngestError::Unauthorized("wrong ingest key".into()))
 }
 
-/// Checks the ingest key from the headers, then reads the body: a request without a valid
-/// key is refused without reading (or decompressing) what it sends.
-async fn receive(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
-    let read = match check_ingest_key(state, headers) {
-        Ok(()) => read_body(body, state.max_body_bytes).await,
-        Err(e) => Err(e),
-    };
-    read.map_err(|e| {
-        Stats::add(&state.sink.stats().requests_refused, 1);
-        error_response(e, Encoding::from_headers(headers).ok())
-    })
-}
-
-fn decode<M: Message + Default + serde::de::DeserializeOwned>(
-    state: &AppState,
-    headers: &HeaderMap,
+/// Decodes one OTLP message of `encoding` from an already decompressed body.
+pub fn decode_message<M: Message + Default + serde::de::DeserializeOwned>(
+    encoding: Encoding,
     body: Bytes,
-) -> Result<(M, Encoding), (IngestError, Option<Encoding>)> {
-    let encoding = Encoding::from_headers(headers).map_err(|e| (e, None))?;
-    let body = decode_body(headers, body, state.max_decompressed_bytes)
-        .map_err(|e| (e, Some(encoding)))?;
-    let message = match encoding {
+) -> Result<M, IngestError> {
+    match encoding {
         Encoding::Protobuf => M::decode(body).map_err(|e| format!("invalid OTLP protobuf: {e}")),
         Encoding::Json => {
             serde_json::from_slice(&body).map_err(|e| format!("invalid OTLP JSON: {e}"))
         }
     }
-    .map_err(|m| (IngestError::BadRequest(m), Some(encoding)))?;
-    Ok((message, encoding))
+    .map_err(IngestError::BadRequest)
+}
+
+/// Checks the ingest key from the headers, then reads, decompresses and decodes the body: a
+/// request without a valid key is refused without reading (or decompressing) what it sends.
+/// A refusal is counted and answered in the request's encoding when it has one.
+async fn receive<M: Message + Default + serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(M, Encoding), Response> {
+    let decoded = async {
+        check_ingest_key(state, headers)?;
+        let body = read_body(body, state.max_body_bytes).await?;
+        let encoding = Encoding::from_headers(headers)?;
+        let body = decode_body(headers, body, state.max_decompressed_bytes)?;
+        Ok((decode_message(encoding, body)?, encoding))
+    }
+    .await;
+    decoded.map_err(|e: IngestError| {
+        Stats::add(&state.sink.stats().requests_refused, 1);
+        error_response(e, Encoding::from_headers(headers).ok())
+    })
 }
 
 fn ok_response(
@@ -291,17 +296,11 @@ fn ok_response(
 
 /// `POST /v1/traces`.
 pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let body = match receive(&state, &headers, body).await {
-        Ok(b) => b,
-        Err(refused) => return refused,
-    };
-    let (request, encoding) = match decode::<ExportTraceServiceRequest>(&state, &headers, body) {
-        Ok(r) => r,
-        Err((e, enc)) => {
-            Stats::add(&state.sink.stats().requests_refused, 1);
-            return error_response(e, enc);
-        }
-    };
+    let (request, encoding) =
+        match receive::<ExportTraceServiceRequest>(&state, &headers, body).await {
+            Ok(r) => r,
+            Err(refused) => return refused,
+        };
     let converted = convert_spans(request);
     Stats::add(&state.sink.stats().spans_rejected, converted.rejected);
     let not_stored = state.sink.insert_spans(converted.items);
@@ -319,17 +318,11 @@ pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Bod
 
 /// `POST /v1/logs`.
 pub async fn logs(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let body = match receive(&state, &headers, body).await {
-        Ok(b) => b,
-        Err(refused) => return refused,
-    };
-    let (request, encoding) = match decode::<ExportLogsServiceRequest>(&state, &headers, body) {
-        Ok(r) => r,
-        Err((e, enc)) => {
-            Stats::add(&state.sink.stats().requests_refused, 1);
-            return error_response(e, enc);
-        }
-    };
+    let (request, encoding) =
+        match receive::<ExportLogsServiceRequest>(&state, &headers, body).await {
+            Ok(r) => r,
+            Err(refused) => return refused,
+        };
     let converted = convert_logs(request);
     Stats::add(&state.sink.stats().logs_rejected, converted.rejected);
     let not_stored = state.sink.insert_logs(converted.items);
@@ -347,17 +340,11 @@ pub async fn logs(State(state): State<AppState>, headers: HeaderMap, body: Body)
 
 /// `POST /v1/metrics`.
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let body = match receive(&state, &headers, body).await {
-        Ok(b) => b,
-        Err(refused) => return refused,
-    };
-    let (request, encoding) = match decode::<ExportMetricsServiceRequest>(&state, &headers, body) {
-        Ok(r) => r,
-        Err((e, enc)) => {
-            Stats::add(&state.sink.stats().requests_refused, 1);
-            return error_response(e, enc);
-        }
-    };
+    let (request, encoding) =
+        match receive::<ExportMetricsServiceRequest>(&state, &headers, body).await {
+            Ok(r) => r,
+            Err(refused) => return refused,
+        };
     let converted = convert_metrics(request);
     Stats::add(&state.sink.stats().points_rejected, converted.rejected);
     let not_stored = state.sink.insert_samples(converted.items, Signal::Metrics);

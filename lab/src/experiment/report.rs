@@ -1085,18 +1085,4 @@ mod tests {
         // Every fault keeps its marker and tooltip.
         assert_eq!(svg.matches("<title>kill ").count(), 8);
     }
-
-    #[test]
-    fn the_old_placement_would_have_collided_with_the_title() {
-        // Labels read upward from the top of the plot (rotate -90 at y = 44) reached into the
-        // title's line: the layout's boxes see that.
-        let title = TextBox::horizontal(70.0, 22.0, "Response time (p50 / p95 / p99)", 15.0);
-        let upward = TextBox {
-            x: 100.0 - 3.0 - 12.0,
-            y: 44.0 - TextBox::extent("kill notification-service", 10.0),
-            w: 12.0,
-            h: TextBox::extent("kill notification-service", 10.0),
-        };
-        assert!(upward.overlaps(&title));
-    }
 }
