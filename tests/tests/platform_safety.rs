@@ -503,5 +503,7 @@ async fn an_error_burn_restart_rolls_one_replica_at_a_time_and_stops_when_it_doe
         left["pid"], faulty["pid"],
         "kitchen#1 left as it is: {left:#}"
     );
-    assert_eq!(left["restarts"], 0, "{left:#}");
+    // Not restarted since the fault was set. (Under load one replica may crash at start-up,
+    // before the fault, and be repaired: that restart is not the roll's.)
+    assert_eq!(left["restarts"], faulty["restarts"], "{left:#}");
 }
