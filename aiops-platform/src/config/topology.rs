@@ -194,6 +194,16 @@ pub struct DetectionConfig {
     pub new_error_templates: bool,
     /// Seconds a service is watched before new log templates count as news (default 60).
     pub learning_secs: u64,
+    /// A message consumer instance with work waiting that finishes nothing for this long is
+    /// stalled (ms, default 3000; 0 turns the detector off).
+    pub consumer_stall_ms: u64,
+    /// Messages dead-lettered within 60 s that make a poison-message incident (default 3;
+    /// 0 turns the detector off).
+    pub poison_dead_letters: u64,
+    /// Share of a consumer's messages not acknowledged within 30 s (with at least
+    /// `min_requests` messages and `min_bad` failures) that makes a consumer-error incident
+    /// (default 0.5).
+    pub consumer_error_ratio: f64,
     /// Replaced by `[service.slo]`: rejected with a message saying so.
     error_rate_threshold: Option<f64>,
     /// Replaced by `[service.slo] burn_alerts`.
@@ -216,6 +226,9 @@ impl Default for DetectionConfig {
             exception_burst: 5,
             new_error_templates: true,
             learning_secs: 60,
+            consumer_stall_ms: 3_000,
+            poison_dead_letters: 3,
+            consumer_error_ratio: 0.5,
             error_rate_threshold: None,
             short_window_secs: None,
             long_window_secs: None,

@@ -13,7 +13,9 @@
 //! - **latency** ([`LatencyJudge`]): the service's per-second mean against its own robust
 //!   baseline, by the same detector `aiops detect --detector robust-online` runs, and, when
 //!   the SLO sets `latency_ms`, the latency objective's burn alerts;
-//! - **exception bursts** from the Sentry ingest.
+//! - **exception bursts** from the Sentry ingest;
+//! - **message consumers** ([`messaging`]): a stalled consumer instance, poison messages,
+//!   consumer errors, from the messaging metrics scraped from each instance.
 //!
 //! Each state goes to the supervisor's controller as an [`Finding::State`] when it changes,
 //! and every few seconds again (so an incident reloaded after a restart clears too).
@@ -21,6 +23,7 @@
 mod burn;
 mod exceptions;
 mod latency;
+pub mod messaging;
 mod rootcause;
 mod templates;
 
@@ -98,6 +101,13 @@ pub enum Finding {
         /// The ranking.
         causes: Vec<RootCause>,
     },
+    /// A message consumer instance stalled, or is no longer stalled.
+    ConsumerStall {
+        /// The service.
+        service: String,
+        /// What changed.
+        change: messaging::StallChange,
+    },
 }
 
 /// One service's detectors.
@@ -108,6 +118,7 @@ pub struct ServiceDetection {
     exceptions: exceptions::ExceptionWatch,
     sent: HashMap<Signal, (bool, u64)>,
     latency_active: bool,
+    messaging: messaging::ConsumerWatch,
     /// When causes were last ranked, and the order and scores then.
     ranked: Option<(u64, Vec<String>)>,
 }
@@ -167,6 +178,7 @@ pub fn spawn(
             let mut news = templates.tick(&store, detection_of, now);
             // Bounded: the registry caps discovered services.
             let names = store.services.read().names();
+            let consumers = messaging::readings(&store.metrics.read().latest_of(&messaging::NAMES));
             for service in names {
                 let watch = declared.get(&service).unwrap_or(&default);
                 let st = state.entry(service.clone()).or_default();
@@ -175,6 +187,12 @@ pub fn spawn(
                     .into_iter()
                     .map(Finding::State)
                     .collect();
+                out.extend(st.consumers(
+                    &service,
+                    consumers.get(&service).map_or(&[], Vec::as_slice),
+                    watch,
+                    now,
+                ));
                 if let Some(n) = news.remove(&service) {
                     out.extend(st.templates(&service, n, now));
                 }
@@ -227,6 +245,51 @@ impl ServiceDetection {
             });
         }
         states
+    }
+
+    /// The message consumers' stalls (as they change) and the poison-message and
+    /// consumer-error states (changed, or due again).
+    fn consumers(
+        &mut self,
+        service: &str,
+        readings: &[messaging::ConsumerReading],
+        watch: &Watch,
+        now: u64,
+    ) -> Vec<Finding> {
+        let verdict = self.messaging.tick(readings, &watch.detection, now);
+        let mut out: Vec<Finding> = verdict
+            .stalls
+            .into_iter()
+            .map(|change| Finding::ConsumerStall {
+                service: service.to_owned(),
+                change,
+            })
+            .collect();
+        for (signal, c) in [
+            (Signal::PoisonMessages, verdict.poison),
+            (Signal::ConsumerErrors, verdict.errors),
+        ] {
+            if self.due(signal, c.active, now) {
+                let detail = match signal {
+                    Signal::PoisonMessages => serde_json::json!({
+                        "dead_letters_60s": c.bad, "threshold": watch.detection.poison_dead_letters,
+                    }),
+                    _ => serde_json::json!({
+                        "failed_30s": c.bad, "finished_30s": c.total,
+                        "ratio_threshold": watch.detection.consumer_error_ratio,
+                    }),
+                };
+                out.push(Finding::State(DetectorState {
+                    service: service.to_owned(),
+                    signal,
+                    active: c.active,
+                    since: c.at,
+                    recovered_at: c.at,
+                    detail,
+                }));
+            }
+        }
+        out
     }
 
     /// While a request-level condition holds, the ranked root causes (every

@@ -31,6 +31,12 @@ pub enum Signal {
     Dependency,
     /// More in-flight requests per instance than the service should carry.
     Saturation,
+    /// A message consumer instance has work waiting and finishes none.
+    ConsumerStalled,
+    /// Messages dead-lettered after their last delivery, or redelivered again and again.
+    PoisonMessages,
+    /// A consumer's handlers fail on a large share of the messages.
+    ConsumerErrors,
 }
 
 impl Signal {
@@ -46,10 +52,13 @@ impl Signal {
             Self::LogTemplate => "log_template",
             Self::Dependency => "dependency",
             Self::Saturation => "saturation",
+            Self::ConsumerStalled => "consumer_stalled",
+            Self::PoisonMessages => "poison_messages",
+            Self::ConsumerErrors => "consumer_errors",
         }
     }
 
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 12] = [
         Self::ProcessExit,
         Self::Liveness,
         Self::Readiness,
@@ -59,6 +68,9 @@ impl Signal {
         Self::LogTemplate,
         Self::Dependency,
         Self::Saturation,
+        Self::ConsumerStalled,
+        Self::PoisonMessages,
+        Self::ConsumerErrors,
     ];
 }
 

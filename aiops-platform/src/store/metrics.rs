@@ -124,6 +124,19 @@ pub struct InsertOutcome {
     pub evicted_points: u64,
 }
 
+/// The latest point of one series, for detectors that read a few named metrics.
+#[derive(Debug, Clone)]
+pub struct LatestSample {
+    /// Service.
+    pub service: String,
+    /// Metric name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// The latest point.
+    pub point: MetricPoint,
+}
+
 /// A metric query.
 #[derive(Debug, Default, Clone)]
 pub struct MetricQuery<'a> {
@@ -284,6 +297,22 @@ impl MetricStore {
         });
         self.bytes -= freed;
         (points, series)
+    }
+
+    /// The latest point of every series named one of `names` (one pass over the series).
+    pub fn latest_of(&self, names: &[&str]) -> Vec<LatestSample> {
+        self.series
+            .values()
+            .filter(|s| names.contains(&s.name.as_str()))
+            .filter_map(|s| {
+                s.points.back().map(|(_, p)| LatestSample {
+                    service: s.service.clone(),
+                    name: s.name.clone(),
+                    labels: s.labels.clone(),
+                    point: *p,
+                })
+            })
+            .collect()
     }
 
     /// Matching series sorted by service, name and labels, with their latest points.

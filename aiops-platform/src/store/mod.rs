@@ -27,7 +27,9 @@ pub use callgraph::{MAX_EDGES, ServiceGraph};
 pub use exceptions::{ExceptionEvent, ExceptionGroup, ExceptionStore, GroupTally};
 pub use incidents::{BudgetKind, BudgetUse, IncidentDb, IncidentDbError, StoredInstance};
 pub use logs::{LogInsert, LogQuery, LogRecord, LogStore, Severity};
-pub use metrics::{MetricPoint, MetricQuery, MetricSample, MetricStore, SeriesView, Temporality};
+pub use metrics::{
+    LatestSample, MetricPoint, MetricQuery, MetricSample, MetricStore, SeriesView, Temporality,
+};
 pub use requests::{
     AccountingLimits, AccountingRefusals, Bucket, Buckets, HORIZON_SECS, LATENCY_BOUNDS_MS,
     Quarter, RequestAccounting, RequestSource, WindowCounts,

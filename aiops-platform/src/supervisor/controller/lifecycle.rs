@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::Controller;
 use super::instance::Instance;
 use crate::common::instance::InstanceId;
+use crate::detect::messaging::StallChange;
 use crate::incident::{ActionStatus, ConditionKey, Signal};
 use crate::supervisor::actuator::Traffic;
 use crate::supervisor::policy::{self, ProbeCounters, ProbeThresholds};
@@ -331,5 +332,59 @@ impl Controller {
                 .unwrap_or_default();
             self.plan_restart(id, &inc, title, uptime, true);
         }
+    }
+
+    /// A message consumer stalled or finishes messages again (from its scraped metrics). A
+    /// stalled instance the platform started is wedged as far as its messages go: it is
+    /// treated as a hung one (incident, kill and restart by the restart policy); one it did not
+    /// start gets a service-level incident only.
+    pub(super) fn on_consumer_stall(&mut self, service: &str, change: StallChange) {
+        let id = self
+            .instances
+            .iter()
+            .find(|(id, i)| id.service == service && i.addr.to_string() == change.instance)
+            .map(|(id, _)| id.clone());
+        let key = match &id {
+            Some(id) => ConditionKey::Down(id.clone()),
+            None => ConditionKey::Detector(Signal::ConsumerStalled),
+        };
+        let who = id.as_ref().map_or_else(
+            || format!("{service} at {}", change.instance),
+            ToString::to_string,
+        );
+        if !change.stalled {
+            let how = format!("{who} finishes messages of {} again", change.group);
+            self.ledger.clear_on_service(service, &key, change.at, &how);
+            return;
+        }
+        let title = format!(
+            "{who}: consumer {} stalled ({} messages waiting)",
+            change.group, change.backlog
+        );
+        let inc = self.ledger.open_or_update(
+            service,
+            key,
+            change.at,
+            title.clone(),
+            format!("{title}: work waiting and no message finished"),
+        );
+        let detail = serde_json::json!({
+            "consumer": change.group, "backlog": change.backlog, "instance_address": change.instance,
+        });
+        let now = crate::common::time::now_nanos();
+        self.ledger
+            .evidence(&inc, Signal::ConsumerStalled, id.as_ref(), detail, now);
+        let Some(id) = id else {
+            return;
+        };
+        let Some(inst) = self.instances.get_mut(&id) else {
+            return;
+        };
+        if !inst.managed || !inst.running {
+            return;
+        }
+        inst.status = InstanceStatus::Hung;
+        let uptime = inst.started.elapsed();
+        self.plan_restart(&id, &inc, title, uptime, true);
     }
 }

@@ -235,6 +235,9 @@ impl Controller {
                         .evidence(&inc, signal, instance.as_ref(), detail, at);
                 }
             }
+            Event::Finding(Finding::ConsumerStall { service, change }) => {
+                self.on_consumer_stall(&service, change);
+            }
             Event::Finding(Finding::RootCauses { service, causes }) => {
                 if let Some(inc) = self.ledger.open_incident(&service) {
                     self.ledger.root_causes(&inc, causes);

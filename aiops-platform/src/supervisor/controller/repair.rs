@@ -349,6 +349,12 @@ impl Controller {
             crate::incident::Signal::LogTemplate => {
                 format!("{}: new error log template", s.service)
             }
+            crate::incident::Signal::PoisonMessages => {
+                format!("{}: poison messages dead-lettered", s.service)
+            }
+            crate::incident::Signal::ConsumerErrors => {
+                format!("{}: message handlers failing", s.service)
+            }
             _ => format!("{} exception burst", s.service),
         };
         let description = format!("{}: {}", s.signal, s.detail);

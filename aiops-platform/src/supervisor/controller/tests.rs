@@ -400,3 +400,81 @@ async fn a_service_found_while_running_is_supervised_and_one_let_go_is_forgotten
             .contains_key(&InstanceId::new("svc", 0))
     );
 }
+
+#[tokio::test]
+async fn a_stalled_consumer_instance_is_killed_and_restarted_and_its_incident_ends_when_ready() {
+    let (_dir, _db, engine, tx, view) = running_controller().await;
+    let id = InstanceId::new("svc", 0);
+    let stall = |stalled: bool, instance: &str| {
+        Event::Finding(crate::detect::Finding::ConsumerStall {
+            service: "svc".into(),
+            change: crate::detect::messaging::StallChange {
+                instance: instance.into(),
+                group: "kitchen".into(),
+                stalled,
+                at: now_nanos(),
+                backlog: 12.0,
+            },
+        })
+    };
+    // Another address: not this instance, so a service-level incident and no restart.
+    let _ = tx.send(stall(true, "127.0.0.1:10"));
+    let other = eventually("the service-level incident", || {
+        let v = view.read();
+        v.incidents.values().next().cloned()
+    })
+    .await;
+    assert!(other.actions.is_empty(), "{other:#?}");
+    assert!(other.title.contains("at 127.0.0.1:10"), "{}", other.title);
+    let _ = tx.send(stall(false, "127.0.0.1:10"));
+    eventually("the service-level incident over", || {
+        let v = view.read();
+        v.incidents
+            .values()
+            .all(|i| i.status == IncidentStatus::Resolved)
+            .then_some(())
+    })
+    .await;
+
+    // This instance (the engine starts it on 127.0.0.1:9): killed and restarted.
+    let _ = tx.send(stall(true, "127.0.0.1:9"));
+    let incident = eventually("the restart", || {
+        let v = view.read();
+        v.incidents
+            .values()
+            .find(|i| i.title.contains("svc#0") && !i.actions.is_empty())
+            .cloned()
+    })
+    .await;
+    assert_eq!(incident.actions[0].what, ActionKind::KillAndRestart);
+    assert!(
+        incident.title.contains("consumer kitchen stalled"),
+        "{}",
+        incident.title
+    );
+    assert!(
+        incident
+            .evidence
+            .iter()
+            .any(|e| e.signal == crate::incident::Signal::ConsumerStalled),
+        "{incident:#?}"
+    );
+    eventually("the engine asked to restart svc#0", || {
+        engine
+            .calls
+            .lock()
+            .iter()
+            .any(|c| matches!(c, Call::Restart(i, _) if *i == id))
+            .then_some(())
+    })
+    .await;
+    let _ = tx.send(ready(&id, 2));
+    eventually("the incident resolved once svc#0 is ready again", || {
+        let v = view.read();
+        v.incidents
+            .get(&incident.id)
+            .is_some_and(|i| i.status == IncidentStatus::Resolved)
+            .then_some(())
+    })
+    .await;
+}
