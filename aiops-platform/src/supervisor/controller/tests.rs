@@ -401,23 +401,23 @@ async fn a_service_found_while_running_is_supervised_and_one_let_go_is_forgotten
     );
 }
 
+/// A consumer of `svc` at `instance` (host:port) stalled, or finishing messages again.
+fn stall(stalled: bool, instance: &str) -> Event {
+    Event::Finding(crate::detect::Finding::ConsumerStall {
+        service: "svc".into(),
+        change: crate::detect::messaging::StallChange {
+            instance: instance.into(),
+            group: "kitchen".into(),
+            stalled,
+            at: now_nanos(),
+            backlog: 12.0,
+        },
+    })
+}
+
 #[tokio::test]
-async fn a_stalled_consumer_instance_is_killed_and_restarted_and_its_incident_ends_when_ready() {
+async fn a_stalled_consumer_at_an_address_no_instance_has_is_a_service_incident_without_restart() {
     let (_dir, _db, engine, tx, view) = running_controller().await;
-    let id = InstanceId::new("svc", 0);
-    let stall = |stalled: bool, instance: &str| {
-        Event::Finding(crate::detect::Finding::ConsumerStall {
-            service: "svc".into(),
-            change: crate::detect::messaging::StallChange {
-                instance: instance.into(),
-                group: "kitchen".into(),
-                stalled,
-                at: now_nanos(),
-                backlog: 12.0,
-            },
-        })
-    };
-    // Another address: not this instance, so a service-level incident and no restart.
     let _ = tx.send(stall(true, "127.0.0.1:10"));
     let other = eventually("the service-level incident", || {
         let v = view.read();
@@ -435,8 +435,14 @@ async fn a_stalled_consumer_instance_is_killed_and_restarted_and_its_incident_en
             .then_some(())
     })
     .await;
+    assert_eq!(engine.calls.lock().len(), 1, "only the first start");
+}
 
-    // This instance (the engine starts it on 127.0.0.1:9): killed and restarted.
+#[tokio::test]
+async fn a_stalled_consumer_instance_is_killed_and_restarted_and_its_incident_ends_when_ready() {
+    let (_dir, _db, engine, tx, view) = running_controller().await;
+    let id = InstanceId::new("svc", 0);
+    // The engine starts svc#0 on 127.0.0.1:9.
     let _ = tx.send(stall(true, "127.0.0.1:9"));
     let incident = eventually("the restart", || {
         let v = view.read();
