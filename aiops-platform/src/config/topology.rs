@@ -98,6 +98,10 @@ pub struct ScaleConfig {
     pub max_replicas: u32,
     /// Saturated: gateway in-flight requests per ready instance above this (default 4).
     pub out_when_inflight_per_instance: f64,
+    /// Or saturated: messages waiting for the service's durable consumers (JetStream pending
+    /// plus unacknowledged, scraped from its instances) per live instance above this (default
+    /// 100; 0: messages never scale).
+    pub out_when_backlog_per_instance: f64,
     /// ... continuously for this long (ms, default 2000).
     pub out_for_ms: u64,
     /// Quiet (in-flight per ready instance at most half the threshold) this long: stop the
@@ -117,6 +121,7 @@ impl Default for ScaleConfig {
         Self {
             max_replicas: 0,
             out_when_inflight_per_instance: 4.0,
+            out_when_backlog_per_instance: 100.0,
             out_for_ms: 2000,
             in_after_ms: 30_000,
             cooldown_ms: 5000,

@@ -146,6 +146,9 @@ pub struct ConsumerVerdict {
     pub poison: WindowCondition,
     /// Consumer errors.
     pub errors: WindowCondition,
+    /// Messages waiting for the service's durable consumers (each durable consumer counted
+    /// once: the largest of its instances' readings), when it has any consumer.
+    pub backlog: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -300,8 +303,20 @@ impl ConsumerWatch {
         };
         verdict.poison = self.poison;
         verdict.errors = self.errors;
+        verdict.backlog = backlog(readings);
         verdict
     }
+}
+
+/// Messages waiting, per service: every instance of a durable consumer reads the same
+/// JetStream numbers, so each consumer counts once (its largest reading).
+fn backlog(readings: &[ConsumerReading]) -> Option<f64> {
+    let mut by_group: HashMap<&str, f64> = HashMap::new();
+    for r in readings {
+        let b = by_group.entry(r.group.as_str()).or_insert(0.0);
+        *b = b.max(r.backlog);
+    }
+    (!by_group.is_empty()).then(|| by_group.values().sum())
 }
 
 #[cfg(test)]
@@ -373,6 +388,7 @@ mod tests {
                 .stalls
                 .is_empty()
         );
+        assert_eq!(v.backlog, Some(9.0));
         // Restarted: its counter starts again from zero, which is progress.
         let v = w.tick(&[reading(17, 9.0, 2.0, 0.0, 0.0)], &c, 17 * S);
         assert_eq!(v.stalls.len(), 1);

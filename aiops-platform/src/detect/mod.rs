@@ -48,6 +48,8 @@ use crate::store::{Buckets, RequestSource, Store};
 const TICK: Duration = Duration::from_millis(250);
 /// Unchanged states are sent again this often.
 const REFRESH_NS: u64 = 5_000_000_000;
+/// An unchanged consumer backlog is sent again this often.
+const BACKLOG_REFRESH_NS: u64 = 1_000_000_000;
 /// Root causes of a service with an open request-level condition are ranked again this often.
 pub const RANK_EVERY_NS: u64 = 2_000_000_000;
 
@@ -101,6 +103,14 @@ pub enum Finding {
         /// The ranking.
         causes: Vec<RootCause>,
     },
+    /// Messages waiting for the service's durable consumers (sent when it changes, and every
+    /// second while there are consumers).
+    ConsumerBacklog {
+        /// The service.
+        service: String,
+        /// Pending plus unacknowledged, summed over its durable consumers.
+        backlog: f64,
+    },
     /// A message consumer instance stalled, or is no longer stalled.
     ConsumerStall {
         /// The service.
@@ -119,6 +129,8 @@ pub struct ServiceDetection {
     sent: HashMap<Signal, (bool, u64)>,
     latency_active: bool,
     messaging: messaging::ConsumerWatch,
+    /// The consumer backlog last sent, and when.
+    backlog_sent: Option<(f64, u64)>,
     /// When causes were last ranked, and the order and scores then.
     ranked: Option<(u64, Vec<String>)>,
 }
@@ -257,14 +269,28 @@ impl ServiceDetection {
         now: u64,
     ) -> Vec<Finding> {
         let verdict = self.messaging.tick(readings, &watch.detection, now);
-        let mut out: Vec<Finding> = verdict
-            .stalls
-            .into_iter()
-            .map(|change| Finding::ConsumerStall {
-                service: service.to_owned(),
-                change,
-            })
-            .collect();
+        let mut out: Vec<Finding> = Vec::new();
+        if let Some(backlog) = verdict.backlog {
+            let changed = self
+                .backlog_sent
+                .is_none_or(|(b, at)| b != backlog || now.saturating_sub(at) >= BACKLOG_REFRESH_NS);
+            if changed {
+                self.backlog_sent = Some((backlog, now));
+                out.push(Finding::ConsumerBacklog {
+                    service: service.to_owned(),
+                    backlog,
+                });
+            }
+        }
+        out.extend(
+            verdict
+                .stalls
+                .into_iter()
+                .map(|change| Finding::ConsumerStall {
+                    service: service.to_owned(),
+                    change,
+                }),
+        );
         for (signal, c) in [
             (Signal::PoisonMessages, verdict.poison),
             (Signal::ConsumerErrors, verdict.errors),

@@ -219,6 +219,8 @@ pub struct ScaleSituation<'a> {
     pub ready: usize,
     /// In-flight requests per ready instance, as the gateway counts them.
     pub inflight_per_ready: f64,
+    /// Messages waiting for the service's consumers per live instance (0 without messaging).
+    pub backlog_per_live: f64,
     /// Instances running or starting (not being stopped).
     pub live: u32,
     /// One of them is still starting.
@@ -238,6 +240,8 @@ pub enum ScaleDecision {
     Hold,
     /// Add an instance: saturated for `held` since `since_unix_nano`.
     Out {
+        /// What is saturated.
+        by: Saturation,
         /// Target instance count.
         to: u32,
         /// How long the saturation held.
@@ -254,6 +258,15 @@ pub enum ScaleDecision {
     },
 }
 
+/// What saturates a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saturation {
+    /// In-flight requests per ready instance.
+    Requests,
+    /// Messages waiting per live instance.
+    Messages,
+}
+
 /// The answer of [`decide_scale`]: new timers, the step, and whether the service is
 /// saturated now (its saturation condition clears when it is not).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -262,22 +275,44 @@ pub struct ScalePlan {
     pub timers: ScaleTimers,
     /// What to do.
     pub decision: ScaleDecision,
-    /// In-flight per ready instance is above the scale-out threshold.
+    /// In-flight per ready instance, or messages waiting per live instance, is above its
+    /// scale-out threshold.
     pub saturated: bool,
 }
 
-/// Scale out when in-flight requests per ready instance stay above the threshold for
-/// `out_for_ms`, back in (never below `replicas`) when they stay under half of it for
-/// `in_after_ms` with at least one instance in traffic; one step per `cooldown_ms`, none while
-/// an instance is still starting.
+/// What is above its scale-out threshold, requests first.
+fn saturation(s: &ScaleSituation<'_>) -> Option<Saturation> {
+    let cfg = s.cfg;
+    if s.inflight_per_ready > cfg.out_when_inflight_per_instance && s.ready > 0 {
+        Some(Saturation::Requests)
+    } else if cfg.out_when_backlog_per_instance > 0.0
+        && s.backlog_per_live > cfg.out_when_backlog_per_instance
+    {
+        Some(Saturation::Messages)
+    } else {
+        None
+    }
+}
+
+/// Whether requests or messages are above half their scale-out threshold (not quiet).
+fn above_half(s: &ScaleSituation<'_>) -> bool {
+    let cfg = s.cfg;
+    s.inflight_per_ready > cfg.out_when_inflight_per_instance / 2.0
+        || (cfg.out_when_backlog_per_instance > 0.0
+            && s.backlog_per_live > cfg.out_when_backlog_per_instance / 2.0)
+}
+
+/// Scale out when in-flight requests per ready instance, or messages waiting per live
+/// instance, stay above their threshold for `out_for_ms`, back in (never below `replicas`)
+/// when both stay under half of theirs for `in_after_ms` with at least one instance in
+/// traffic; one step per `cooldown_ms`, none while an instance is still starting.
 pub fn decide_scale(s: &ScaleSituation<'_>) -> ScalePlan {
     let cfg = s.cfg;
     let mut timers = s.timers;
     let cooled = timers
         .last_scale
         .is_none_or(|t| s.now.duration_since(t) >= Duration::from_millis(cfg.cooldown_ms));
-    let threshold = cfg.out_when_inflight_per_instance;
-    if s.inflight_per_ready > threshold && s.ready > 0 {
+    if let Some(by) = saturation(s) {
         timers.low_since = None;
         let (since, since_unix_nano) = *timers.high_since.get_or_insert((s.now, s.now_unix_nano));
         let held = s.now.duration_since(since);
@@ -290,6 +325,7 @@ pub fn decide_scale(s: &ScaleSituation<'_>) -> ScalePlan {
             timers.last_scale = Some(s.now);
             timers.high_since = None;
             decision = ScaleDecision::Out {
+                by,
                 to: s.live + 1,
                 held,
                 since_unix_nano,
@@ -307,7 +343,7 @@ pub fn decide_scale(s: &ScaleSituation<'_>) -> ScalePlan {
         decision: ScaleDecision::Hold,
         saturated: false,
     };
-    if s.inflight_per_ready > threshold / 2.0 {
+    if above_half(s) {
         timers.low_since = None;
         return hold(timers);
     }
@@ -658,6 +694,7 @@ mod tests {
             replicas: 1,
             ready: 1,
             inflight_per_ready: per,
+            backlog_per_live: 0.0,
             live: 1,
             starting: false,
             now: t0 + Duration::from_millis(ms),
@@ -680,6 +717,7 @@ mod tests {
         assert_eq!(
             second.decision,
             ScaleDecision::Out {
+                by: Saturation::Requests,
                 to: 2,
                 held: Duration::from_millis(1000),
                 since_unix_nano: 0
@@ -695,6 +733,46 @@ mod tests {
             ..scale_at(&cfg, t0, 1500, 6.0)
         });
         assert_eq!(third.decision, ScaleDecision::Hold);
+    }
+
+    #[test]
+    fn messages_waiting_scale_consumers_out_and_a_short_queue_lets_them_back_in() {
+        let cfg = scale_cfg(); // backlog threshold 100 per instance
+        let t0 = Instant::now();
+        let backlog = |ms, per_live, timers| ScaleSituation {
+            backlog_per_live: per_live,
+            timers,
+            ..scale_at(&cfg, t0, ms, 0.0)
+        };
+        let first = decide_scale(&backlog(0, 250.0, ScaleTimers::default()));
+        assert!(first.saturated);
+        assert_eq!(first.decision, ScaleDecision::Hold);
+        let second = decide_scale(&backlog(1000, 250.0, first.timers));
+        assert!(matches!(
+            second.decision,
+            ScaleDecision::Out {
+                by: Saturation::Messages,
+                to: 2,
+                ..
+            }
+        ));
+        // Between half and the whole threshold: neither out nor quiet.
+        let held = decide_scale(&ScaleSituation {
+            live: 2,
+            ..backlog(4000, 80.0, second.timers)
+        });
+        assert!(!held.saturated);
+        assert_eq!(held.timers.low_since, None);
+        // Off with a threshold of 0.
+        let off = ScaleConfig {
+            out_when_backlog_per_instance: 0.0,
+            ..scale_cfg()
+        };
+        let s = ScaleSituation {
+            cfg: &off,
+            ..backlog(0, 1e6, ScaleTimers::default())
+        };
+        assert!(!decide_scale(&s).saturated);
     }
 
     #[test]

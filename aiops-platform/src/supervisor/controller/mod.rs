@@ -58,6 +58,8 @@ struct ServiceState {
     pending_replacements: VecDeque<Replacement>,
     /// A rolling restart on an error burn, one instance at a time.
     rolling: Option<Rolling>,
+    /// Messages waiting for its consumers, and when the detectors last said so.
+    backlog: Option<(f64, std::time::Instant)>,
 }
 
 /// A rolling restart in progress.
@@ -222,27 +224,7 @@ impl Controller {
     async fn dispatch(&mut self, event: Event) {
         match event {
             Event::Probe(p) => self.on_probe(p).await,
-            Event::Finding(Finding::State(state)) => self.on_detector(state).await,
-            Event::Finding(Finding::Evidence {
-                service,
-                signal,
-                instance,
-                detail,
-            }) => {
-                if let Some(inc) = self.ledger.open_incident(&service) {
-                    let at = crate::common::time::now_nanos();
-                    self.ledger
-                        .evidence(&inc, signal, instance.as_ref(), detail, at);
-                }
-            }
-            Event::Finding(Finding::ConsumerStall { service, change }) => {
-                self.on_consumer_stall(&service, change);
-            }
-            Event::Finding(Finding::RootCauses { service, causes }) => {
-                if let Some(inc) = self.ledger.open_incident(&service) {
-                    self.ledger.root_causes(&inc, causes);
-                }
-            }
+            Event::Finding(finding) => self.on_finding(finding).await,
             Event::RestartDue { id } => {
                 if !self.shutting_down {
                     self.restart_now(&id);
@@ -273,6 +255,37 @@ impl Controller {
             Event::RemoveService { name } => self.remove_service(&name),
             Event::Shutdown { reply } => {
                 let _ = reply.send(());
+            }
+        }
+    }
+
+    async fn on_finding(&mut self, finding: Finding) {
+        match finding {
+            Finding::State(state) => self.on_detector(state).await,
+            Finding::Evidence {
+                service,
+                signal,
+                instance,
+                detail,
+            } => {
+                if let Some(inc) = self.ledger.open_incident(&service) {
+                    let at = crate::common::time::now_nanos();
+                    self.ledger
+                        .evidence(&inc, signal, instance.as_ref(), detail, at);
+                }
+            }
+            Finding::ConsumerStall { service, change } => {
+                self.on_consumer_stall(&service, change);
+            }
+            Finding::ConsumerBacklog { service, backlog } => {
+                if let Some(svc) = self.services.get_mut(&service) {
+                    svc.backlog = Some((backlog, std::time::Instant::now()));
+                }
+            }
+            Finding::RootCauses { service, causes } => {
+                if let Some(inc) = self.ledger.open_incident(&service) {
+                    self.ledger.root_causes(&inc, causes);
+                }
             }
         }
     }

@@ -13,11 +13,31 @@ use crate::store::BudgetKind;
 use crate::supervisor::InstanceStatus;
 use crate::supervisor::actuator::{Reason, Traffic};
 use crate::supervisor::ledger::NewAction;
-use crate::supervisor::policy::{self, ScaleDecision, ScaleSituation};
+use crate::supervisor::policy::{self, Saturation, ScaleDecision, ScaleSituation};
+
+/// A consumer backlog reported longer ago than this counts as none.
+const BACKLOG_FRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Whether `cfg` asks for scaling (more instances allowed than configured, and a command).
 pub(super) fn enabled(cfg: &ServiceConfig) -> bool {
     cfg.scale.max_replicas > cfg.replicas && (!cfg.command.is_empty() || cfg.kubernetes.is_some())
+}
+
+/// What the scale decision was taken on.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    per: f64,
+    backlog_per_live: f64,
+    live: u32,
+}
+
+/// Messages waiting per live instance; a backlog the detectors have not confirmed lately
+/// is none.
+fn backlog_per_live(backlog: Option<(f64, Instant)>, live: u32) -> f64 {
+    match backlog {
+        Some((b, at)) if at.elapsed() < BACKLOG_FRESH && live > 0 => b / f64::from(live),
+        _ => 0.0,
+    }
 }
 
 impl Controller {
@@ -51,11 +71,13 @@ impl Controller {
         let Some(svc) = self.services.get_mut(name) else {
             return;
         };
+        let backlog_per_live = backlog_per_live(svc.backlog, live);
         let plan = policy::decide_scale(&ScaleSituation {
             cfg: &svc.cfg.scale,
             replicas: svc.cfg.replicas,
             ready: ready.len(),
             inflight_per_ready: per,
+            backlog_per_live,
             live,
             starting,
             now: Instant::now(),
@@ -63,29 +85,62 @@ impl Controller {
             timers: svc.scale,
         });
         svc.scale = plan.timers;
+        let measured = Measured {
+            per,
+            backlog_per_live,
+            live,
+        };
+        self.carry_out(name, plan, measured);
+    }
+
+    /// Clears the saturation condition when it is over, and takes the plan's step.
+    fn carry_out(&mut self, name: &str, plan: policy::ScalePlan, m: Measured) {
+        let Some(svc) = self.services.get(name) else {
+            return;
+        };
+        let Measured {
+            per,
+            backlog_per_live,
+            live,
+        } = m;
         let threshold = svc.cfg.scale.out_when_inflight_per_instance;
+        let backlog_threshold = svc.cfg.scale.out_when_backlog_per_instance;
         if !plan.saturated {
-            let how = format!("in-flight per ready instance down to {per:.1}");
+            let how = format!(
+                "in-flight per ready instance down to {per:.1}, messages waiting per instance {backlog_per_live:.0}"
+            );
             self.ledger
                 .clear_on_service(name, &ConditionKey::Saturation, now_nanos(), &how);
         }
         match plan.decision {
             ScaleDecision::Hold => {}
             ScaleDecision::Out {
+                by,
                 to,
                 held,
                 since_unix_nano,
             } => {
+                let (measured, value, limit) = match by {
+                    Saturation::Requests => {
+                        ("in-flight requests per ready instance", per, threshold)
+                    }
+                    Saturation::Messages => (
+                        "messages waiting per instance",
+                        backlog_per_live,
+                        backlog_threshold,
+                    ),
+                };
                 let why = format!(
-                    "in-flight requests per ready instance {per:.1} > {threshold} for {} ms; {live} -> {to} instances",
+                    "{measured} {value:.1} > {limit} for {} ms; {live} -> {to} instances",
                     held.as_millis(),
                 );
                 self.scale_out(name, to, since_unix_nano, per, why);
             }
             ScaleDecision::In { to, quiet } => {
                 let why = format!(
-                    "in-flight per ready instance <= {} for {} ms; {live} -> {to} instances",
+                    "in-flight per ready instance <= {} and messages waiting per instance <= {} for {} ms; {live} -> {to} instances",
                     threshold / 2.0,
+                    backlog_threshold / 2.0,
                     quiet.as_millis(),
                 );
                 self.scale_in(name, to, why);

@@ -111,6 +111,7 @@ pub(super) fn service_state(
         workload,
         scale: ScaleTimers::default(),
         scale_incident: None,
+        backlog: None,
         pending_scale_out: None,
         pending_replacements: VecDeque::new(),
         rolling: None,
