@@ -11,6 +11,7 @@
 //! Verbs: `demo`, `experiment`, `load` (no faults, or straight at a URL), `mttr` (kill and
 //! hang each service in turn, MTTD / MTTR percentiles), `serve` (hidden).
 
+pub mod broker;
 pub mod cli;
 pub mod duration;
 pub mod experiment;

@@ -95,6 +95,29 @@ pub fn adopt_old_serve_commands(topology: &mut Topology, exe: &Path) -> Vec<Stri
     notes
 }
 
+/// Which variant of the food-delivery saga the services run (`--saga`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Saga {
+    /// Orchestrated over HTTP by the order service (the seed's use case 1, sections 13.1–13.3).
+    #[default]
+    Http,
+    /// Choreographed by events over NATS JetStream (the seed's use case 2, sections 13.4–13.6).
+    Events,
+}
+
+/// Runs every started service of `topology` in the event-driven variant, on the broker at
+/// `url` (`AIODS_SAGA__MODE=events`, `AIODS_MESSAGING__URL`).
+pub fn use_events(topology: &mut Topology, url: &str) {
+    for s in topology
+        .services
+        .iter_mut()
+        .filter(|s| !s.command.is_empty())
+    {
+        s.env.insert("AIODS_SAGA__MODE".into(), "events".into());
+        s.env.insert("AIODS_MESSAGING__URL".into(), url.into());
+    }
+}
+
 /// Every gateway route of the topology as `(prefix, service)`.
 pub fn routes(topology: &Topology) -> Vec<(String, String)> {
     topology
@@ -122,6 +145,17 @@ mod tests {
         assert_eq!(order.depends_on.len(), 4);
         assert!(routes(&t).contains(&("/orders".to_owned(), "order".to_owned())));
         assert!(built_in_topology(Path::new("/x/lab"), Path::new("/tmp/d"), Some(1000)).is_ok());
+    }
+
+    #[test]
+    fn the_event_driven_variant_sets_every_started_service_on_the_broker() {
+        let mut t =
+            built_in_topology(Path::new("/x/aiods-lab"), Path::new("/tmp/d"), None).expect("valid");
+        use_events(&mut t, "nats://127.0.0.1:4222");
+        for s in &t.services {
+            assert_eq!(s.env["AIODS_SAGA__MODE"], "events", "{}", s.name);
+            assert_eq!(s.env["AIODS_MESSAGING__URL"], "nats://127.0.0.1:4222");
+        }
     }
 
     #[test]

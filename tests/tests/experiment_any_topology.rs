@@ -122,8 +122,9 @@ fn an_experiment_on_a_python_topology_follows_its_scenario() {
     let ok = report["ok"].as_u64().expect("ok");
     let rejected = report["rejected_as_expected"].as_u64().expect("rejected");
     let errors = report["errors"].as_u64().expect("errors");
+    let unsettled = report["unsettled"].as_u64().expect("unsettled");
     assert!(requests > 50, "too few requests: {requests}");
-    assert_eq!(requests, ok + rejected + errors);
+    assert_eq!(requests, ok + rejected + errors + unsettled);
     assert!(rejected > 0, "jobs of size 0 were sent and refused");
     assert!(
         polls >= ok,
@@ -141,8 +142,8 @@ fn an_experiment_on_a_python_topology_follows_its_scenario() {
         "the refused jobs are the gateway's 4xx: {gateway}"
     );
     assert!(
-        errors * 100 <= requests,
-        "more than 1 % failed: {errors} of {requests}: {}",
+        (errors + unsettled) * 100 <= requests,
+        "more than 1 % failed or unsettled: {errors} + {unsettled} of {requests}: {}",
         report["failures"]
     );
 

@@ -4,9 +4,12 @@
 //! Closed loop by default (each user sends its next request when the previous one finished),
 //! open loop with a rate. Each request is a kind picked by weight; a kind marked `invalid` must
 //! get one of its expected answers (a 4xx, say) and is then *rejected as expected*, not a
-//! failure. A *failed* request is a connection error, a timeout, a status the kind does not
-//! expect, or — for a kind with a follow-up — a poll that fails or no final value in time.
-//! A request with a follow-up ends (and its latency is measured) at the final value.
+//! failure. A *failed* request is a connection error, a timeout, or a status the kind does not
+//! expect. A request with a follow-up (an order settled by events, say) is polled until a final
+//! value: its latency is measured to that value, and one that holds none within the
+//! follow-up's timeout, or whose poll answers a status the follow-up does not expect, is
+//! *unsettled* — counted apart from the failed ones (a poll that gets no answer is tried again
+//! until the timeout).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,8 +63,11 @@ pub(crate) enum Outcome {
     Ok,
     /// An invalid request got an expected answer (a 4xx, say).
     Rejected,
-    /// Connection error, timeout, an unexpected status, or a follow-up that did not end.
+    /// Connection error, timeout, or an unexpected status.
     Failed,
+    /// Answered as expected, but the follow-up found no final value in time (or a poll
+    /// answered a status it does not expect).
+    Unsettled,
 }
 
 /// One request.
@@ -97,6 +103,8 @@ pub(crate) struct Counters {
     pub(crate) done: AtomicU64,
     /// Failed requests.
     pub(crate) failed: AtomicU64,
+    /// Requests whose follow-up found no final value in time.
+    pub(crate) unsettled: AtomicU64,
     /// Follow-up polls sent.
     pub(crate) polls: AtomicU64,
     /// `${n}`.
@@ -256,51 +264,59 @@ async fn follow(
     f: &FollowUp,
     vars: &Vars<'_>,
     rng: &mut StdRng,
-) -> Result<(), (Option<u16>, String)> {
+) -> Result<(), Ended> {
     let deadline = Instant::now() + f.timeout;
-    let path = f
-        .path
-        .render(vars, rng)
-        .map_err(|e| (None, format!("follow-up path: {e}")))?;
+    let path = f.path.render(vars, rng).map_err(|e| {
+        (
+            Outcome::Failed,
+            Some((None, format!("follow-up path: {e}"))),
+        )
+    })?;
     loop {
+        let last;
         let mut req = shared
             .client
             .request(f.method.clone(), format!("{}{path}", shared.cfg.base_url))
             .timeout(shared.cfg.timeout);
         for (name, value) in &f.headers {
-            let v = value
-                .render(vars, rng)
-                .map_err(|e| (None, format!("follow-up header {name}: {e}")))?;
+            let v = value.render(vars, rng).map_err(|e| {
+                let note = format!("follow-up header {name}: {e}");
+                (Outcome::Failed, Some((None, note)))
+            })?;
             req = req.header(name.as_str(), v);
         }
         shared.counters.polls.fetch_add(1, Ordering::Relaxed);
-        let response = req
-            .send()
-            .await
-            .map_err(|e| (None, format!("follow-up {path}: {}", transport(&e))))?;
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        if !f.expect.contains(status) {
-            let detail: String = text.chars().take(300).collect();
-            return Err((Some(status), format!("follow-up {path}: {detail}")));
+        let mut status = None;
+        match req.send().await {
+            Err(e) => last = format!("poll failed: {}", transport(&e)),
+            Ok(response) => {
+                let code = response.status().as_u16();
+                status = Some(code);
+                let text = response.text().await.unwrap_or_default();
+                if f.expect.contains(code) {
+                    let value = serde_json::from_str::<serde_json::Value>(&text)
+                        .ok()
+                        .and_then(|v| v.pointer(&f.pointer).cloned());
+                    if let Some(v) = &value
+                        && f.until.contains(v)
+                    {
+                        return Ok(());
+                    }
+                    last = value.map_or_else(|| format!("no field {}", f.field), |v| v.to_string());
+                } else {
+                    // A definite answer (the order is gone, say): it will not settle.
+                    let detail: String = text.chars().take(200).collect();
+                    let note = format!("follow-up {path}: answered {code}: {detail}");
+                    return Err((Outcome::Unsettled, Some((status, note))));
+                }
+            }
         }
-        let value = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.pointer(&f.pointer).cloned());
-        if let Some(v) = &value
-            && f.until.contains(v)
-        {
-            return Ok(());
-        }
-        let last = value.map_or_else(|| format!("no field {}", f.field), |v| v.to_string());
         if Instant::now() + f.interval > deadline {
-            return Err((
-                Some(status),
-                format!(
-                    "follow-up {path}: {} still {last} after {:?}",
-                    f.field, f.timeout
-                ),
-            ));
+            let note = format!(
+                "follow-up {path}: {} not final after {:?} (last: {last})",
+                f.field, f.timeout
+            );
+            return Err((Outcome::Unsettled, Some((status, note))));
         }
         tokio::time::sleep(f.interval).await;
     }
@@ -345,7 +361,7 @@ async fn exchange(shared: &Shared, kind: &RequestKind, vars: Vars<'_>, rng: &mut
     };
     match follow(shared, f, &vars, rng).await {
         Ok(()) => (done, None),
-        Err(note) => (Outcome::Failed, Some(note)),
+        Err(ended) => ended,
     }
 }
 
@@ -365,8 +381,14 @@ async fn one(shared: &Shared, rng: &mut StdRng, user: usize, seq: u64) {
     let (outcome, note) = exchange(shared, kind, vars, rng).await;
     let latency_us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
     shared.counters.done.fetch_add(1, Ordering::Relaxed);
-    if outcome == Outcome::Failed {
-        shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+    match outcome {
+        Outcome::Failed => {
+            shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        Outcome::Unsettled => {
+            shared.counters.unsettled.fetch_add(1, Ordering::Relaxed);
+        }
+        Outcome::Ok | Outcome::Rejected => {}
     }
     let mut rec = shared.recorded.lock();
     rec.samples.push(Sample {

@@ -27,9 +27,12 @@ use aiops_platform::platform::{Platform, PlatformError};
 use aiops_platform::supervisor::{InstanceStatus, Supervision};
 use tokio::sync::watch;
 
+use crate::broker::{Broker, BrokerError};
 use crate::duration::parse_duration;
 use crate::scenario::{Scenario, ScenarioError};
-use crate::topology::{BUILT_IN_NAME, adopt_old_serve_commands, built_in_topology};
+use crate::topology::{
+    BUILT_IN_NAME, Saga, adopt_old_serve_commands, built_in_topology, use_events,
+};
 
 pub use report::Report;
 use watched::Watched;
@@ -66,6 +69,9 @@ pub enum ExperimentError {
     /// Interrupted before the load started.
     #[error("interrupted")]
     Interrupted,
+    /// The broker of the event-driven variant did not start.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
 }
 
 /// Flags of `aiods-lab experiment` and `aiods-lab demo` (the demo has defaults for about a
@@ -142,6 +148,12 @@ pub struct ExperimentArgs {
     /// Where to write report.json, report.md and latency.svg.
     #[arg(long, default_value = "aiops-report")]
     pub out: PathBuf,
+    /// The saga variant of the built-in topology: `http`, orchestrated (the seed's use case
+    /// one), or `events`, choreographed over NATS JetStream (use case two: the lab starts
+    /// `nats-server -js`, and the built-in scenario polls each order until APPROVED or
+    /// REJECTED, 30 s at most, *unsettled* past that).
+    #[arg(long, value_enum, default_value = "http", conflicts_with = "topology")]
+    pub saga: crate::topology::Saga,
     /// First run fault-free phases at 1, 100 and 1000 users (the seed's scalability line).
     #[arg(long)]
     pub scalability: bool,
@@ -205,6 +217,10 @@ pub struct LoadArgs {
     /// The platform's listener (default: a free port; for `-c`, the topology's).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// The saga variant (see `aiods-lab experiment --saga`); with `--url`, only the built-in
+    /// scenario follows it.
+    #[arg(long, value_enum, default_value = "http", conflicts_with = "topology")]
+    pub saga: Saga,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -238,6 +254,7 @@ impl From<LoadArgs> for ExperimentArgs {
             scalability_phase: Duration::from_secs(10),
             timeout: a.timeout,
             listen: a.listen,
+            saga: a.saga,
             no_wait: true,
             quiet: a.quiet,
         }
@@ -319,10 +336,12 @@ pub fn run(args: ExperimentArgs, mode: Mode, command: String) -> ExitCode {
 pub fn scenario(
     file: Option<&Path>,
     invalid_share: Option<f64>,
+    saga: Saga,
 ) -> Result<(Scenario, String), ExperimentError> {
-    let (mut s, origin) = match file {
-        Some(path) => (Scenario::load(path)?, path.display().to_string()),
-        None => (Scenario::food_delivery()?, "built-in".to_owned()),
+    let (mut s, origin) = match (file, saga) {
+        (Some(path), _) => (Scenario::load(path)?, path.display().to_string()),
+        (None, Saga::Http) => (Scenario::food_delivery()?, "built-in".to_owned()),
+        (None, Saga::Events) => (Scenario::food_delivery_events()?, "built-in".to_owned()),
     };
     if let Some(share) = invalid_share {
         s.set_invalid_share(share)
@@ -664,7 +683,8 @@ async fn run_async(
 ) -> Result<ExitCode, ExperimentError> {
     aiops_platform::common::install_crypto_provider();
     let (users, duration, crash_every) = checked(&args, mode)?;
-    let (scenario, scenario_origin) = scenario(args.scenario.as_deref(), args.invalid_share)?;
+    let (scenario, scenario_origin) =
+        scenario(args.scenario.as_deref(), args.invalid_share, args.saga)?;
 
     // The topology.
     let tmp = tempfile::Builder::new()
@@ -674,13 +694,23 @@ async fn run_async(
             what: "cannot create a temporary directory".into(),
             source,
         })?;
-    let (mut topology, topology_name) = topology(
+    let (mut topology, mut topology_name) = topology(
         args.topology.as_deref(),
         args.listen,
         args.replicas,
         tmp.path(),
         None,
     )?;
+    // The event-driven variant: a broker for the run, stopped with it.
+    let _broker = match args.saga {
+        Saga::Http => None,
+        Saga::Events => {
+            let broker = Broker::start(&tmp.path().join("nats"))?;
+            use_events(&mut topology, &broker.url());
+            topology_name.push_str(", event-driven saga over NATS JetStream (nats-server -js)");
+            Some(broker)
+        }
+    };
     // Every path of the scenario must reach a service before anything starts.
     let entry_services =
         scenario.services(&scenario_origin, &crate::topology::routes(&topology))?;
@@ -1204,7 +1234,7 @@ async fn load_url(args: LoadArgs, base_url: String) -> Result<ExitCode, Experime
     if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         return Err(ExperimentError::Invalid("--rate must be positive".into()));
     }
-    let (scenario, _) = scenario(args.scenario.as_deref(), args.invalid_share)?;
+    let (scenario, _) = scenario(args.scenario.as_deref(), args.invalid_share, args.saga)?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(args.users)
@@ -1232,10 +1262,11 @@ async fn load_url(args: LoadArgs, base_url: String) -> Result<ExitCode, Experime
     )
     .await;
     let count = |o: load::Outcome| recorded.samples.iter().filter(|s| s.outcome == o).count();
-    let (ok, rejected, failed) = (
+    let (ok, rejected, failed, unsettled) = (
         count(load::Outcome::Ok),
         count(load::Outcome::Rejected),
         count(load::Outcome::Failed),
+        count(load::Outcome::Unsettled),
     );
     let lat = report::latency_stat(&recorded.samples);
     let secs = elapsed.as_secs_f64().max(0.001);
@@ -1249,12 +1280,13 @@ async fn load_url(args: LoadArgs, base_url: String) -> Result<ExitCode, Experime
         "ok": ok,
         "rejected_as_expected": rejected,
         "errors": failed,
+        "unsettled": unsettled,
         "ok_per_second": ok as f64 / secs,
         "latency_ms": lat,
         "failures": recorded.failures,
     });
     println!(
-        "{} requests in {:.1}s from {} users: {:.1} answered as expected/s, {rejected} rejected as expected, {failed} failed; latency mean {} p50 {} p95 {} p99 {}",
+        "{} requests in {:.1}s from {} users: {:.1} answered as expected/s, {rejected} rejected as expected, {failed} failed, {unsettled} unsettled; latency mean {} p50 {} p95 {} p99 {}",
         recorded.samples.len(),
         elapsed.as_secs_f64(),
         args.users,

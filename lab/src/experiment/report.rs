@@ -188,14 +188,21 @@ pub struct Report {
     pub ok: u64,
     /// Invalid requests answered as expected (a 4xx, say; not failures).
     pub rejected_as_expected: u64,
-    /// Failed requests: connection error, timeout, unexpected status, follow-up not ended.
+    /// Failed requests: connection error, timeout, unexpected status.
     pub errors: u64,
+    /// Requests answered as expected whose follow-up found no final value within its
+    /// timeout, or whose poll answered an unexpected status (orders not settled), counted
+    /// apart from `errors`.
+    pub unsettled: u64,
     /// `errors / requests`.
     pub error_rate: f64,
     /// Requests per second.
     pub throughput_rps: f64,
     /// Response time of every request, ms.
     pub latency_ms: Stat,
+    /// With follow-ups: the time from the request to its final value, of the requests that
+    /// reached one (an order's latency from `POST` to APPROVED or REJECTED), ms.
+    pub settled_latency_ms: Option<Stat>,
     /// The services the scenario's requests go to.
     pub entry_services: Vec<String>,
     /// What the platform's gateway counted on those services during the run (requests and
@@ -281,6 +288,7 @@ pub(crate) fn build(i: Inputs<'_>) -> Report {
     let errors = count(Outcome::Failed);
     let ok = count(Outcome::Ok);
     let rejected = count(Outcome::Rejected);
+    let unsettled = count(Outcome::Unsettled);
     let start = i.start_unix_nano;
     // Incidents of this run, oldest first.
     let mut incidents: Vec<&Incident> = i
@@ -423,6 +431,7 @@ pub(crate) fn build(i: Inputs<'_>) -> Report {
         ok,
         rejected_as_expected: rejected,
         errors,
+        unsettled,
         error_rate: if requests == 0 {
             0.0
         } else {
@@ -434,6 +443,15 @@ pub(crate) fn build(i: Inputs<'_>) -> Report {
             0.0
         },
         latency_ms: latency_stat(i.samples),
+        settled_latency_ms: (i.follow_up_requests > 0).then(|| {
+            let settled: Vec<Sample> = i
+                .samples
+                .iter()
+                .filter(|s| s.outcome == Outcome::Ok)
+                .copied()
+                .collect();
+            latency_stat(&settled)
+        }),
         entry_services: i.entry_services,
         gateway: i.gateway,
         services,
@@ -530,8 +548,9 @@ impl Report {
             thousands(self.ok),
             if self.follow_up_requests > 0 {
                 format!(
-                    " (with {} follow-up polls to a final state)",
-                    thousands(self.follow_up_requests)
+                    " (with {} follow-up polls to a final state; response time runs to that state; {} unsettled: no final state within the follow-up's timeout or a poll answered an unexpected status, not counted as failed)",
+                    thousands(self.follow_up_requests),
+                    thousands(self.unsettled)
                 )
             } else {
                 String::new()
@@ -548,6 +567,15 @@ impl Report {
             self.gateway.retries,
             self.gateway.no_instance,
         );
+        if let Some(st) = &self.settled_latency_ms {
+            let _ = writeln!(
+                o,
+                "From the request to its final value (the requests that reached one): p50 {}, p99 {}, max {}.\n",
+                ms(st.p50),
+                ms(st.p99),
+                ms(st.max),
+            );
+        }
         let _ = writeln!(
             o,
             "## Services (the seed's Table 5)\n\nTimes as mean / p50 / p95. Instances created = replicas + restarts.\n"
@@ -1044,9 +1072,11 @@ mod tests {
             ok: 36_916,
             rejected_as_expected: 0,
             errors: 0,
+            unsettled: 0,
             error_rate: 0.0,
             throughput_rps: 205.0,
             latency_ms: Stat::default(),
+            settled_latency_ms: None,
             entry_services: Vec::new(),
             gateway: GatewayCount::default(),
             services: Vec::new(),

@@ -43,6 +43,8 @@ pub use template::{RenderError, Template, TemplateError, Vars};
 
 /// The built-in food-delivery scenario's text.
 pub const FOOD_DELIVERY: &str = include_str!("../../scenarios/food-delivery.toml");
+/// The built-in scenario of the event-driven saga: the same orders, each polled until settled.
+pub const FOOD_DELIVERY_EVENTS: &str = include_str!("../../scenarios/food-delivery-events.toml");
 
 /// A scenario could not be read or is not valid.
 #[derive(Debug, thiserror::Error)]
@@ -436,6 +438,11 @@ impl Scenario {
         Self::parse(FOOD_DELIVERY, "built-in food-delivery")
     }
 
+    /// The built-in scenario of the event-driven saga (`lab/scenarios/food-delivery-events.toml`).
+    pub fn food_delivery_events() -> Result<Self, ScenarioError> {
+        Self::parse(FOOD_DELIVERY_EVENTS, "built-in food-delivery (events)")
+    }
+
     /// The share of the weight on `invalid` requests.
     pub fn invalid_share(&self) -> f64 {
         let total: f64 = self.requests.iter().map(|r| r.weight).sum();
@@ -702,6 +709,36 @@ expect = ["4xx"]
             ("/consumers".to_owned(), "consumer".to_owned()),
         ];
         assert_eq!(s.services("built-in", &routes).expect("routed"), ["order"]);
+    }
+
+    #[test]
+    fn the_event_driven_scenario_polls_every_accepted_order_until_it_settles() {
+        let s = Scenario::food_delivery_events().expect("the built-in events scenario parses");
+        let plain = Scenario::food_delivery().expect("valid");
+        // The same orders, same weights.
+        assert_eq!(s.requests.len(), plain.requests.len());
+        for (e, p) in s.requests.iter().zip(&plain.requests) {
+            assert_eq!(e.weight, p.weight, "{}", e.name);
+            match &e.follow_up {
+                Some(f) => {
+                    assert!(!e.invalid, "{}", e.name);
+                    assert_eq!(f.field, "state");
+                    assert_eq!(
+                        f.until,
+                        [serde_json::json!("APPROVED"), serde_json::json!("REJECTED")]
+                    );
+                    assert_eq!(f.timeout, Duration::from_secs(30));
+                }
+                None => assert!(e.invalid, "{} is accepted but never polled", e.name),
+            }
+        }
+        // The blocked customer is rejected by the saga, asynchronously: a valid request.
+        let blocked = s
+            .requests
+            .iter()
+            .find(|r| r.name.starts_with("blocked customer"))
+            .expect("the blocked customer's order");
+        assert!(!blocked.invalid && blocked.follow_up.is_some());
     }
 
     #[test]
