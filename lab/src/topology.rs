@@ -96,7 +96,8 @@ pub fn adopt_old_serve_commands(topology: &mut Topology, exe: &Path) -> Vec<Stri
 }
 
 /// Which variant of the food-delivery saga the services run (`--saga`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Saga {
     /// Orchestrated over HTTP by the order service (the seed's use case 1, sections 13.1–13.3).
     #[default]

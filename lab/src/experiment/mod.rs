@@ -1137,6 +1137,7 @@ async fn experiment(
     let faults = std::mem::take(&mut *events.lock());
     let report = report::build(report::Inputs {
         command,
+        saga: args.saga,
         topology: plan.topology_name,
         scenario: plan.scenario.name.clone(),
         started_at,
