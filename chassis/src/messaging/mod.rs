@@ -88,6 +88,8 @@ pub use consume::{ConsumerSpec, Delivery};
 pub use disposition::DeadLetterReason;
 pub use error::MessagingError;
 pub(crate) use slot::MessagingSlot;
+#[cfg(feature = "outbox")]
+pub use sqlx;
 
 use crate::faults::FaultState;
 

@@ -27,7 +27,12 @@ pub struct Service {
 
 impl Service {
     pub fn start(env: &[(&str, &str)]) -> Service {
-        let mut cmd = Command::new(example_path("probe_service"));
+        Self::start_example("probe_service", env)
+    }
+
+    /// Starts the example `name` (built by cargo for the tests) on port 0.
+    pub fn start_example(name: &str, env: &[(&str, &str)]) -> Service {
+        let mut cmd = Command::new(example_path(name));
         cmd.env("AIODS_PORT", "0")
             .env_remove("OTEL_SERVICE_NAME")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
