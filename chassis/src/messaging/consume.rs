@@ -533,12 +533,13 @@ async fn dead_letter<T>(
     headers.insert(names::DLQ_REASON_KIND_HEADER, reason.label());
     headers.insert(names::DLQ_SUBJECT_HEADER, subject);
     headers.insert(names::DLQ_DELIVERIES_HEADER, delivered.to_string());
+    // The dead letter's PRODUCER span is a child of this CONSUMER span: same trace.
+    headers::inject(cx, &mut headers);
     let messaging = Messaging {
         inner: ctx.inner.clone(),
     };
     messaging
         .publish_bytes(&ctx.dead_letter_subject, &id, msg.payload.clone(), headers)
-        .with_context(cx.clone())
         .await?;
     metrics::counter!(
         names::DEAD_LETTERS,
