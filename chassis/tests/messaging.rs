@@ -20,7 +20,7 @@ use aiods::messaging::{ConsumerSpec, Delivery, Event, Messaging, MessagingConfig
 use aiods_test::{NatsServer, OtlpReceiver, SentryReceiver};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use support::{Sample, Service, client, parse_exposition};
+use support::{Sample, Service, client, parse_exposition, promtool_check};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OrderCreated {
@@ -181,6 +181,22 @@ async fn a_published_event_is_consumed_once_and_a_republished_id_is_dropped() {
         )
         .await
         .unwrap();
+    // A wildcard filter subject works too (one filter per consumer on NATS 2.9).
+    let audited = Arc::new(AtomicUsize::new(0));
+    let audit = audited.clone();
+    messaging
+        .consume(
+            ConsumerSpec::durable("audit", "ORDERS", "orders.>").concurrency(1),
+            move |_: Delivery<serde_json::Value>| {
+                let audit = audit.clone();
+                async move {
+                    audit.fetch_add(1, Ordering::SeqCst);
+                    Ok::<(), String>(())
+                }
+            },
+        )
+        .await
+        .unwrap();
     let event = OrderCreated {
         id: "o-1".into(),
         total: 12,
@@ -209,6 +225,10 @@ async fn a_published_event_is_consumed_once_and_a_republished_id_is_dropped() {
     .await;
     assert_eq!(info.num_ack_pending, 0);
     assert_eq!(seen.load(Ordering::SeqCst), 1);
+    eventually("the audit consumer's copy", || async {
+        (audited.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
     messaging.drain(Duration::from_secs(5)).await;
 }
 
@@ -514,6 +534,25 @@ async fn a_failing_handler_is_naked_then_dead_lettered_with_the_reason_and_count
         3.0
     );
     assert!(handled(&svc).await.is_empty());
+    // Every messaging family in use, and the exposition still passes promtool.
+    let text = client()
+        .get(svc.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for family in [
+        "messaging_client_sent_messages_total",
+        "aiods_messaging_consumer_pending",
+        "aiods_messaging_consumer_ack_pending",
+        "aiods_messaging_consumer_redelivered",
+    ] {
+        assert!(text.contains(family), "{family} missing:\n{text}");
+    }
+    let (ok, said) = promtool_check(&text);
+    assert!(ok, "promtool: {said}\n{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

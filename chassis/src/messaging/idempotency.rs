@@ -28,8 +28,7 @@ use sqlx::Transaction;
 use super::Delivery;
 use super::outbox::{OutboxDatabase, OutboxError, now_ms};
 
-/// Duplicate deliveries detected.
-pub const DUPLICATES: &str = "aiods_messaging_duplicates_total";
+pub use super::names::DUPLICATES;
 
 /// Whether a message id was seen before by a consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,13 @@ pub const CONSUMER_REDELIVERED: &str = "aiods_messaging_consumer_redelivered";
 /// Messages sent to the dead-letter subject, with `reason`.
 pub const DEAD_LETTERS: &str = "aiods_messaging_dead_letters_total";
 
+/// Deliveries the idempotent consumer skipped as already processed.
+pub const DUPLICATES: &str = "aiods_messaging_duplicates_total";
+/// Outbox rows published by the relay.
+pub const OUTBOX_RELAYED: &str = "aiods_messaging_outbox_relayed_total";
+/// Outbox rows waiting for the relay, after its last pass.
+pub const OUTBOX_PENDING: &str = "aiods_messaging_outbox_pending";
+
 /// The `messaging.system` value (semconv has no registered value for NATS).
 pub const SYSTEM: &str = "nats";
 
@@ -66,4 +73,13 @@ pub(crate) fn describe() {
         "Messages delivered more than once and not yet acknowledged."
     );
     describe_counter!(DEAD_LETTERS, "Messages sent to the dead-letter subject.");
+    describe_counter!(
+        DUPLICATES,
+        "Deliveries skipped by the idempotent consumer as already processed."
+    );
+    describe_counter!(OUTBOX_RELAYED, "Outbox rows published by the relay.");
+    describe_gauge!(
+        OUTBOX_PENDING,
+        "Outbox rows waiting for the relay after its last pass."
+    );
 }

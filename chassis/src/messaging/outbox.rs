@@ -78,10 +78,7 @@ CREATE TABLE IF NOT EXISTS processed_messages (
 );
 ";
 
-/// Relayed outbox rows.
-pub const OUTBOX_RELAYED: &str = "aiods_messaging_outbox_relayed_total";
-/// Outbox rows waiting for the relay, after its last pass.
-pub const OUTBOX_PENDING: &str = "aiods_messaging_outbox_pending";
+pub use super::names::{OUTBOX_PENDING, OUTBOX_RELAYED};
 
 /// An outbox operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -378,8 +375,12 @@ impl<DB: OutboxDatabase> OutboxRelay<DB> {
                     return Err(e.into());
                 }
                 DB::delete(&self.pool, row.seq).await?;
-                metrics::counter!(OUTBOX_RELAYED, "messaging_destination_name" => row.subject)
-                    .increment(1);
+                metrics::counter!(
+                    OUTBOX_RELAYED,
+                    "messaging_system" => super::names::SYSTEM,
+                    "messaging_destination_name" => row.subject,
+                )
+                .increment(1);
                 relayed += 1;
             }
             if !full || self.messaging.is_stopping() {
@@ -392,7 +393,8 @@ impl<DB: OutboxDatabase> OutboxRelay<DB> {
 
     async fn report_pending(&self) {
         if let Ok(n) = DB::count(&self.pool).await {
-            metrics::gauge!(OUTBOX_PENDING).set(n as f64);
+            metrics::gauge!(OUTBOX_PENDING, "messaging_system" => super::names::SYSTEM)
+                .set(n as f64);
         }
     }
 
