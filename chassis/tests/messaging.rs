@@ -855,6 +855,40 @@ async fn sigterm_finishes_and_acks_the_in_flight_message_then_exits_0() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_running_past_the_ack_wait_is_not_delivered_again() {
+    let nats = NatsServer::start_new();
+    let dir = tempfile::tempdir().unwrap();
+    let svc = messaging_service(
+        &nats,
+        &dir.path().join("db"),
+        &[("AIODS_MESSAGING__ACK_WAIT_MS", "400")],
+    );
+    post_order(&svc, "o-long", "sleep:1500").await;
+    eventually("the long order handled", || async {
+        (!handled(&svc).await.is_empty()).then_some(())
+    })
+    .await;
+    // Longer than one more ack wait: a redelivery would have started by now.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let starts = svc
+        .json_lines()
+        .iter()
+        .filter(|v| v["message"] == "handler sleeping")
+        .count();
+    assert_eq!(starts, 1, "delivered once");
+    let m = metrics(&svc).await;
+    assert_eq!(
+        value(
+            &m,
+            "messaging_client_consumed_messages_total",
+            &[("outcome", "ack")]
+        ),
+        1.0
+    );
+    assert_eq!(value(&m, "aiods_messaging_duplicates_total", &[]), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumer_stall_fault_grows_pending_with_no_acks_until_cleared() {
     let nats = NatsServer::start_new();
     let dir = tempfile::tempdir().unwrap();

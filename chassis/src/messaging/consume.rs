@@ -244,9 +244,10 @@ where
         if *stop.borrow() {
             break;
         }
+        // A few batches' worth ahead of the handlers, so the next pull overlaps their work.
         let pull = consumer
             .batch()
-            .max_messages(concurrency.max(16))
+            .max_messages((concurrency * 4).clamp(32, 256))
             .expires(PULL_EXPIRES)
             .messages();
         let batch = tokio::select! {
@@ -433,7 +434,22 @@ where
     };
     let call = std::panic::catch_unwind(AssertUnwindSafe(|| (ctx.handler)(delivery)));
     let result = match call {
-        Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
+        Ok(fut) => {
+            // A handler that runs longer than the ack wait says it is still at work, so the
+            // broker does not deliver the message to another instance meanwhile.
+            let every = (ctx.inner.config.ack_wait() / 2).max(Duration::from_millis(10));
+            let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            let fut = AssertUnwindSafe(fut).catch_unwind();
+            tokio::pin!(fut);
+            loop {
+                tokio::select! {
+                    r = &mut fut => break r,
+                    _ = progress.tick() => {
+                        let _ = msg.ack_with(AckKind::Progress).await;
+                    }
+                }
+            }
+        }
         Err(payload) => Err(payload),
     };
     match result {
