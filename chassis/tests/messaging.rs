@@ -232,6 +232,60 @@ async fn a_published_event_is_consumed_once_and_a_republished_id_is_dropped() {
     messaging.drain(Duration::from_secs(5)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_whose_stream_the_broker_lost_is_made_again_and_consumes() {
+    let nats = NatsServer::start_new();
+    let config = MessagingConfig {
+        stats_interval_ms: 100,
+        ..MessagingConfig::with_url(nats.url())
+    };
+    let messaging = Messaging::connect(&config).await.unwrap();
+    messaging
+        .ensure_stream("ORDERS", &["orders.>"])
+        .await
+        .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    messaging
+        .consume(
+            ConsumerSpec::durable("kitchen", "ORDERS", "orders.created"),
+            move |d: Delivery<OrderCreated>| {
+                let record = record.clone();
+                async move {
+                    record.lock().unwrap().push(d.payload.id);
+                    Ok::<(), String>(())
+                }
+            },
+        )
+        .await
+        .unwrap();
+    // The broker loses the stream, its consumers and the dead-letter stream (as a broker
+    // restarted on an empty store would).
+    let js = test_client(&nats).await;
+    js.delete_stream("ORDERS").await.unwrap();
+    js.delete_stream("DLQ").await.unwrap();
+    let event = OrderCreated {
+        id: "o-after-loss".into(),
+        total: 3,
+    };
+    eventually("the stream declared again", || async {
+        messaging.publish("orders.created", &event).await.ok()
+    })
+    .await;
+    eventually("the event consumed by the consumer made again", || async {
+        seen.lock()
+            .unwrap()
+            .contains(&"o-after-loss".to_owned())
+            .then_some(())
+    })
+    .await;
+    assert!(
+        js.get_stream("DLQ").await.is_ok(),
+        "the DLQ stream is back too"
+    );
+    messaging.drain(Duration::from_secs(2)).await;
+}
+
 async fn sqlite(path: &std::path::Path) -> SqlitePool {
     let pool = SqlitePoolOptions::new()
         .max_connections(2)

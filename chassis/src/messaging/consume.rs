@@ -174,29 +174,21 @@ impl Messaging {
         let inner = &self.inner;
         let max_deliver = spec.max_deliver.unwrap_or(inner.config.max_deliver);
         self.ensure_stream(names::DLQ_STREAM, &["dlq.>"]).await?;
-        let consumer: PullConsumer = inner
-            .js
-            .create_consumer_on_stream(
-                jetstream::consumer::pull::Config {
-                    durable_name: Some(spec.name.clone()),
-                    filter_subject: spec.filter_subject.clone(),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: inner.config.ack_wait(),
-                    // The chassis counts deliveries and dead-letters itself: the broker must
-                    // keep delivering a message until the chassis settled it, even after a
-                    // crash on its last delivery.
-                    max_deliver: -1,
-                    ..Default::default()
-                },
-                spec.stream.as_str(),
-            )
-            .await
-            .map_err(|e| {
-                MessagingError::jetstream(
-                    format!("create consumer {} on {}", spec.name, spec.stream),
-                    e,
-                )
-            })?;
+        let recipe = ConsumerRecipe {
+            stream: spec.stream.clone(),
+            config: jetstream::consumer::pull::Config {
+                durable_name: Some(spec.name.clone()),
+                filter_subject: spec.filter_subject.clone(),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: inner.config.ack_wait(),
+                // The chassis counts deliveries and dead-letters itself: the broker must keep
+                // delivering a message until the chassis settled it, even after a crash on its
+                // last delivery.
+                max_deliver: -1,
+                ..Default::default()
+            },
+        };
+        let consumer = recipe.create(self).await?;
         let handler: ErasedHandler<T> = Arc::new(move |d| {
             let fut = handler(d);
             Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
@@ -210,9 +202,9 @@ impl Messaging {
             handler,
         });
         let stats = tokio::spawn(report_stats(
+            self.clone(),
             consumer.clone(),
-            spec.name.clone(),
-            spec.stream.clone(),
+            recipe,
             inner.config.stats_interval(),
         ));
         lock(&inner.background).push(stats);
@@ -588,15 +580,86 @@ fn header_safe(text: &str) -> String {
     one_line
 }
 
+/// How to make the consumer: again when the broker lost it.
+struct ConsumerRecipe {
+    stream: String,
+    config: jetstream::consumer::pull::Config,
+}
+
+impl ConsumerRecipe {
+    fn name(&self) -> &str {
+        self.config.durable_name.as_deref().unwrap_or_default()
+    }
+
+    /// Creates the consumer, or updates it to this configuration.
+    async fn create(&self, messaging: &Messaging) -> Result<PullConsumer, MessagingError> {
+        messaging
+            .inner
+            .js
+            .create_consumer_on_stream(self.config.clone(), self.stream.as_str())
+            .await
+            .map_err(|e| {
+                MessagingError::jetstream(
+                    format!("create consumer {} on {}", self.name(), self.stream),
+                    e,
+                )
+            })
+    }
+
+    /// The broker lost the stream or the consumer (a new, empty store; someone deleted
+    /// them): declares the streams again and makes the consumer, so the fetch loop, which
+    /// pulls by name, resumes.
+    async fn recover(&self, messaging: &Messaging, stream_lost: bool) {
+        tracing::warn!(
+            target: "aiods::messaging",
+            consumer = %self.name(),
+            stream = %self.stream,
+            stream_lost,
+            "the broker lost the consumer; making it again"
+        );
+        if stream_lost {
+            let redeclared = async {
+                messaging.redeclare_stream(&self.stream).await?;
+                messaging.redeclare_stream(names::DLQ_STREAM).await
+            };
+            if let Err(e) = redeclared.await {
+                tracing::warn!(target: "aiods::messaging", error = %e, "cannot declare the stream again");
+                return;
+            }
+        }
+        if let Err(e) = self.create(messaging).await {
+            tracing::warn!(target: "aiods::messaging", error = %e, "cannot make the consumer again");
+        }
+    }
+}
+
 /// Reads the consumer's info every `interval` into the pending, ack-pending and redelivered
-/// gauges.
-async fn report_stats(consumer: PullConsumer, name: String, stream: String, interval: Duration) {
+/// gauges; makes the consumer again when the broker says it is gone.
+async fn report_stats(
+    messaging: Messaging,
+    consumer: PullConsumer,
+    recipe: ConsumerRecipe,
+    interval: Duration,
+) {
+    use jetstream::context::ConsumerInfoErrorKind;
+    let name = recipe.name().to_owned();
+    let stream = recipe.stream.clone();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Ok(info) = consumer.get_info().await else {
-            continue;
+        let info = match consumer.get_info().await {
+            Ok(info) => info,
+            Err(e) => {
+                match e.kind() {
+                    ConsumerInfoErrorKind::NotFound => recipe.recover(&messaging, false).await,
+                    ConsumerInfoErrorKind::StreamNotFound => {
+                        recipe.recover(&messaging, true).await;
+                    }
+                    _ => {}
+                }
+                continue;
+            }
         };
         let labels = [
             ("messaging_system", names::SYSTEM.to_owned()),

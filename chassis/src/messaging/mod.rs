@@ -121,6 +121,9 @@ pub(crate) struct Inner {
     stop: watch::Sender<bool>,
     consumers: std::sync::Mutex<Vec<JoinHandle<()>>>,
     background: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// The streams declared with [`Messaging::ensure_stream`], to declare again when the
+    /// broker lost them.
+    streams: std::sync::Mutex<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 /// A connection to NATS JetStream with the chassis's instrumentation. Cheap to clone.
@@ -201,6 +204,7 @@ impl Messaging {
                 stop,
                 consumers: Default::default(),
                 background: Default::default(),
+                streams: Default::default(),
             }),
         })
     }
@@ -228,11 +232,30 @@ impl Messaging {
     /// Creates the stream `name` capturing `subjects` (file storage), or leaves it as it is
     /// when it exists.
     pub async fn ensure_stream(&self, name: &str, subjects: &[&str]) -> Result<(), MessagingError> {
+        let subjects: Vec<String> = subjects.iter().map(|s| (*s).to_owned()).collect();
+        lock(&self.inner.streams).insert(name.to_owned(), subjects.clone());
+        self.declare_stream(name, subjects).await
+    }
+
+    /// Declares the stream `name` again if it was declared with [`ensure_stream`](Self::ensure_stream).
+    pub(crate) async fn redeclare_stream(&self, name: &str) -> Result<(), MessagingError> {
+        let subjects = lock(&self.inner.streams).get(name).cloned();
+        match subjects {
+            Some(subjects) => self.declare_stream(name, subjects).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn declare_stream(
+        &self,
+        name: &str,
+        subjects: Vec<String>,
+    ) -> Result<(), MessagingError> {
         self.inner
             .js
             .get_or_create_stream(jetstream::stream::Config {
                 name: name.to_owned(),
-                subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
+                subjects,
                 ..Default::default()
             })
             .await
