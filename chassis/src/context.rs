@@ -30,6 +30,8 @@ pub struct ServiceContext {
     pub(crate) health: HealthRegistry,
     pub(crate) client: Client,
     pub(crate) info: Arc<ServiceInfo>,
+    #[cfg(feature = "nats")]
+    pub(crate) messaging: crate::messaging::MessagingSlot,
 }
 
 impl ServiceContext {
@@ -51,6 +53,18 @@ impl ServiceContext {
     /// The service's name, version and instance.
     pub fn info(&self) -> &ServiceInfo {
         &self.info
+    }
+
+    /// The messaging connection (feature `nats`), made on the first call from `[messaging]`:
+    /// its readiness check (`nats`) is registered and its consumers stop and drain on SIGTERM.
+    /// An error when `messaging.url` is not set or the broker cannot be reached.
+    ///
+    /// See [`crate::messaging`] for an example.
+    #[cfg(feature = "nats")]
+    pub async fn messaging(
+        &self,
+    ) -> Result<crate::messaging::Messaging, crate::messaging::MessagingError> {
+        self.messaging.get().await
     }
 }
 

@@ -9,6 +9,11 @@
 //! - `crash: true`: the process aborts (SIGABRT) right after answering.
 //! - `hang: true`: every request, liveness probes included, stops answering (only
 //!   `/admin/faults` still works), as a deadlocked process would.
+//! - `consumer_stall: true`: every message handler of the service's messaging consumers
+//!   blocks (messages are neither acked nor nacked), as a wedged consumer would; HTTP keeps
+//!   answering.
+//! - `consumer_error_rate` (0–1): that share of message handler calls fail (nak, then dead
+//!   letter after `messaging.max_deliver`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +45,8 @@ pub struct FaultState {
     hang: AtomicBool,
     error_rate_bits: AtomicU64,
     latency_ms: AtomicU64,
+    consumer_stall: AtomicBool,
+    consumer_error_rate_bits: AtomicU64,
 }
 
 /// A request to change the faults.
@@ -56,6 +63,11 @@ pub struct FaultRequest {
     /// Stop answering every request.
     #[serde(default)]
     pub hang: bool,
+    /// Block every message handler (messages neither acked nor nacked).
+    #[serde(default)]
+    pub consumer_stall: bool,
+    /// Share of message handler calls that fail, 0 to 1.
+    pub consumer_error_rate: Option<f64>,
 }
 
 /// The faults in force.
@@ -67,6 +79,12 @@ pub struct FaultStatus {
     pub latency_ms: u64,
     /// Whether requests hang.
     pub hang: bool,
+    /// Whether message handlers block.
+    #[serde(default)]
+    pub consumer_stall: bool,
+    /// Share of message handler calls that fail.
+    #[serde(default)]
+    pub consumer_error_rate: f64,
 }
 
 /// What the fault layer decided for one request.
@@ -84,7 +102,19 @@ impl FaultState {
             error_rate: f64::from_bits(self.error_rate_bits.load(Ordering::Relaxed)),
             latency_ms: self.latency_ms.load(Ordering::Relaxed),
             hang: self.hang.load(Ordering::Relaxed),
+            consumer_stall: self.consumer_stalled(),
+            consumer_error_rate: self.consumer_error_rate(),
         }
+    }
+
+    /// Whether message handlers are to block (`consumer_stall`).
+    pub fn consumer_stalled(&self) -> bool {
+        self.consumer_stall.load(Ordering::Relaxed)
+    }
+
+    /// The share of message handler calls to fail (`consumer_error_rate`).
+    pub fn consumer_error_rate(&self) -> f64 {
+        f64::from_bits(self.consumer_error_rate_bits.load(Ordering::Relaxed))
     }
 
     fn apply(&self, req: &FaultRequest) {
@@ -97,6 +127,13 @@ impl FaultState {
         }
         if req.hang {
             self.hang.store(true, Ordering::Relaxed);
+        }
+        if req.consumer_stall {
+            self.consumer_stall.store(true, Ordering::Relaxed);
+        }
+        if let Some(rate) = req.consumer_error_rate {
+            self.consumer_error_rate_bits
+                .store(rate.to_bits(), Ordering::Relaxed);
         }
         let s = self.status();
         self.active.store(
@@ -111,6 +148,9 @@ impl FaultState {
         self.error_rate_bits
             .store(0f64.to_bits(), Ordering::Relaxed);
         self.latency_ms.store(0, Ordering::Relaxed);
+        self.consumer_stall.store(false, Ordering::Relaxed);
+        self.consumer_error_rate_bits
+            .store(0f64.to_bits(), Ordering::Relaxed);
     }
 
     /// Decides the fate of a request to `path` (a chassis endpoint or not).
@@ -207,6 +247,14 @@ async fn set(
         return Error::unprocessable(format!("error_rate must be within 0 and 1, got {rate}"))
             .into_response();
     }
+    if let Some(rate) = req.consumer_error_rate
+        && !(0.0..=1.0).contains(&rate)
+    {
+        return Error::unprocessable(format!(
+            "consumer_error_rate must be within 0 and 1, got {rate}"
+        ))
+        .into_response();
+    }
     if req.latency_ms.is_some_and(|ms| ms > 600_000) {
         return Error::unprocessable("latency_ms must be at most 600000").into_response();
     }
@@ -217,6 +265,8 @@ async fn set(
         error_rate = status.error_rate,
         latency_ms = status.latency_ms,
         hang = status.hang,
+        consumer_stall = status.consumer_stall,
+        consumer_error_rate = status.consumer_error_rate,
         crash = req.crash,
         "fault injection changed"
     );

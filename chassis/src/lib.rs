@@ -102,6 +102,8 @@ pub mod listener;
 pub mod liveness;
 pub mod log_writer;
 pub mod logging;
+#[cfg(feature = "nats")]
+pub mod messaging;
 pub mod metrics;
 pub mod observability;
 mod openapi;

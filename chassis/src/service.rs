@@ -178,11 +178,23 @@ where
     }
     let client = Client::new(&cfg.upstreams, cfg.client_timeout, &cfg.client)
         .map_err(|e| StartError::Service(Box::new(e)))?;
+    let faults = Arc::new(FaultState::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    #[cfg(feature = "nats")]
+    let messaging = crate::messaging::MessagingSlot::new(
+        messaging_config(&settings)?,
+        info.name.clone(),
+        health.clone(),
+        faults.clone(),
+        stop_rx.clone(),
+    );
     let ctx = ServiceContext {
         settings: settings.clone(),
         health: health.clone(),
         client,
         info: info.clone(),
+        #[cfg(feature = "nats")]
+        messaging: messaging.clone(),
     };
 
     let (user_router, user_api) = service(ctx).await.map_err(StartError::Service)?;
@@ -194,6 +206,7 @@ where
             info: info.clone(),
             metrics,
         },
+        faults,
         &cfg,
     )?;
 
@@ -213,7 +226,6 @@ where
         "service started"
     );
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(wait_for_shutdown(
         health.clone(),
         cfg.shutdown_delay,
@@ -235,6 +247,15 @@ where
     };
     // Returns once every connection is closed, or the grace is over and the rest dropped.
     crate::listener::serve(listener, app, limits, graceful).await;
+    // Consumers stopped fetching when the drain began; their in-flight messages finish and
+    // are settled within what is left of the grace.
+    #[cfg(feature = "nats")]
+    {
+        let spent = draining.get().map_or(Duration::ZERO, |t| t.elapsed());
+        messaging
+            .drain(cfg.shutdown_grace.saturating_sub(spent))
+            .await;
+    }
     // Telemetry (the exception queue included) drains within what is left of the grace.
     let spent = draining.get().map_or(Duration::ZERO, |t| t.elapsed());
     let flush_within = cfg.shutdown_grace.saturating_sub(spent).max(FLUSH_AT_LEAST);
@@ -248,10 +269,10 @@ fn assemble(
     user_router: Router,
     user_api: Option<utoipa::openapi::OpenApi>,
     state: ChassisState,
+    faults: Arc<FaultState>,
     cfg: &crate::config::ChassisConfig,
 ) -> Result<Router, StartError> {
     let (mut chassis, chassis_api) = chassis_routes(state.clone());
-    let faults = Arc::new(FaultState::default());
     if cfg.faults.enabled {
         let token = cfg.faults.token.as_deref().unwrap_or_default();
         chassis = chassis.merge(crate::faults::admin_routes(faults.clone(), token));
@@ -292,6 +313,20 @@ fn assemble(
         .layer(ProblemJsonLayer)
         .layer(DefaultBodyLimit::max(cfg.body_limit));
     Ok(merged.layer(stack))
+}
+
+/// The `[messaging]` section, checked.
+#[cfg(feature = "nats")]
+fn messaging_config(settings: &Settings) -> Result<crate::messaging::MessagingConfig, StartError> {
+    let config: crate::messaging::MessagingConfig =
+        settings.section_or_default("messaging").map_err(Box::new)?;
+    config.validate().map_err(|reason| {
+        StartError::Config(Box::new(ConfigError::OutOfRange {
+            key: "messaging",
+            reason,
+        }))
+    })?;
+    Ok(config)
 }
 
 async fn wait_for_shutdown(health: HealthRegistry, delay: Duration, stop: watch::Sender<bool>) {

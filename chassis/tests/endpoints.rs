@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{Service, client};
+use support::{Service, client, promtool_check};
 
 #[tokio::test]
 async fn health_info_openapi_and_docs_answer_per_the_contract() {
@@ -139,35 +139,6 @@ async fn metrics_follow_the_opentelemetry_http_conventions() {
     ] {
         assert!(samples.iter().any(|s| s.name == family), "{family} missing");
     }
-}
-
-/// `promtool check metrics` on `text`: its verdict and what it said. Missing promtool fails
-/// the test (Debian package `prometheus`, installed by `.ci/run`): it never skips.
-fn promtool_check(text: &str) -> (bool, String) {
-    use std::io::Write as _;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("promtool is required (Debian package `prometheus`, installed by .ci/run): {e}")
-        });
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
 }
 
 #[tokio::test(flavor = "multi_thread")]

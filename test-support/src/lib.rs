@@ -4,7 +4,11 @@
 //! - [`OtlpReceiver`]: OTLP/HTTP `POST /v1/traces`, `/v1/logs`, `/v1/metrics`, protobuf or
 //!   JSON, plain or gzip, decoded with `opentelemetry-proto`.
 //! - [`SentryReceiver`]: Sentry `POST /api/{project}/envelope/`, the envelope's items parsed.
+//! - [`NatsServer`]: a real `nats-server` with JetStream on a free port and a temporary store.
 #![allow(clippy::unwrap_used)]
+
+mod nats;
+pub use nats::NatsServer;
 
 use std::io::Read;
 use std::net::SocketAddr;

@@ -27,7 +27,12 @@ pub struct Service {
 
 impl Service {
     pub fn start(env: &[(&str, &str)]) -> Service {
-        let mut cmd = Command::new(example_path("probe_service"));
+        Self::start_example("probe_service", env)
+    }
+
+    /// Starts the example `name` (built by cargo for the tests) on port 0.
+    pub fn start_example(name: &str, env: &[(&str, &str)]) -> Service {
+        let mut cmd = Command::new(example_path(name));
         cmd.env("AIODS_PORT", "0")
             .env_remove("OTEL_SERVICE_NAME")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -230,4 +235,33 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
         });
     }
     out
+}
+
+/// `promtool check metrics` on `text`: its verdict and what it said. Missing promtool fails
+/// the test (Debian package `prometheus`, installed by `.ci/run`): it never skips.
+pub fn promtool_check(text: &str) -> (bool, String) {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("promtool is required (Debian package `prometheus`, installed by .ci/run): {e}")
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
 }

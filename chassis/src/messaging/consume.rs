@@ -1,0 +1,673 @@
+//! Consumers: a durable pull consumer per [`ConsumerSpec`], its fetch loop, and the handling
+//! of each delivery (decode, span, handler, settle, metrics).
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use futures_util::{FutureExt as _, StreamExt as _};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt, Tracer};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::disposition::{self, DeadLetterReason, Disposition, HandlerOutcome};
+use super::{Inner, Messaging, MessagingError, headers, lock, names};
+
+/// How long one pull request waits for messages; also the longest a stopping consumer waits
+/// for the last messages of its open pull.
+const PULL_EXPIRES: Duration = Duration::from_secs(1);
+/// Pause after a failed pull (the broker is away), before trying again.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+/// How often a stalled handler (fault `consumer_stall`) looks whether the fault was cleared.
+const STALL_POLL: Duration = Duration::from_millis(100);
+
+/// A durable pull consumer: its name (the consumer group), stream and filter subject.
+///
+/// ```
+/// use aiods::messaging::ConsumerSpec;
+/// let spec = ConsumerSpec::durable("kitchen", "ORDERS", "orders.created").concurrency(4);
+/// assert_eq!(spec.name(), "kitchen");
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    name: String,
+    stream: String,
+    filter_subject: String,
+    concurrency: usize,
+    max_deliver: Option<u32>,
+}
+
+impl ConsumerSpec {
+    /// The durable consumer `name` on `stream`, receiving `filter_subject` (one subject or a
+    /// wildcard: NATS 2.9 has a single filter subject per consumer).
+    pub fn durable(
+        name: impl Into<String>,
+        stream: impl Into<String>,
+        filter_subject: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            stream: stream.into(),
+            filter_subject: filter_subject.into(),
+            concurrency: 8,
+            max_deliver: None,
+        }
+    }
+
+    /// How many messages are handled at once (default 8).
+    #[must_use]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Deliveries before dead-lettering, instead of `messaging.max_deliver`.
+    #[must_use]
+    pub fn max_deliver(mut self, n: u32) -> Self {
+        self.max_deliver = Some(n.max(1));
+        self
+    }
+
+    /// The consumer's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The stream.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The filter subject.
+    pub fn filter_subject(&self) -> &str {
+        &self.filter_subject
+    }
+}
+
+/// One delivered message, its payload decoded.
+#[derive(Debug, Clone)]
+pub struct Delivery<T> {
+    /// The decoded payload.
+    pub payload: T,
+    subject: String,
+    message_id: Option<String>,
+    delivered: u64,
+    stream_sequence: u64,
+    headers: HeaderMap,
+    consumer: Arc<str>,
+}
+
+impl<T> Delivery<T> {
+    /// The payload.
+    pub fn into_payload(self) -> T {
+        self.payload
+    }
+    /// The subject it was published to.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+    /// Its `Nats-Msg-Id` (the event's id), when the publisher set one.
+    pub fn message_id(&self) -> Option<&str> {
+        self.message_id.as_deref()
+    }
+    /// How many times it was delivered, this delivery included (1 the first time).
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+    /// Its sequence in the stream.
+    pub fn stream_sequence(&self) -> u64 {
+        self.stream_sequence
+    }
+    /// Its headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    /// The consumer handling it.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+    /// The id to deduplicate by: the message id, else `<stream sequence>`.
+    pub fn dedup_key(&self) -> String {
+        self.message_id
+            .clone()
+            .unwrap_or_else(|| format!("seq:{}", self.stream_sequence))
+    }
+}
+
+type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+type ErasedHandler<T> = Arc<dyn Fn(Delivery<T>) -> HandlerFuture + Send + Sync>;
+
+struct ConsumerCtx<T> {
+    inner: Arc<Inner>,
+    name: Arc<str>,
+    stream: String,
+    dead_letter_subject: String,
+    max_deliver: u32,
+    handler: ErasedHandler<T>,
+}
+
+impl Messaging {
+    /// Creates (or updates) the durable pull consumer of `spec` and handles its messages with
+    /// `handler` until shutdown. The payload is decoded from JSON into `T`; a payload that does
+    /// not decode is dead-lettered at once with reason `malformed`.
+    ///
+    /// `handler` returns `Ok(())` to ack, or an error (any `Display`: `aiods::Error`,
+    /// `anyhow::Error`, a `String`) to nak with back-off; the error is the dead letter's reason
+    /// after the last delivery.
+    pub async fn consume<T, F, Fut, E>(
+        &self,
+        spec: ConsumerSpec,
+        handler: F,
+    ) -> Result<(), MessagingError>
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(Delivery<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let inner = &self.inner;
+        let max_deliver = spec.max_deliver.unwrap_or(inner.config.max_deliver);
+        self.ensure_stream(names::DLQ_STREAM, &["dlq.>"]).await?;
+        let recipe = ConsumerRecipe {
+            stream: spec.stream.clone(),
+            config: jetstream::consumer::pull::Config {
+                durable_name: Some(spec.name.clone()),
+                filter_subject: spec.filter_subject.clone(),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: inner.config.ack_wait(),
+                // The chassis counts deliveries and dead-letters itself: the broker must keep
+                // delivering a message until the chassis settled it, even after a crash on its
+                // last delivery.
+                max_deliver: -1,
+                ..Default::default()
+            },
+        };
+        let consumer = recipe.create(self).await?;
+        let handler: ErasedHandler<T> = Arc::new(move |d| {
+            let fut = handler(d);
+            Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+        });
+        let ctx = Arc::new(ConsumerCtx {
+            inner: inner.clone(),
+            name: Arc::from(spec.name.as_str()),
+            dead_letter_subject: names::dead_letter_subject(&spec.stream, &spec.name),
+            stream: spec.stream.clone(),
+            max_deliver,
+            handler,
+        });
+        let stats = tokio::spawn(report_stats(
+            self.clone(),
+            consumer.clone(),
+            recipe,
+            inner.config.stats_interval(),
+        ));
+        lock(&inner.background).push(stats);
+        let fetch = tokio::spawn(fetch_loop(ctx, consumer, spec.concurrency));
+        lock(&inner.consumers).push(fetch);
+        tracing::info!(
+            target: "aiods::messaging",
+            consumer = %spec.name,
+            stream = %spec.stream,
+            subject = %spec.filter_subject,
+            "consumer started"
+        );
+        Ok(())
+    }
+}
+
+/// Pulls batches while the service runs, spawning one task per message (at most
+/// `concurrency` at once); when stopping, gives back what it received but did not start and
+/// waits for its in-flight messages.
+async fn fetch_loop<T>(ctx: Arc<ConsumerCtx<T>>, consumer: PullConsumer, concurrency: usize)
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = JoinSet::new();
+    let mut stop = ctx.inner.stop.subscribe();
+    loop {
+        while tasks.try_join_next().is_some() {}
+        if *stop.borrow() {
+            break;
+        }
+        // A few batches' worth ahead of the handlers, so the next pull overlaps their work.
+        let pull = consumer
+            .batch()
+            .max_messages((concurrency * 4).clamp(32, 256))
+            .expires(PULL_EXPIRES)
+            .messages();
+        let batch = tokio::select! {
+            b = pull => b,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let mut batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!(target: "aiods::messaging", consumer = %ctx.name, error = %e, "pull failed");
+                pause(&mut stop, RETRY_PAUSE).await;
+                continue;
+            }
+        };
+        while let Some(next) = batch.next().await {
+            let msg = match next {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::debug!(target: "aiods::messaging", consumer = %ctx.name, error = %e, "pull ended");
+                    break;
+                }
+            };
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p.ok(),
+                _ = stop.wait_for(|s| *s) => None,
+            };
+            match permit {
+                Some(permit) if !*stop.borrow() => {
+                    let ctx = ctx.clone();
+                    tasks.spawn(async move {
+                        handle(&ctx, msg).await;
+                        drop(permit);
+                    });
+                }
+                // Stopping: received but not started, so given back for another instance.
+                _ => {
+                    let _ = msg.ack_with(AckKind::Nak(None)).await;
+                }
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) {
+    tokio::select! {
+        () = tokio::time::sleep(d) => {},
+        _ = stop.wait_for(|s| *s) => {},
+    }
+}
+
+/// Handles one delivery from start to settlement.
+async fn handle<T>(ctx: &ConsumerCtx<T>, msg: jetstream::Message)
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    let started = Instant::now();
+    let (delivered, stream_sequence) = msg
+        .info()
+        .map(|i| (u64::try_from(i.delivered).unwrap_or(1), i.stream_sequence))
+        .unwrap_or((1, 0));
+    let subject = msg.subject.to_string();
+    let message_id = headers::get(msg.headers.as_ref(), names::MSG_ID_HEADER).map(str::to_owned);
+    let parent = headers::extract(msg.headers.as_ref());
+    let span_name = format!("process {subject}");
+    let cx = match crate::otel::tracer() {
+        Some(tracer) => {
+            let mut attributes = vec![
+                KeyValue::new("messaging.system", names::SYSTEM),
+                KeyValue::new("messaging.operation.type", "process"),
+                KeyValue::new("messaging.operation.name", "process"),
+                KeyValue::new("messaging.destination.name", subject.clone()),
+                KeyValue::new("messaging.consumer.group.name", ctx.name.to_string()),
+                KeyValue::new(
+                    "messaging.nats.delivery_count",
+                    i64::try_from(delivered).unwrap_or(i64::MAX),
+                ),
+                KeyValue::new(
+                    "messaging.message.body.size",
+                    i64::try_from(msg.payload.len()).unwrap_or(i64::MAX),
+                ),
+            ];
+            if let Some(id) = &message_id {
+                attributes.push(KeyValue::new("messaging.message.id", id.clone()));
+            }
+            let span = tracer
+                .span_builder(span_name.clone())
+                .with_kind(SpanKind::Consumer)
+                .with_attributes(attributes)
+                .start_with_context(tracer, &parent);
+            parent.with_span(span)
+        }
+        None => parent,
+    };
+
+    let outcome = run_handler(ctx, &msg, &cx, &span_name, delivered, stream_sequence)
+        .with_context(cx.clone())
+        .await;
+    let disposition = disposition::decide(
+        &outcome,
+        delivered,
+        ctx.max_deliver,
+        &ctx.inner.config.backoff_ms,
+    );
+    let settled = settle(ctx, &msg, &subject, delivered, &disposition, &cx).await;
+    let label = match settled {
+        Disposition::Ack => "ack",
+        Disposition::Nak(_) => "nak",
+        Disposition::DeadLetter { .. } => "dead_letter",
+    };
+    metrics::counter!(
+        names::CONSUMED_MESSAGES,
+        "messaging_system" => names::SYSTEM,
+        "messaging_destination_name" => subject.clone(),
+        "messaging_consumer_group_name" => ctx.name.to_string(),
+        "outcome" => label,
+    )
+    .increment(1);
+    metrics::histogram!(
+        names::PROCESS_DURATION,
+        "messaging_system" => names::SYSTEM,
+        "messaging_destination_name" => subject,
+        "messaging_consumer_group_name" => ctx.name.to_string(),
+        "outcome" => label,
+    )
+    .record(started.elapsed().as_secs_f64());
+    let span = cx.span();
+    if span.is_recording() {
+        span.set_attribute(KeyValue::new("aiods.messaging.outcome", label));
+        match &outcome {
+            HandlerOutcome::Done => {}
+            HandlerOutcome::Malformed(e)
+            | HandlerOutcome::Failed(e)
+            | HandlerOutcome::Panicked(e) => {
+                span.set_attribute(KeyValue::new(
+                    "error.type",
+                    match &outcome {
+                        HandlerOutcome::Malformed(_) => "malformed",
+                        HandlerOutcome::Panicked(_) => "panic",
+                        _ => "handler_error",
+                    },
+                ));
+                span.set_status(Status::error(e.clone()));
+            }
+        }
+        span.end();
+    }
+}
+
+/// Decodes the payload and runs the handler (or the injected consumer faults); a panic is
+/// caught and captured as an exception.
+async fn run_handler<T>(
+    ctx: &ConsumerCtx<T>,
+    msg: &jetstream::Message,
+    cx: &opentelemetry::Context,
+    span_name: &str,
+    delivered: u64,
+    stream_sequence: u64,
+) -> HandlerOutcome
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    let payload: T = match serde_json::from_slice(&msg.payload) {
+        Ok(p) => p,
+        Err(e) => return HandlerOutcome::Malformed(format!("the payload does not decode: {e}")),
+    };
+    let faults = &ctx.inner.faults;
+    // A wedged consumer: neither acks nor naks while the fault is in force.
+    while faults.consumer_stalled() {
+        tokio::time::sleep(STALL_POLL).await;
+    }
+    let rate = faults.consumer_error_rate();
+    if rate > 0.0 && rand::random::<f64>() < rate {
+        return HandlerOutcome::Failed("injected fault (consumer error rate)".into());
+    }
+    let delivery = Delivery {
+        payload,
+        subject: msg.subject.to_string(),
+        message_id: headers::get(msg.headers.as_ref(), names::MSG_ID_HEADER).map(str::to_owned),
+        delivered,
+        stream_sequence,
+        headers: msg.headers.clone().unwrap_or_default(),
+        consumer: ctx.name.clone(),
+    };
+    let call = std::panic::catch_unwind(AssertUnwindSafe(|| (ctx.handler)(delivery)));
+    let result = match call {
+        Ok(fut) => {
+            // A handler that runs longer than the ack wait says it is still at work, so the
+            // broker does not deliver the message to another instance meanwhile.
+            let every = (ctx.inner.config.ack_wait() / 2).max(Duration::from_millis(10));
+            let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            let fut = AssertUnwindSafe(fut).catch_unwind();
+            tokio::pin!(fut);
+            loop {
+                tokio::select! {
+                    r = &mut fut => break r,
+                    _ = progress.tick() => {
+                        let _ = msg.ack_with(AckKind::Progress).await;
+                    }
+                }
+            }
+        }
+        Err(payload) => Err(payload),
+    };
+    match result {
+        Ok(Ok(())) => HandlerOutcome::Done,
+        Ok(Err(e)) => {
+            tracing::warn!(
+                target: "aiods::messaging",
+                consumer = %ctx.name,
+                subject = %msg.subject,
+                delivered,
+                error = %e,
+                "message handling failed"
+            );
+            HandlerOutcome::Failed(e)
+        }
+        Err(payload) => {
+            // Taken at once, on the thread that panicked: the hook kept its location there.
+            let report = crate::exceptions::panic_report(payload.as_ref());
+            let message = report.message.clone();
+            {
+                let _entered = cx.clone().attach();
+                crate::exceptions::capture(report, Some(span_name));
+            }
+            HandlerOutcome::Panicked(message)
+        }
+    }
+}
+
+/// Carries out the disposition; returns what was really done (a dead letter that could not
+/// be published is nak'ed instead, to be tried again).
+async fn settle<T>(
+    ctx: &ConsumerCtx<T>,
+    msg: &jetstream::Message,
+    subject: &str,
+    delivered: u64,
+    disposition: &Disposition,
+    cx: &opentelemetry::Context,
+) -> Disposition {
+    let acked = match disposition {
+        Disposition::Ack => msg.ack().await,
+        Disposition::Nak(delay) => msg.ack_with(AckKind::Nak(Some(*delay))).await,
+        Disposition::DeadLetter { reason, detail } => {
+            match dead_letter(ctx, msg, subject, delivered, *reason, detail, cx).await {
+                Ok(()) => msg.ack_with(AckKind::Term).await,
+                Err(e) => {
+                    tracing::error!(
+                        target: "aiods::messaging",
+                        consumer = %ctx.name,
+                        error = %e,
+                        "cannot publish the dead letter; the message will be delivered again"
+                    );
+                    let delay = disposition::backoff(delivered, &ctx.inner.config.backoff_ms);
+                    let _ = msg.ack_with(AckKind::Nak(Some(delay))).await;
+                    return Disposition::Nak(delay);
+                }
+            }
+        }
+    };
+    if let Err(e) = acked {
+        tracing::warn!(target: "aiods::messaging", consumer = %ctx.name, error = %e, "cannot settle a message");
+    }
+    disposition.clone()
+}
+
+/// Publishes the message to `dlq.<stream>.<consumer>` with the reason and the original
+/// headers, and counts it.
+async fn dead_letter<T>(
+    ctx: &ConsumerCtx<T>,
+    msg: &jetstream::Message,
+    subject: &str,
+    delivered: u64,
+    reason: DeadLetterReason,
+    detail: &str,
+    cx: &opentelemetry::Context,
+) -> Result<(), MessagingError> {
+    let mut headers = msg.headers.clone().unwrap_or_default();
+    let original_id = headers::get(Some(&headers), names::MSG_ID_HEADER).map(str::to_owned);
+    // Within the one DLQ stream, two consumers dead-lettering the same event must not be
+    // taken for duplicates of each other.
+    let id = format!(
+        "{}.{}.{}",
+        ctx.stream,
+        ctx.name,
+        original_id.clone().unwrap_or_else(|| msg
+            .info()
+            .map(|i| i.stream_sequence)
+            .unwrap_or(0)
+            .to_string())
+    );
+    if let Some(original) = original_id {
+        headers.insert(names::DLQ_MSG_ID_HEADER, original);
+    }
+    headers.insert(
+        names::DLQ_REASON_HEADER,
+        header_safe(&format!("{}: {detail}", reason.label())),
+    );
+    headers.insert(names::DLQ_REASON_KIND_HEADER, reason.label());
+    headers.insert(names::DLQ_SUBJECT_HEADER, subject);
+    headers.insert(names::DLQ_DELIVERIES_HEADER, delivered.to_string());
+    // The dead letter's PRODUCER span is a child of this CONSUMER span: same trace.
+    headers::inject(cx, &mut headers);
+    let messaging = Messaging {
+        inner: ctx.inner.clone(),
+    };
+    messaging
+        .publish_bytes(&ctx.dead_letter_subject, &id, msg.payload.clone(), headers)
+        .await?;
+    metrics::counter!(
+        names::DEAD_LETTERS,
+        "messaging_system" => names::SYSTEM,
+        "messaging_consumer_group_name" => ctx.name.to_string(),
+        "messaging_destination_name" => subject.to_owned(),
+        "reason" => reason.label(),
+    )
+    .increment(1);
+    tracing::error!(
+        target: "aiods::messaging",
+        consumer = %ctx.name,
+        subject,
+        reason = reason.label(),
+        delivered,
+        error = %detail,
+        dead_letter_subject = %ctx.dead_letter_subject,
+        "message dead-lettered"
+    );
+    Ok(())
+}
+
+/// A header value must be one line; long reasons are cut.
+fn header_safe(text: &str) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(1024)
+        .collect();
+    one_line
+}
+
+/// How to make the consumer: again when the broker lost it.
+struct ConsumerRecipe {
+    stream: String,
+    config: jetstream::consumer::pull::Config,
+}
+
+impl ConsumerRecipe {
+    fn name(&self) -> &str {
+        self.config.durable_name.as_deref().unwrap_or_default()
+    }
+
+    /// Creates the consumer, or updates it to this configuration.
+    async fn create(&self, messaging: &Messaging) -> Result<PullConsumer, MessagingError> {
+        messaging
+            .inner
+            .js
+            .create_consumer_on_stream(self.config.clone(), self.stream.as_str())
+            .await
+            .map_err(|e| {
+                MessagingError::jetstream(
+                    format!("create consumer {} on {}", self.name(), self.stream),
+                    e,
+                )
+            })
+    }
+
+    /// The broker lost the stream or the consumer (a new, empty store; someone deleted
+    /// them): declares the streams again and makes the consumer, so the fetch loop, which
+    /// pulls by name, resumes.
+    async fn recover(&self, messaging: &Messaging, stream_lost: bool) {
+        tracing::warn!(
+            target: "aiods::messaging",
+            consumer = %self.name(),
+            stream = %self.stream,
+            stream_lost,
+            "the broker lost the consumer; making it again"
+        );
+        if stream_lost {
+            let redeclared = async {
+                messaging.redeclare_stream(&self.stream).await?;
+                messaging.redeclare_stream(names::DLQ_STREAM).await
+            };
+            if let Err(e) = redeclared.await {
+                tracing::warn!(target: "aiods::messaging", error = %e, "cannot declare the stream again");
+                return;
+            }
+        }
+        if let Err(e) = self.create(messaging).await {
+            tracing::warn!(target: "aiods::messaging", error = %e, "cannot make the consumer again");
+        }
+    }
+}
+
+/// Reads the consumer's info every `interval` into the pending, ack-pending and redelivered
+/// gauges; makes the consumer again when the broker says it is gone.
+async fn report_stats(
+    messaging: Messaging,
+    consumer: PullConsumer,
+    recipe: ConsumerRecipe,
+    interval: Duration,
+) {
+    use jetstream::context::ConsumerInfoErrorKind;
+    let name = recipe.name().to_owned();
+    let stream = recipe.stream.clone();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let info = match consumer.get_info().await {
+            Ok(info) => info,
+            Err(e) => {
+                match e.kind() {
+                    ConsumerInfoErrorKind::NotFound => recipe.recover(&messaging, false).await,
+                    ConsumerInfoErrorKind::StreamNotFound => {
+                        recipe.recover(&messaging, true).await;
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+        };
+        let labels = [
+            ("messaging_system", names::SYSTEM.to_owned()),
+            ("messaging_consumer_group_name", name.clone()),
+            ("messaging_stream_name", stream.clone()),
+        ];
+        metrics::gauge!(names::CONSUMER_PENDING, &labels).set(info.num_pending as f64);
+        metrics::gauge!(names::CONSUMER_ACK_PENDING, &labels).set(info.num_ack_pending as f64);
+        metrics::gauge!(names::CONSUMER_REDELIVERED, &labels).set(info.num_redelivered as f64);
+    }
+}

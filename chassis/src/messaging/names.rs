@@ -1,0 +1,85 @@
+//! Metric names and header names of the messaging contract (`docs/telemetry-contract.md`).
+
+/// `messaging.client.sent.messages`.
+pub const SENT_MESSAGES: &str = "messaging_client_sent_messages_total";
+/// `messaging.client.consumed.messages`, with `outcome`.
+pub const CONSUMED_MESSAGES: &str = "messaging_client_consumed_messages_total";
+/// `messaging.process.duration`, in seconds.
+pub const PROCESS_DURATION: &str = "messaging_process_duration_seconds";
+/// JetStream `num_pending` of a consumer.
+pub const CONSUMER_PENDING: &str = "aiods_messaging_consumer_pending";
+/// JetStream `num_ack_pending` of a consumer.
+pub const CONSUMER_ACK_PENDING: &str = "aiods_messaging_consumer_ack_pending";
+/// JetStream `num_redelivered` of a consumer.
+pub const CONSUMER_REDELIVERED: &str = "aiods_messaging_consumer_redelivered";
+/// Messages sent to the dead-letter subject, with `reason`.
+pub const DEAD_LETTERS: &str = "aiods_messaging_dead_letters_total";
+
+/// Deliveries the idempotent consumer skipped as already processed.
+pub const DUPLICATES: &str = "aiods_messaging_duplicates_total";
+/// Outbox rows published by the relay.
+pub const OUTBOX_RELAYED: &str = "aiods_messaging_outbox_relayed_total";
+/// Outbox rows waiting for the relay, after its last pass.
+pub const OUTBOX_PENDING: &str = "aiods_messaging_outbox_pending";
+
+/// The `messaging.system` value (semconv has no registered value for NATS).
+pub const SYSTEM: &str = "nats";
+
+/// JetStream's deduplication header: the event's id.
+pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
+/// Why a message was dead-lettered.
+pub const DLQ_REASON_HEADER: &str = "Aiods-Dlq-Reason";
+/// The subject the dead letter was first published to.
+pub const DLQ_SUBJECT_HEADER: &str = "Aiods-Dlq-Subject";
+/// How many times it was delivered.
+pub const DLQ_DELIVERIES_HEADER: &str = "Aiods-Dlq-Deliveries";
+/// The label value of the dead-letter reason (`handler_error`, `malformed`, `panic`).
+pub const DLQ_REASON_KIND_HEADER: &str = "Aiods-Dlq-Reason-Kind";
+
+/// The original `Nats-Msg-Id` of a dead letter (its own id is `<stream>.<consumer>.<id>`, so
+/// two consumers' dead letters of one event are not taken for duplicates in the DLQ stream).
+pub const DLQ_MSG_ID_HEADER: &str = "Aiods-Dlq-Msg-Id";
+
+/// The stream holding dead letters.
+pub const DLQ_STREAM: &str = "DLQ";
+
+/// The dead-letter subject of a consumer: `dlq.<stream>.<consumer>`.
+pub fn dead_letter_subject(stream: &str, consumer: &str) -> String {
+    format!("dlq.{stream}.{consumer}")
+}
+
+pub(crate) fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(SENT_MESSAGES, "Messages published.");
+    describe_counter!(
+        CONSUMED_MESSAGES,
+        "Messages consumed, by outcome (ack, nak, dead_letter)."
+    );
+    describe_histogram!(
+        PROCESS_DURATION,
+        Unit::Seconds,
+        "Duration of processing a message."
+    );
+    describe_gauge!(
+        CONSUMER_PENDING,
+        "Messages in the stream not yet delivered to the consumer."
+    );
+    describe_gauge!(
+        CONSUMER_ACK_PENDING,
+        "Messages delivered to the consumer and not yet acknowledged."
+    );
+    describe_gauge!(
+        CONSUMER_REDELIVERED,
+        "Messages delivered more than once and not yet acknowledged."
+    );
+    describe_counter!(DEAD_LETTERS, "Messages sent to the dead-letter subject.");
+    describe_counter!(
+        DUPLICATES,
+        "Deliveries skipped by the idempotent consumer as already processed."
+    );
+    describe_counter!(OUTBOX_RELAYED, "Outbox rows published by the relay.");
+    describe_gauge!(
+        OUTBOX_PENDING,
+        "Outbox rows waiting for the relay after its last pass."
+    );
+}
