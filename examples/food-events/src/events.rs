@@ -18,6 +18,23 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn order(&self) -> &OrderDetails;
 }
 
+/// An event whose order passed [`OrderDetails::validate`]: decode a delivery into
+/// `Checked<E>` and a meaningless order (no lines, a zero id) fails to decode like broken
+/// JSON does, so it is dead-lettered at once as malformed instead of being retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked<E>(pub E);
+
+impl<'de, E: Event> Deserialize<'de> for Checked<E> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let event = E::deserialize(deserializer)?;
+        event.order().validate().map_err(serde::de::Error::custom)?;
+        if event.event_id().is_empty() {
+            return Err(serde::de::Error::custom("event_id is empty"));
+        }
+        Ok(Self(event))
+    }
+}
+
 /// A priced line of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
@@ -405,5 +422,18 @@ mod tests {
         o.order_id = 0;
         assert!(o.validate().is_err());
         assert!(serde_json::from_str::<OrderCreated>(r#"{"event_id":"x"}"#).is_err());
+        let mut empty = OrderMessage::created(&order()).to_json().expect("json");
+        assert!(serde_json::from_slice::<Checked<OrderCreated>>(&empty).is_ok());
+        empty = String::from_utf8(empty)
+            .expect("utf-8")
+            .replace("\"order_id\":7", "\"order_id\":-7")
+            .into_bytes();
+        let refused = serde_json::from_slice::<Checked<OrderCreated>>(&empty);
+        assert!(
+            refused
+                .expect_err("refused")
+                .to_string()
+                .contains("order_id must be positive")
+        );
     }
 }

@@ -31,7 +31,7 @@ mod events;
 pub mod subjects;
 
 pub use events::{
-    CancelTicket, ConsumerRejected, ConsumerVerified, Event, Failure, OrderApproved, OrderCreated,
-    OrderDetails, OrderLine, OrderMessage, OrderRejected, PaymentAuthorized, PaymentDeclined,
-    Refusal, Rejection, Step, TicketCreated, TicketRejected, VoidPayment,
+    CancelTicket, Checked, ConsumerRejected, ConsumerVerified, Event, Failure, OrderApproved,
+    OrderCreated, OrderDetails, OrderLine, OrderMessage, OrderRejected, PaymentAuthorized,
+    PaymentDeclined, Refusal, Rejection, Step, TicketCreated, TicketRejected, VoidPayment,
 };

@@ -13,7 +13,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::domain::{Order, OrderError, OrderLineRequest, OrderState, Orders, PlaceOrder, StepFailure};
+use crate::domain::{
+    Order, OrderError, OrderLineRequest, OrderState, Orders, PlaceOrder, StepFailure,
+};
 
 type Service = Arc<dyn Orders>;
 

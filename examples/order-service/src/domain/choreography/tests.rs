@@ -171,7 +171,8 @@ async fn placing_stores_the_order_pending_with_its_created_event_and_a_retry_rep
     assert_eq!(placed.order.state, OrderState::ApprovalPending);
     assert_eq!(placed.order.total_cents, 2000);
     assert_eq!(memory.subjects(), ["orders.created"]);
-    let OrderMessage::Created(created) = &memory.outbox.lock().expect("lock")[0] else {
+    let first = memory.outbox.lock().expect("lock")[0].clone();
+    let OrderMessage::Created(created) = &first else {
         panic!("not orders.created")
     };
     assert_eq!(created.order.order_id, placed.order.id);
