@@ -225,3 +225,74 @@ where
         .await
         .map_err(aiods::Error::internal)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use sqlx::sqlite::SqlitePoolOptions;
+
+    use super::*;
+
+    async fn once() -> Once {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .expect("sqlite");
+        aiods::messaging::outbox::create_tables(&pool)
+            .await
+            .expect("tables");
+        Once::new(Database::Sqlite(pool))
+    }
+
+    #[tokio::test]
+    async fn work_runs_once_per_key_and_consumer_and_a_failure_records_nothing() {
+        let once = once().await;
+        let runs = AtomicUsize::new(0);
+        let work = || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        };
+        assert_eq!(once.run("a", "k1", work).await.expect("ran"), Ran::Now);
+        assert_eq!(once.run("a", "k1", work).await.expect("ran"), Ran::Before);
+        assert_eq!(once.run("b", "k1", work).await.expect("ran"), Ran::Now);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+
+        let failed = once
+            .run("a", "k2", || async {
+                Err(aiods::Error::internal("database down"))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(once.run("a", "k2", work).await.expect("ran"), Ran::Now);
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_copy_arriving_while_the_first_runs_is_refused_for_now() {
+        let once = once().await;
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (finish_tx, finish_rx) = tokio::sync::oneshot::channel::<()>();
+        let first = {
+            let once = once.clone();
+            tokio::spawn(async move {
+                once.run("a", "k", || async move {
+                    let _ = started_tx.send(());
+                    let _ = finish_rx.await;
+                    Ok(())
+                })
+                .await
+            })
+        };
+        started_rx.await.expect("started");
+        let copy = once.run("a", "k", || async { Ok(()) }).await;
+        assert!(copy.is_err(), "the copy waits for the broker's redelivery");
+        let _ = finish_tx.send(());
+        assert_eq!(first.await.expect("joined").expect("ran"), Ran::Now);
+        assert_eq!(
+            once.run("a", "k", || async { Ok(()) }).await.expect("ran"),
+            Ran::Before
+        );
+    }
+}
