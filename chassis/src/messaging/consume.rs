@@ -242,11 +242,9 @@ where
             .max_messages((concurrency * 4).clamp(32, 256))
             .expires(PULL_EXPIRES)
             .messages();
-        let batch = tokio::select! {
-            b = pull => b,
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        let mut batch = match batch {
+        // Not abandoned halfway when stopping: a pull request already sent would have its
+        // messages delivered to nobody, and redelivered only after the ack wait.
+        let mut batch = match pull.await {
             Ok(b) => b,
             Err(e) => {
                 tracing::debug!(target: "aiods::messaging", consumer = %ctx.name, error = %e, "pull failed");
@@ -254,11 +252,13 @@ where
                 continue;
             }
         };
+        let mut failed = false;
         while let Some(next) = batch.next().await {
             let msg = match next {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::debug!(target: "aiods::messaging", consumer = %ctx.name, error = %e, "pull ended");
+                    failed = true;
                     break;
                 }
             };
@@ -279,6 +279,10 @@ where
                     let _ = msg.ack_with(AckKind::Nak(None)).await;
                 }
             }
+        }
+        if failed {
+            // The broker is away or the consumer gone: do not spin.
+            pause(&mut stop, RETRY_PAUSE).await;
         }
     }
     while tasks.join_next().await.is_some() {}
