@@ -118,7 +118,7 @@ async fn choreographed(
     let store = Arc::new(OutboxSagaStore::new(
         database.clone(),
         repository.clone(),
-        relay,
+        Box::new(move || relay.wake()),
     ));
     let service = Arc::new(ChoreographedOrders::new(
         repository,

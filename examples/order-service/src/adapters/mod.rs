@@ -10,4 +10,6 @@ pub(crate) mod repository;
 #[cfg(test)]
 mod repository_tests;
 pub(crate) mod saga_store;
+#[cfg(test)]
+mod saga_store_tests;
 pub(crate) mod upstream;

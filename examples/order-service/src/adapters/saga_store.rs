@@ -2,7 +2,7 @@
 //! and the messages their change publishes are written in one transaction
 //! (`aiods::messaging::outbox::stage`), and the chassis's relay publishes them afterwards.
 
-use aiods::messaging::outbox::{self, RelayHandle};
+use aiods::messaging::outbox;
 use food_events::OrderMessage;
 use serde::Serialize;
 
@@ -38,25 +38,28 @@ fn outbox_error(e: outbox::OutboxError) -> RepositoryError {
     RepositoryError(Box::new(e))
 }
 
+/// Tells the outbox relay that rows were committed (`RelayHandle::wake`).
+pub(crate) type WakeRelay = Box<dyn Fn() + Send + Sync>;
+
 /// Orders changed with their messages, in the service's own database.
 pub(crate) struct OutboxSagaStore {
     database: Database,
     repository: std::sync::Arc<dyn OrderRepository>,
-    relay: RelayHandle,
+    wake_relay: WakeRelay,
 }
 
 impl OutboxSagaStore {
-    /// A store writing to `database` (whose orders `repository` reads), waking `relay` after
-    /// each commit.
+    /// A store writing to `database` (whose orders `repository` reads), calling `wake_relay`
+    /// after each commit that wrote messages.
     pub(crate) fn new(
         database: Database,
         repository: std::sync::Arc<dyn OrderRepository>,
-        relay: RelayHandle,
+        wake_relay: WakeRelay,
     ) -> Self {
         Self {
             database,
             repository,
-            relay,
+            wake_relay,
         }
     }
 }
@@ -197,7 +200,7 @@ impl SagaStore for OutboxSagaStore {
             Database::Postgres(pool) => insert_announced!(pool, POSTGRES, new, announce),
         };
         if let Some(order) = created {
-            self.relay.wake();
+            (self.wake_relay)();
             return Ok(Inserted::Created(order));
         }
         let key = new.idempotency_key.as_deref().unwrap_or_default();
@@ -220,7 +223,7 @@ impl SagaStore for OutboxSagaStore {
             Database::Postgres(pool) => record!(pool, POSTGRES, read, order, transitions, publish),
         };
         if recorded == Recorded::Saved && !publish.is_empty() {
-            self.relay.wake();
+            (self.wake_relay)();
         }
         Ok(recorded)
     }
