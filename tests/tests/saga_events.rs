@@ -3,8 +3,9 @@
 //! with JetStream per test (free port, temporary store). Orders approved, rejected at each
 //! step with compensation, expired by the reconciler and undone when a step runs late; a
 //! duplicate event processed once, a poison event dead-lettered, a service killed with
-//! SIGKILL mid-saga losing no order, and one trace from the HTTP request through every
-//! consumer.
+//! SIGKILL mid-saga losing no order, an order's outbox row written while the broker was down
+//! relayed after the order service crashed and restarted, and one trace from the HTTP request
+//! through every consumer.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::path::Path;
@@ -415,6 +416,25 @@ async fn a_service_killed_mid_saga_loses_no_order() {
         .await;
         assert!(accepted.is_some(), "order {id}: one ticket, confirmed");
     }
+}
+
+#[tokio::test]
+async fn an_order_placed_while_the_broker_is_down_is_relayed_after_a_crash_and_restart() {
+    let mut nats = NatsServer::start_new();
+    let mut fd = start(&nats, &[]);
+    nats.stop();
+    // The order and its `orders.created` commit together; the relay cannot publish it.
+    let id = place(&fd, &order(1, &[(11, 1)])).await;
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&db(&fd, "order").await)
+        .await
+        .unwrap();
+    assert_eq!(pending, 1, "orders.created waits in the outbox");
+    fd.order.kill();
+    nats.start();
+    fd.order.restart(&[]).unwrap();
+    let o = settled(&fd, id, Duration::from_secs(30)).await;
+    assert_eq!(o["state"], "APPROVED", "{o:#}");
 }
 
 /// One order is one trace: the HTTP request, the outbox relay's publish, and the process span
