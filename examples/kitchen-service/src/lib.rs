@@ -3,7 +3,10 @@
 //!
 //! `domain` holds the entities, the service and its ports; `adapters` the HTTP controller and
 //! the SQLite and PostgreSQL repositories. Configuration: `[db] url` (`AIODS_DB__URL`), default
-//! `sqlite://kitchen.db?mode=rwc`.
+//! `sqlite://kitchen.db?mode=rwc`. With `saga.mode = events` (`AIODS_SAGA__MODE`, and
+//! `messaging.url`) it also creates a ticket for every `consumers.verified` event (publishing
+//! `kitchen.ticket_created` or `kitchen.ticket_rejected`), confirms it on `orders.approved` and
+//! cancels it on `orders.ticket_cancel` (seed figure 31).
 //!
 //! The database is SQLite (`sqlite://…`, the default) or PostgreSQL (`postgres://…` or
 //! `postgresql://…`), chosen by the URL's scheme; PostgreSQL lets several replicas write one
@@ -19,13 +22,16 @@ use std::sync::Arc;
 
 use utoipa_axum::router::OpenApiRouter;
 
+use food_delivery_db::events::{self, Once, SagaConfig, SagaMode};
+
 use crate::adapters::db;
 use crate::domain::KitchenService;
 
 /// Where the database lives when `db.url` is not set.
 pub const DEFAULT_DB_URL: &str = "sqlite://kitchen.db?mode=rwc";
 
-/// Opens the database, registers its readiness check and builds the routes.
+/// Opens the database, registers its readiness check, consumes the saga's events when
+/// `saga.mode = events`, and builds the routes.
 #[aiods::service(name = "kitchen-service")]
 pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
     let config: db::DbConfig = ctx.settings().section_or_default("db")?;
@@ -34,5 +40,9 @@ pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
         .map_err(aiods::Error::internal)?;
     db::register_readiness(ctx.health(), &database);
     let service = Arc::new(KitchenService::new(db::repository(&database)));
+    if SagaConfig::of(&ctx)?.mode == SagaMode::Events {
+        let messaging = events::connect(&ctx, &database).await?;
+        adapters::messaging::consume(&messaging, &Once::new(database), service.clone()).await?;
+    }
     Ok(adapters::http::router(service))
 }

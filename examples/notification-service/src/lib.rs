@@ -3,6 +3,8 @@
 //! message to the log, and every message is kept in an outbox table.
 //!
 //! Configuration: `[db] url` (`AIODS_DB__URL`), default `sqlite://notification.db?mode=rwc`.
+//! With `saga.mode = events` (`AIODS_SAGA__MODE`, and `messaging.url`) it also tells the
+//! customer of every `orders.approved` and `orders.rejected` event (seed figure 31).
 //!
 //! The database is SQLite (`sqlite://…`, the default) or PostgreSQL (`postgres://…` or
 //! `postgresql://…`), chosen by the URL's scheme; PostgreSQL lets several replicas write one
@@ -18,6 +20,8 @@ use std::sync::Arc;
 
 use utoipa_axum::router::OpenApiRouter;
 
+use food_delivery_db::events::{self, Once, SagaConfig, SagaMode};
+
 use crate::adapters::db;
 use crate::adapters::email::LogEmailSender;
 use crate::domain::NotificationService;
@@ -25,7 +29,8 @@ use crate::domain::NotificationService;
 /// Where the database lives when `db.url` is not set.
 pub const DEFAULT_DB_URL: &str = "sqlite://notification.db?mode=rwc";
 
-/// Opens the database, registers its readiness check and builds the routes.
+/// Opens the database, registers its readiness check, consumes the orders' outcomes when
+/// `saga.mode = events`, and builds the routes.
 #[aiods::service(name = "notification-service")]
 pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
     let config: db::DbConfig = ctx.settings().section_or_default("db")?;
@@ -37,5 +42,9 @@ pub async fn main(ctx: aiods::ServiceContext) -> aiods::Result<OpenApiRouter> {
         Arc::new(LogEmailSender),
         db::repository(&database),
     ));
+    if SagaConfig::of(&ctx)?.mode == SagaMode::Events {
+        let messaging = events::connect(&ctx, &database).await?;
+        adapters::messaging::consume(&messaging, &Once::new(database), service.clone()).await?;
+    }
     Ok(adapters::http::router(service))
 }

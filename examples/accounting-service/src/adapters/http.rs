@@ -142,18 +142,16 @@ async fn get_authorization(
 
 impl From<AccountingError> for aiods::Error {
     fn from(e: AccountingError) -> Self {
-        let (status, code) = match &e {
-            AccountingError::UnknownAccount(_) => (StatusCode::NOT_FOUND, "unknown-account"),
-            AccountingError::InvalidAmount(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "invalid-amount")
+        let status = match &e {
+            AccountingError::UnknownAccount(_) => StatusCode::NOT_FOUND,
+            AccountingError::InvalidAmount(_) | AccountingError::Declined { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
             }
-            AccountingError::Declined { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "payment-declined")
-            }
-            AccountingError::Conflict(_) => (StatusCode::CONFLICT, "authorization-conflict"),
-            AccountingError::Provider(_) => (StatusCode::BAD_GATEWAY, "payment-provider-failed"),
+            AccountingError::Conflict(_) => StatusCode::CONFLICT,
+            AccountingError::Provider(_) => StatusCode::BAD_GATEWAY,
             AccountingError::Repository(_) => return aiods::Error::internal(e),
         };
+        let code = e.code();
         Problem::new(status)
             .with_type(format!("https://aiods.dev/problems/{code}"))
             .with_detail(e.to_string())

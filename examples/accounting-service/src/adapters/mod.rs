@@ -2,6 +2,7 @@
 
 pub(crate) mod db;
 pub(crate) mod http;
+pub(crate) mod messaging;
 pub(crate) mod payment;
 pub(crate) mod postgres;
 pub(crate) mod repository;

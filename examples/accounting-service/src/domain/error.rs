@@ -37,3 +37,24 @@ pub enum AccountingError {
     #[error(transparent)]
     Repository(#[from] RepositoryError),
 }
+
+impl AccountingError {
+    /// The machine-readable code, the same in problem documents and in `accounting.declined`
+    /// events.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownAccount(_) => "unknown-account",
+            Self::InvalidAmount(_) => "invalid-amount",
+            Self::Declined { .. } => "payment-declined",
+            Self::Conflict(_) => "authorization-conflict",
+            Self::Provider(_) => "payment-provider-failed",
+            Self::Repository(_) => "internal",
+        }
+    }
+
+    /// Whether asking again may succeed (the provider or the storage failed), rather than the
+    /// payment being refused.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Provider(_) | Self::Repository(_))
+    }
+}

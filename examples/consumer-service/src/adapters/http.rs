@@ -115,14 +115,12 @@ async fn validate_consumer(
 
 impl From<ConsumerError> for aiods::Error {
     fn from(e: ConsumerError) -> Self {
-        let (status, code) = match &e {
-            ConsumerError::UnknownConsumer(_) => (StatusCode::NOT_FOUND, "unknown-consumer"),
-            ConsumerError::Blocked(_) => (StatusCode::UNPROCESSABLE_ENTITY, "consumer-blocked"),
-            ConsumerError::LimitExceeded { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "order-limit-exceeded")
-            }
-            ConsumerError::InvalidTotal(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-total"),
-            ConsumerError::Repository(_) => return aiods::Error::internal(e),
+        let Some(code) = e.code() else {
+            return aiods::Error::internal(e);
+        };
+        let status = match &e {
+            ConsumerError::UnknownConsumer(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         Problem::new(status)
             .with_type(format!("https://aiods.dev/problems/{code}"))

@@ -31,3 +31,17 @@ pub enum ConsumerError {
     #[error(transparent)]
     Repository(#[from] RepositoryError),
 }
+
+impl ConsumerError {
+    /// The machine-readable code of a refusal, the same in problem documents and in
+    /// `consumers.rejected` events; `None` for a storage failure (not a refusal).
+    pub fn code(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::UnknownConsumer(_) => "unknown-consumer",
+            Self::Blocked(_) => "consumer-blocked",
+            Self::LimitExceeded { .. } => "order-limit-exceeded",
+            Self::InvalidTotal(_) => "invalid-total",
+            Self::Repository(_) => return None,
+        })
+    }
+}

@@ -262,15 +262,15 @@ async fn cancel_ticket(
 impl From<KitchenError> for aiods::Error {
     fn from(e: KitchenError) -> Self {
         let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
-        let (status, code) = match &e {
-            KitchenError::UnknownRestaurant(_) => (StatusCode::NOT_FOUND, "unknown-restaurant"),
-            KitchenError::UnknownTicket(_) => (StatusCode::NOT_FOUND, "unknown-ticket"),
-            KitchenError::UnknownMenuItem { .. } => (unprocessable, "unknown-menu-item"),
-            KitchenError::ItemUnavailable { .. } => (unprocessable, "item-unavailable"),
-            KitchenError::EmptyTicket => (unprocessable, "empty-ticket"),
-            KitchenError::InvalidQuantity { .. } => (unprocessable, "invalid-quantity"),
-            KitchenError::InvalidTransition { .. } => (StatusCode::CONFLICT, "invalid-transition"),
-            KitchenError::Repository(_) => return aiods::Error::internal(e),
+        let Some(code) = e.code() else {
+            return aiods::Error::internal(e);
+        };
+        let status = match &e {
+            KitchenError::UnknownRestaurant(_) | KitchenError::UnknownTicket(_) => {
+                StatusCode::NOT_FOUND
+            }
+            KitchenError::InvalidTransition { .. } => StatusCode::CONFLICT,
+            _ => unprocessable,
         };
         Problem::new(status)
             .with_type(format!("https://aiods.dev/problems/{code}"))

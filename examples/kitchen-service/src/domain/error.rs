@@ -57,3 +57,20 @@ pub enum KitchenError {
     #[error(transparent)]
     Repository(#[from] RepositoryError),
 }
+
+impl KitchenError {
+    /// The machine-readable code, the same in problem documents and in
+    /// `kitchen.ticket_rejected` events; `None` for a storage failure.
+    pub fn code(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::UnknownRestaurant(_) => "unknown-restaurant",
+            Self::UnknownTicket(_) => "unknown-ticket",
+            Self::UnknownMenuItem { .. } => "unknown-menu-item",
+            Self::ItemUnavailable { .. } => "item-unavailable",
+            Self::EmptyTicket => "empty-ticket",
+            Self::InvalidQuantity { .. } => "invalid-quantity",
+            Self::InvalidTransition { .. } => "invalid-transition",
+            Self::Repository(_) => return None,
+        })
+    }
+}

@@ -14,10 +14,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::domain::{
-    Order, OrderError, OrderLineRequest, OrderService, OrderState, PlaceOrder, StepFailure,
+    Order, OrderError, OrderLineRequest, OrderState, Orders, PlaceOrder, StepFailure,
 };
 
-type Service = Arc<OrderService>;
+type Service = Arc<dyn Orders>;
 
 /// The request header carrying the client's idempotency key.
 pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -219,7 +219,8 @@ pub(crate) struct ProblemDetails {
 }
 
 /// Places an order and runs the saga: consumer verification, kitchen ticket, payment
-/// authorization, ticket confirmation, notification.
+/// authorization, ticket confirmation, notification. With `saga.mode = events` the order is
+/// stored and answered at once (202), and the saga runs on events.
 ///
 /// Send an `Idempotency-Key` header to make retries safe: a repeated key returns the first
 /// order (200, `Idempotent-Replayed: true`) instead of creating another.
@@ -228,6 +229,7 @@ pub(crate) struct ProblemDetails {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries return the same order")),
     responses(
         (status = 201, description = "The order, `APPROVED`", body = OrderView),
+        (status = 202, description = "The order, `APPROVAL_PENDING`: with `saga.mode = events` the saga runs on events; follow it at `Location`", body = OrderView),
         (status = 200, description = "The order created earlier with this idempotency key", body = OrderView),
         (status = 400, description = "Malformed JSON", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid order, or rejected by a step (`step` names it)", body = ProblemDetails, content_type = "application/problem+json"),
@@ -266,6 +268,9 @@ async fn create_order(
     let id = placed.order.id;
     let status = if placed.replayed {
         StatusCode::OK
+    } else if placed.order.state.is_pending() {
+        // The choreographed saga settles the order later: GET its Location to follow it.
+        StatusCode::ACCEPTED
     } else {
         StatusCode::CREATED
     };

@@ -213,3 +213,60 @@ impl NotificationPort for HttpNotification {
             .map_err(step_error)
     }
 }
+
+/// The kitchen's menus, kept from the last answer: with `saga.mode = events` the kitchen is
+/// asked only to price a new order, and while it is down (restarting after a crash, say) the
+/// last menu it gave prices the order instead (the kitchen prices the ticket again).
+pub(crate) struct CachedMenus {
+    kitchen: HttpKitchen,
+    menus: std::sync::Mutex<std::collections::HashMap<i64, Vec<MenuItem>>>,
+}
+
+impl CachedMenus {
+    /// Menus asked of `kitchen`.
+    pub(crate) fn new(kitchen: HttpKitchen) -> Self {
+        Self {
+            kitchen,
+            menus: Default::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl KitchenPort for CachedMenus {
+    async fn menu(&self, restaurant_id: i64) -> Result<Vec<MenuItem>, StepError> {
+        match self.kitchen.menu(restaurant_id).await {
+            Ok(menu) => {
+                if let Ok(mut menus) = self.menus.lock() {
+                    menus.insert(restaurant_id, menu.clone());
+                }
+                Ok(menu)
+            }
+            Err(e) if matches!(e.failure, StepFailure::Unavailable | StepFailure::TimedOut) => {
+                let cached = self
+                    .menus
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&restaurant_id).cloned());
+                cached.ok_or(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_ticket(&self, order: &Order) -> Result<i64, StepError> {
+        self.kitchen.create_ticket(order).await
+    }
+
+    async fn confirm_ticket(&self, ticket_id: i64) -> Result<(), StepError> {
+        self.kitchen.confirm_ticket(ticket_id).await
+    }
+
+    async fn cancel_ticket(&self, ticket_id: i64) -> Result<(), StepError> {
+        self.kitchen.cancel_ticket(ticket_id).await
+    }
+
+    async fn find_ticket(&self, order_id: i64) -> Result<Option<i64>, StepError> {
+        self.kitchen.find_ticket(order_id).await
+    }
+}

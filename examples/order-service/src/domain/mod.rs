@@ -1,18 +1,23 @@
-//! The order domain: the order entity, its saga across the other four services, and the
-//! ports it calls them through (figure 24's facades). No HTTP and no SQL here.
+//! The order domain: the order entity, its saga across the other four services (orchestrated
+//! over HTTP, or choreographed over events), and the ports it calls them through (figure 24's
+//! facades). No HTTP, no SQL and no broker here.
 
+mod choreography;
 mod error;
 mod model;
 mod ports;
 mod service;
 
+pub use choreography::{
+    ChoreographedOrders, Heard, Reaction, SagaChange, SagaEvent, announce, details, react,
+};
 pub use error::{OrderError, RepositoryError, StepError, StepFailure};
 pub use model::{
-    MAX_QUANTITY, MenuItem, NewOrder, Order, OrderLine, OrderLineRequest, OrderState, PlaceOrder,
-    Rejection, SagaStep, Transition,
+    MAX_QUANTITY, MenuItem, NewOrder, ORDER_RECEIVED, Order, OrderLine, OrderLineRequest,
+    OrderState, PlaceOrder, Rejection, SagaStep, Transition,
 };
 pub use ports::{
-    AccountingPort, Clock, ConsumerPort, Inserted, KitchenPort, NotificationPort, OrderRepository,
-    SystemClock,
+    AccountingPort, Announce, Clock, ConsumerPort, Inserted, KitchenPort, NotificationPort,
+    OrderRepository, Orders, Recorded, SagaStore, SystemClock,
 };
 pub use service::{OrderPorts, OrderService, Placed, ReconcileReport};

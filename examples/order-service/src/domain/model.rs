@@ -239,6 +239,36 @@ pub struct NewOrder {
     pub created_at_ms: i64,
 }
 
+impl NewOrder {
+    /// The order as stored with `id`: `APPROVAL_PENDING`, its history the one transition
+    /// "order received".
+    pub fn stored_as(&self, id: i64) -> Order {
+        Order {
+            id,
+            consumer_id: self.consumer_id,
+            restaurant_id: self.restaurant_id,
+            lines: self.lines.clone(),
+            total_cents: self.total_cents,
+            state: OrderState::ApprovalPending,
+            ticket_id: None,
+            rejection: None,
+            compensation_pending: false,
+            idempotency_key: self.idempotency_key.clone(),
+            request_fingerprint: self.request_fingerprint.clone(),
+            created_at_ms: self.created_at_ms,
+            updated_at_ms: self.created_at_ms,
+            history: vec![Transition {
+                state: OrderState::ApprovalPending,
+                at_ms: self.created_at_ms,
+                note: Some(ORDER_RECEIVED.to_owned()),
+            }],
+        }
+    }
+}
+
+/// The note of an order's first transition.
+pub const ORDER_RECEIVED: &str = "order received";
+
 /// An order and its history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {

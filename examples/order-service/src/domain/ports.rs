@@ -1,6 +1,63 @@
 //! The ports of the order domain: its repository and the facades of figure 24.
 
-use super::{MenuItem, NewOrder, Order, OrderState, RepositoryError, StepError, Transition};
+use food_events::OrderMessage;
+
+use super::{
+    MenuItem, NewOrder, Order, OrderError, OrderState, PlaceOrder, Placed, RepositoryError,
+    StepError, Transition,
+};
+
+/// What the HTTP controller asks of the order service, whichever saga variant runs it.
+#[async_trait::async_trait]
+pub trait Orders: Send + Sync {
+    /// Places an order (see [`OrderService::place`](super::OrderService::place) and
+    /// [`ChoreographedOrders::place`](super::ChoreographedOrders::place)).
+    async fn place(
+        &self,
+        request: PlaceOrder,
+        idempotency_key: Option<String>,
+    ) -> Result<Placed, OrderError>;
+    /// The order with `id` and its history.
+    async fn get(&self, id: i64) -> Result<Order, OrderError>;
+    /// The latest orders, optionally in one state.
+    async fn list(&self, state: Option<OrderState>, limit: u32) -> Result<Vec<Order>, OrderError>;
+}
+
+/// Whether [`SagaStore::record`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The order, its history and the messages were written.
+    Saved,
+    /// The stored order changed since it was read (another event, the reconciler): nothing
+    /// was written; read it again and decide again.
+    Conflict,
+}
+
+/// What to publish about an order just stored (see [`announce`](super::announce)).
+pub type Announce = for<'a> fn(&'a Order) -> Vec<OrderMessage>;
+
+/// The transactional outbox of the choreographed saga: an order's change and the messages it
+/// publishes are written in one database transaction, and relayed to the broker afterwards.
+#[async_trait::async_trait]
+pub trait SagaStore: Send + Sync {
+    /// Stores a new order with its first transition, and what `announce` makes of the stored
+    /// order to publish, in one transaction; unless its idempotency key is taken.
+    async fn insert_announced(
+        &self,
+        order: &NewOrder,
+        announce: Announce,
+    ) -> Result<Inserted, RepositoryError>;
+    /// Saves `order`'s mutable fields, appends `transitions` and writes `publish` to the outbox,
+    /// in one transaction, if the stored order is still in `read`'s state and last changed at
+    /// `read`'s `updated_at_ms`.
+    async fn record(
+        &self,
+        read: &Order,
+        order: &Order,
+        transitions: &[Transition],
+        publish: &[OrderMessage],
+    ) -> Result<Recorded, RepositoryError>;
+}
 
 /// The outcome of storing a new order.
 #[derive(Debug)]

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::{
     AccountingPort, Clock, ConsumerPort, Inserted, KitchenPort, NewOrder, NotificationPort, Order,
-    OrderError, OrderLine, OrderRepository, OrderState, PlaceOrder, Rejection, SagaStep, StepError,
-    StepFailure, Transition,
+    OrderError, OrderLine, OrderRepository, OrderState, Orders, PlaceOrder, Rejection, SagaStep,
+    StepError, StepFailure, Transition,
 };
 
 /// An order placed (or found again by its idempotency key).
@@ -115,16 +115,14 @@ impl OrderService {
             }
             return replay(existing, key, &fingerprint);
         }
-        let lines = self.price(&request).await?;
-        let new = NewOrder {
-            consumer_id: request.consumer_id,
-            restaurant_id: request.restaurant_id,
-            total_cents: lines.iter().map(|l| l.quantity * l.unit_price_cents).sum(),
+        let lines = price(self.ports.kitchen.as_ref(), &request).await?;
+        let new = new_order(
+            &request,
             lines,
-            idempotency_key: idempotency_key.clone(),
-            request_fingerprint: fingerprint.clone(),
-            created_at_ms: self.ports.clock.now_ms(),
-        };
+            idempotency_key.clone(),
+            fingerprint.clone(),
+            self.ports.clock.now_ms(),
+        );
         let order = match self.ports.repository.insert(&new).await? {
             Inserted::Created(order) => order,
             Inserted::Existing(existing) => {
@@ -180,40 +178,6 @@ impl OrderService {
             .lock()
             .map(|s| s.contains(&id))
             .unwrap_or(false)
-    }
-
-    /// Prices the lines against the kitchen's menu; unknown items are refused here.
-    async fn price(&self, request: &PlaceOrder) -> Result<Vec<OrderLine>, OrderError> {
-        let menu = self
-            .ports
-            .kitchen
-            .menu(request.restaurant_id)
-            .await
-            .map_err(|error| match error.failure {
-                StepFailure::NotFound => OrderError::UnknownRestaurant(request.restaurant_id),
-                _ => OrderError::StepFailed {
-                    step: SagaStep::Kitchen,
-                    error,
-                },
-            })?;
-        request
-            .lines
-            .iter()
-            .map(|line| {
-                let item = menu.iter().find(|i| i.id == line.menu_item_id).ok_or(
-                    OrderError::UnknownMenuItem {
-                        restaurant_id: request.restaurant_id,
-                        menu_item_id: line.menu_item_id,
-                    },
-                )?;
-                Ok(OrderLine {
-                    menu_item_id: item.id,
-                    name: item.name.clone(),
-                    quantity: line.quantity,
-                    unit_price_cents: item.price_cents,
-                })
-            })
-            .collect()
     }
 
     async fn run_saga(&self, mut order: Order) -> Result<Order, OrderError> {
@@ -417,7 +381,80 @@ impl OrderService {
     }
 }
 
-fn replay(existing: Order, key: &str, fingerprint: &str) -> Result<Placed, OrderError> {
+/// Prices the lines against the kitchen's menu; unknown items are refused here.
+pub(super) async fn price(
+    kitchen: &dyn KitchenPort,
+    request: &PlaceOrder,
+) -> Result<Vec<OrderLine>, OrderError> {
+    let menu = kitchen
+        .menu(request.restaurant_id)
+        .await
+        .map_err(|error| match error.failure {
+            StepFailure::NotFound => OrderError::UnknownRestaurant(request.restaurant_id),
+            _ => OrderError::StepFailed {
+                step: SagaStep::Kitchen,
+                error,
+            },
+        })?;
+    request
+        .lines
+        .iter()
+        .map(|line| {
+            let item = menu.iter().find(|i| i.id == line.menu_item_id).ok_or(
+                OrderError::UnknownMenuItem {
+                    restaurant_id: request.restaurant_id,
+                    menu_item_id: line.menu_item_id,
+                },
+            )?;
+            Ok(OrderLine {
+                menu_item_id: item.id,
+                name: item.name.clone(),
+                quantity: line.quantity,
+                unit_price_cents: item.price_cents,
+            })
+        })
+        .collect()
+}
+
+/// The order `request` makes once priced, `APPROVAL_PENDING`.
+pub(super) fn new_order(
+    request: &PlaceOrder,
+    lines: Vec<OrderLine>,
+    idempotency_key: Option<String>,
+    request_fingerprint: String,
+    created_at_ms: i64,
+) -> NewOrder {
+    NewOrder {
+        consumer_id: request.consumer_id,
+        restaurant_id: request.restaurant_id,
+        total_cents: lines.iter().map(|l| l.quantity * l.unit_price_cents).sum(),
+        lines,
+        idempotency_key,
+        request_fingerprint,
+        created_at_ms,
+    }
+}
+
+#[async_trait::async_trait]
+impl Orders for OrderService {
+    async fn place(
+        &self,
+        request: PlaceOrder,
+        idempotency_key: Option<String>,
+    ) -> Result<Placed, OrderError> {
+        OrderService::place(self, request, idempotency_key).await
+    }
+    async fn get(&self, id: i64) -> Result<Order, OrderError> {
+        OrderService::get(self, id).await
+    }
+    async fn list(&self, state: Option<OrderState>, limit: u32) -> Result<Vec<Order>, OrderError> {
+        OrderService::list(self, state, limit).await
+    }
+}
+
+/// The answer to a request whose idempotency key names `existing`: the order again, or its
+/// rejection again, unless the key was used for a different request.
+pub(super) fn replay(existing: Order, key: &str, fingerprint: &str) -> Result<Placed, OrderError> {
     if existing.request_fingerprint != fingerprint {
         return Err(OrderError::IdempotencyMismatch(key.to_owned()));
     }
