@@ -29,8 +29,10 @@ pub const ACK_PENDING: &str = "aiods_messaging_consumer_ack_pending";
 pub const CONSUMED: &str = "messaging_client_consumed_messages_total";
 /// Messages the instance dead-lettered, by `reason`.
 pub const DEAD_LETTERS: &str = "aiods_messaging_dead_letters_total";
+/// When the instance's process started (seconds since the epoch).
+pub const PROCESS_START: &str = "process_start_time_seconds";
 /// The metrics this module reads.
-pub const NAMES: [&str; 4] = [PENDING, ACK_PENDING, CONSUMED, DEAD_LETTERS];
+pub const NAMES: [&str; 5] = [PENDING, ACK_PENDING, CONSUMED, DEAD_LETTERS, PROCESS_START];
 
 /// The label naming the durable consumer.
 const GROUP_LABEL: &str = "messaging_consumer_group_name";
@@ -42,6 +44,11 @@ pub const POISON_WINDOW_NS: u64 = 60_000_000_000;
 pub const ERROR_WINDOW_NS: u64 = 30_000_000_000;
 /// An instance not scraped for this long is forgotten (60 s).
 const FORGET_NS: u64 = 60_000_000_000;
+/// A consumer first seen on a process younger than this (60 s) counts its counters from zero:
+/// they started with the process, so what they hold happened since (the poison messages that
+/// a restarted consumer meets at once, say). On an older process (the platform restarted),
+/// what they hold is history, not news.
+const YOUNG_PROCESS_NS: u64 = 60_000_000_000;
 
 /// One durable consumer on one instance, at one scrape.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,11 +67,23 @@ pub struct ConsumerReading {
     pub failed: f64,
     /// Messages dead-lettered since the instance started.
     pub dead_letters: f64,
+    /// When the instance's process started (`process_start_time_seconds`), when it says.
+    pub process_start: Option<u64>,
 }
 
 /// Groups the latest messaging samples into readings, per service.
 pub fn readings(samples: &[LatestSample]) -> HashMap<String, Vec<ConsumerReading>> {
     let mut by_key: HashMap<(String, String, String), ConsumerReading> = HashMap::new();
+    let mut started: HashMap<(&str, &str), u64> = HashMap::new();
+    for s in samples.iter().filter(|s| s.name == PROCESS_START) {
+        if let Some(instance) = s.labels.get(INSTANCE_LABEL)
+            && s.point.value.is_finite()
+            && s.point.value > 0.0
+        {
+            let ns = (s.point.value * 1e9) as u64;
+            started.insert((s.service.as_str(), instance.as_str()), ns);
+        }
+    }
     for s in samples {
         let (Some(instance), Some(group)) =
             (s.labels.get(INSTANCE_LABEL), s.labels.get(GROUP_LABEL))
@@ -84,6 +103,9 @@ pub fn readings(samples: &[LatestSample]) -> HashMap<String, Vec<ConsumerReading
                 finished: 0.0,
                 failed: 0.0,
                 dead_letters: 0.0,
+                process_start: started
+                    .get(&(s.service.as_str(), instance.as_str()))
+                    .copied(),
             });
         r.at = r.at.max(s.point.time_unix_nano);
         let v = s.point.value;
@@ -162,6 +184,34 @@ struct Track {
     stalled: bool,
 }
 
+impl Track {
+    /// The memory of a consumer first seen in `r`: from zero on a young process (the
+    /// reading is then judged as news), else from what `r` holds.
+    fn first(r: &ConsumerReading) -> Self {
+        let young = r
+            .process_start
+            .is_some_and(|s| r.at.saturating_sub(s) < YOUNG_PROCESS_NS);
+        if young {
+            return Self {
+                at: 0,
+                finished: 0.0,
+                failed: 0.0,
+                dead_letters: 0.0,
+                waiting_since: None,
+                stalled: false,
+            };
+        }
+        Self {
+            at: r.at,
+            finished: r.finished,
+            failed: r.failed,
+            dead_letters: r.dead_letters,
+            waiting_since: (r.backlog > 0.0).then_some(r.at),
+            stalled: false,
+        }
+    }
+}
+
 /// The messaging detectors' memory for one service.
 #[derive(Debug, Default)]
 pub struct ConsumerWatch {
@@ -191,20 +241,7 @@ impl ConsumerWatch {
         let mut verdict = ConsumerVerdict::default();
         for r in readings {
             let key = (r.instance.clone(), r.group.clone());
-            let Some(t) = self.tracks.get_mut(&key) else {
-                self.tracks.insert(
-                    key,
-                    Track {
-                        at: r.at,
-                        finished: r.finished,
-                        failed: r.failed,
-                        dead_letters: r.dead_letters,
-                        waiting_since: (r.backlog > 0.0).then_some(r.at),
-                        stalled: false,
-                    },
-                );
-                continue;
-            };
+            let t = self.tracks.entry(key).or_insert_with(|| Track::first(r));
             if r.at <= t.at {
                 continue; // not scraped again yet
             }
@@ -337,6 +374,7 @@ mod tests {
             finished,
             failed,
             dead_letters: dead,
+            process_start: None,
         }
     }
 
@@ -394,6 +432,35 @@ mod tests {
         assert_eq!(v.stalls.len(), 1);
         assert!(!v.stalls[0].stalled);
         assert_eq!(v.stalls[0].at, 17 * S);
+    }
+
+    #[test]
+    fn a_young_process_counts_its_first_readings_from_zero_and_an_old_one_does_not() {
+        let c = cfg();
+        let young = ConsumerReading {
+            process_start: Some(5 * S),
+            ..reading(6, 0.0, 5.0, 4.0, 4.0)
+        };
+        let mut w = ConsumerWatch::default();
+        assert!(
+            w.tick(&[young.clone()], &c, 6 * S).poison.active,
+            "met at once"
+        );
+        let old = ConsumerReading {
+            process_start: Some(S),
+            ..reading(600, 0.0, 5.0, 4.0, 4.0)
+        };
+        let mut w = ConsumerWatch::default();
+        assert!(
+            !w.tick(&[old.clone()], &c, 600 * S).poison.active,
+            "history"
+        );
+        let unknown = ConsumerReading {
+            process_start: None,
+            ..young
+        };
+        let mut w = ConsumerWatch::default();
+        assert!(!w.tick(&[unknown], &c, 6 * S).poison.active);
     }
 
     #[test]
@@ -491,6 +558,7 @@ mod tests {
             sample(CONSUMED, &[a[0], a[1], ("outcome", "nak")], 3.0),
             sample(CONSUMED, &[a[0], a[1], ("outcome", "dead_letter")], 1.0),
             sample(DEAD_LETTERS, &[a[0], a[1], ("reason", "malformed")], 1.0),
+            sample(PROCESS_START, &[a[0]], 2.0),
             // No consumer label: not a consumer's series.
             sample(PENDING, &[("instance", "h:1")], 99.0),
             sample(
@@ -510,6 +578,7 @@ mod tests {
                 finished: 14.0,
                 failed: 4.0,
                 dead_letters: 1.0,
+                process_start: Some(2_000_000_000),
             }]
         );
     }

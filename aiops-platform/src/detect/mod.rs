@@ -698,4 +698,54 @@ mod tests {
         assert!(d.due(e, true, 7 * S));
         assert!(d.due(e, false, 8 * S));
     }
+
+    #[test]
+    fn dead_letters_scraped_from_a_consumer_open_a_poison_condition() {
+        let store = Store::new(RetentionConfig::default(), None);
+        let watch = Watch::default();
+        let mut d = ServiceDetection::default();
+        let t0 = 1_000 * S;
+        let exposition = |dead: u64, acked: u64| {
+            let mut text = String::from(
+                "# TYPE aiods_messaging_consumer_pending gauge\n\
+                 aiods_messaging_consumer_pending{messaging_system=\"nats\",messaging_consumer_group_name=\"kitchen-create-ticket\",messaging_stream_name=\"CONSUMERS\"} 0\n\
+                 # TYPE messaging_client_consumed_messages_total counter\n",
+            );
+            text.push_str(&format!(
+                "messaging_client_consumed_messages_total{{messaging_system=\"nats\",messaging_consumer_group_name=\"kitchen-create-ticket\",messaging_destination_name=\"consumers.verified\",outcome=\"ack\"}} {acked}\n"
+            ));
+            if dead > 0 {
+                text.push_str(&format!(
+                    "messaging_client_consumed_messages_total{{messaging_system=\"nats\",messaging_consumer_group_name=\"kitchen-create-ticket\",messaging_destination_name=\"consumers.verified\",outcome=\"dead_letter\"}} {dead}\n\
+                     # TYPE aiods_messaging_dead_letters_total counter\n\
+                     aiods_messaging_dead_letters_total{{messaging_system=\"nats\",messaging_consumer_group_name=\"kitchen-create-ticket\",messaging_destination_name=\"consumers.verified\",reason=\"malformed\"}} {dead}\n"
+                ));
+            }
+            text
+        };
+        let mut states = Vec::new();
+        for (k, dead) in [0, 0, 4, 4].into_iter().enumerate() {
+            let at = t0 + k as u64 * S;
+            let samples = crate::receive::scrape::parse_exposition(
+                &exposition(dead, 1),
+                "kitchen",
+                "127.0.0.1:9",
+                at,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            store.metrics.write().insert(samples, at);
+            let consumers = messaging::readings(&store.metrics.read().latest_of(&messaging::NAMES));
+            let readings = consumers.get("kitchen").map_or(&[][..], Vec::as_slice);
+            states.extend(d.consumers("kitchen", readings, &watch, at + S / 10));
+        }
+        let poison = states
+            .iter()
+            .find_map(|f| match f {
+                Finding::State(s) if s.signal == Signal::PoisonMessages => Some(s),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no poison state: {states:?}"));
+        assert!(poison.active);
+        assert_eq!(poison.since, t0 + 2 * S);
+    }
 }

@@ -31,6 +31,11 @@ pub fn bin_dir() -> PathBuf {
 
 /// A `[[service]]` block for one food-delivery service, with fault injection on.
 pub fn food_service(name: &str, extra: &str) -> String {
+    food_service_with(name, extra, &[])
+}
+
+/// [`food_service`] with more environment variables.
+pub fn food_service_with(name: &str, extra: &str, env: &[(&str, &str)]) -> String {
     let exe = bin_dir().join(format!("{name}-service"));
     let (routes, deps) = match name {
         "order" => (
@@ -56,8 +61,12 @@ AIODS_FAULTS__ENABLED = "true"
 AIODS_FAULTS__TOKEN = "{FAULT_TOKEN}"
 AIODS_ORDERS__RECONCILE_INTERVAL_MS = "200"
 RUST_LOG = "info"
-"#,
-        exe = exe.display()
+{env}"#,
+        exe = exe.display(),
+        env = env
+            .iter()
+            .map(|(k, v)| format!("{k} = {}\n", toml::Value::String((*v).to_owned())))
+            .collect::<String>(),
     )
 }
 
