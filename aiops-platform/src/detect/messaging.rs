@@ -443,7 +443,9 @@ mod tests {
         };
         let mut w = ConsumerWatch::default();
         assert!(
-            w.tick(&[young.clone()], &c, 6 * S).poison.active,
+            w.tick(std::slice::from_ref(&young), &c, 6 * S)
+                .poison
+                .active,
             "met at once"
         );
         let old = ConsumerReading {
@@ -452,7 +454,9 @@ mod tests {
         };
         let mut w = ConsumerWatch::default();
         assert!(
-            !w.tick(&[old.clone()], &c, 600 * S).poison.active,
+            !w.tick(std::slice::from_ref(&old), &c, 600 * S)
+                .poison
+                .active,
             "history"
         );
         let unknown = ConsumerReading {
