@@ -145,8 +145,44 @@ fn write_hex(buf: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 fn write_json_str(buf: &mut Vec<u8>, s: &str) {
-    // serde_json escapes per RFC 8259; writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *buf, s);
+    // Most strings (keys, targets, routes, methods) need no escape: copied as they are. The
+    // others go through serde_json, which escapes per RFC 8259 (writing to a Vec cannot fail).
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.reserve(s.len() + 2);
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *buf, s);
+    }
+}
+
+/// Writes `value` as JSON: the shortest decimal that reads back as `value`, as `{}` formats
+/// it, with a fast path for values of at most three decimals (durations in milliseconds,
+/// rounded to the microsecond) that are whole thousandths.
+fn write_json_f64(buf: &mut Vec<u8>, value: f64) {
+    if !value.is_finite() {
+        buf.extend_from_slice(b"null");
+        return;
+    }
+    let thousandths = (value * 1000.0).round();
+    if value >= 0.0 && thousandths < 1e12 && thousandths / 1000.0 == value {
+        // `k / 1000` with k whole: its shortest round-tripping decimal is k's digits with the
+        // point three places left, trailing zeros (and a bare point) dropped.
+        let k = thousandths as u64;
+        let (whole, mut frac) = (k / 1000, k % 1000);
+        let _ = write!(buf, "{whole}");
+        if frac != 0 {
+            let mut digits = 3;
+            while frac % 10 == 0 {
+                frac /= 10;
+                digits -= 1;
+            }
+            let _ = write!(buf, ".{frac:0digits$}");
+        }
+        return;
+    }
+    let _ = write!(buf, "{value}");
 }
 
 fn write_timestamp(buf: &mut Vec<u8>, t: time::OffsetDateTime) {
@@ -212,11 +248,7 @@ impl Visit for JsonFields<'_> {
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.key(field);
-        if value.is_finite() {
-            let _ = write!(self.buf, "{value}");
-        } else {
-            self.buf.extend_from_slice(b"null");
-        }
+        write_json_f64(self.buf, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -235,6 +267,64 @@ impl Visit for JsonFields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_are_written_as_display_writes_them() {
+        let mut values = vec![
+            0.0,
+            1.0,
+            0.001,
+            0.01,
+            0.1,
+            0.123,
+            1.5,
+            12.34,
+            999.999,
+            1000.0,
+            0.25,
+            3.1e-7,
+            123456.789,
+            1e15,
+            0.1 + 0.2,
+            -2.5,
+            4.0000001,
+        ];
+        // Durations as the access log computes them, over a range of microseconds.
+        values.extend(
+            (0..200_000u64)
+                .step_by(7)
+                .map(|us| (us as f64).round() / 1000.0),
+        );
+        for v in values {
+            let mut buf = Vec::new();
+            write_json_f64(&mut buf, v);
+            assert_eq!(
+                String::from_utf8(buf).expect("utf-8"),
+                format!("{v}"),
+                "{v}"
+            );
+        }
+        let mut buf = Vec::new();
+        write_json_f64(&mut buf, f64::NAN);
+        assert_eq!(buf, b"null");
+    }
+
+    #[test]
+    fn strings_are_escaped_only_when_needed() {
+        for s in [
+            "plain",
+            "",
+            "GET /orders/{id}",
+            "quote \" here",
+            "back\\slash",
+            "tab\t",
+            "é ✓",
+        ] {
+            let mut buf = Vec::new();
+            write_json_str(&mut buf, s);
+            assert_eq!(buf, serde_json::to_vec(s).expect("json"), "{s}");
+        }
+    }
     use std::sync::{Arc, Mutex};
     use tracing_subscriber::layer::SubscriberExt;
 

@@ -195,7 +195,18 @@ struct SpanNames {
 /// past this bound names are built per request instead.
 const MAX_INTERNED: usize = 1024;
 
-type InternedNames = std::collections::HashMap<(&'static str, Option<Box<str>>), SpanNames>;
+/// The method labels, in the order of the per-route slots below.
+const METHODS: [&str; 10] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT", "_OTHER",
+];
+
+/// Interned names by route template (looked up by `&str`, no allocation), one slot per method.
+#[derive(Default)]
+struct InternedNames {
+    by_route: std::collections::HashMap<Box<str>, [Option<SpanNames>; 10]>,
+    no_route: [Option<SpanNames>; 10],
+    count: usize,
+}
 
 static INTERNED: std::sync::LazyLock<std::sync::RwLock<InternedNames>> =
     std::sync::LazyLock::new(Default::default);
@@ -203,42 +214,47 @@ static INTERNED: std::sync::LazyLock<std::sync::RwLock<InternedNames>> =
 /// Interned span names: building `"GET /orders/{id}"` and copying the route for every request
 /// showed up in the profile, so each pair is built once and kept for the process's life.
 fn span_names(method: &metrics::SharedString, route: Option<&str>) -> SpanNames {
-    let method: &'static str = match crate::telemetry::labels::static_method(method) {
-        Some(m) => m,
-        None => "_OTHER",
+    let slot = METHODS
+        .iter()
+        .position(|m| *m == method.as_ref())
+        .unwrap_or(METHODS.len() - 1);
+    let method: &'static str = METHODS[slot];
+    let lookup = |names: &InternedNames| match route {
+        Some(r) => names.by_route.get(r).and_then(|slots| slots[slot]),
+        None => names.no_route[slot],
     };
-    let key = (method, route.map(Box::from));
-    if let Ok(map) = INTERNED.read()
-        && let Some(names) = map.get(&key)
+    if let Ok(names) = INTERNED.read()
+        && let Some(found) = lookup(&names)
     {
-        return *names;
+        return found;
     }
-    let Ok(mut map) = INTERNED.write() else {
-        return SpanNames {
-            name: method,
-            method,
-            route: None,
-        };
-    };
-    if map.len() >= MAX_INTERNED {
-        return SpanNames {
-            name: method,
-            method,
-            route: None,
-        };
-    }
-    let route: Option<&'static str> = route.map(|r| &*Box::leak(Box::<str>::from(r)));
-    let name: &'static str = match route {
-        Some(r) => Box::leak(format!("{method} {r}").into_boxed_str()),
-        None => method,
-    };
-    let names = SpanNames {
-        name,
+    let unnamed = SpanNames {
+        name: method,
         method,
-        route,
+        route: None,
     };
-    map.insert(key, names);
-    names
+    let Ok(mut names) = INTERNED.write() else {
+        return unnamed;
+    };
+    if let Some(found) = lookup(&names) {
+        return found;
+    }
+    if names.count >= MAX_INTERNED {
+        return unnamed;
+    }
+    names.count += 1;
+    let Some(route) = route else {
+        names.no_route[slot] = Some(unnamed);
+        return unnamed;
+    };
+    let leaked: &'static str = Box::leak(Box::<str>::from(route));
+    let found = SpanNames {
+        name: Box::leak(format!("{method} {route}").into_boxed_str()),
+        method,
+        route: Some(leaked),
+    };
+    names.by_route.entry(Box::from(route)).or_default()[slot] = Some(found);
+    found
 }
 
 pin_project_lite::pin_project! {
