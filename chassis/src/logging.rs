@@ -170,19 +170,36 @@ fn write_json_f64(buf: &mut Vec<u8>, value: f64) {
         // `k / 1000` with k whole: its shortest round-tripping decimal is k's digits with the
         // point three places left, trailing zeros (and a bare point) dropped.
         let k = thousandths as u64;
-        let (whole, mut frac) = (k / 1000, k % 1000);
-        let _ = write!(buf, "{whole}");
+        write_u64(buf, k / 1000);
+        let frac = k % 1000;
         if frac != 0 {
-            let mut digits = 3;
-            while frac % 10 == 0 {
-                frac /= 10;
-                digits -= 1;
-            }
-            let _ = write!(buf, ".{frac:0digits$}");
+            let digits = [
+                b'0' + (frac / 100) as u8,
+                b'0' + (frac / 10 % 10) as u8,
+                b'0' + (frac % 10) as u8,
+            ];
+            let len = 3 - digits.iter().rev().take_while(|d| **d == b'0').count();
+            buf.push(b'.');
+            buf.extend_from_slice(&digits[..len]);
         }
         return;
     }
     let _ = write!(buf, "{value}");
+}
+
+/// Writes `v` in decimal without the formatting machinery.
+fn write_u64(buf: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
 }
 
 fn write_timestamp(buf: &mut Vec<u8>, t: time::OffsetDateTime) {
@@ -243,7 +260,7 @@ impl Visit for JsonFields<'_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        let _ = write!(self.buf, "{value}");
+        write_u64(self.buf, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -307,6 +324,15 @@ mod tests {
         let mut buf = Vec::new();
         write_json_f64(&mut buf, f64::NAN);
         assert_eq!(buf, b"null");
+    }
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        for v in [0, 7, 10, 200, 65_535, 1_000_000_007, u64::MAX] {
+            let mut buf = Vec::new();
+            write_u64(&mut buf, v);
+            assert_eq!(buf, v.to_string().into_bytes());
+        }
     }
 
     #[test]
