@@ -208,7 +208,9 @@ fn write_timestamp(buf: &mut Vec<u8>, t: time::OffsetDateTime) {
         buf.push(b'0' + v % 10);
     };
     let year = t.year().clamp(0, 9999) as u32;
-    let _ = write!(buf, "{year:04}-");
+    two((year / 100) as u8, buf);
+    two((year % 100) as u8, buf);
+    buf.push(b'-');
     two(t.month() as u8, buf);
     buf.push(b'-');
     two(t.day(), buf);
@@ -218,7 +220,12 @@ fn write_timestamp(buf: &mut Vec<u8>, t: time::OffsetDateTime) {
     two(t.minute(), buf);
     buf.push(b':');
     two(t.second(), buf);
-    let _ = write!(buf, ".{:06}Z", t.microsecond());
+    let micros = t.microsecond();
+    buf.push(b'.');
+    two((micros / 10_000) as u8, buf);
+    two((micros / 100 % 100) as u8, buf);
+    two((micros % 100) as u8, buf);
+    buf.push(b'Z');
 }
 
 struct JsonFields<'a> {
@@ -324,6 +331,18 @@ mod tests {
         let mut buf = Vec::new();
         write_json_f64(&mut buf, f64::NAN);
         assert_eq!(buf, b"null");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_with_microseconds() {
+        let t = time::macros::datetime!(2026-03-04 05:06:07.008_009 UTC);
+        let mut buf = Vec::new();
+        write_timestamp(&mut buf, t);
+        assert_eq!(buf, b"2026-03-04T05:06:07.008009Z");
+        let t = time::macros::datetime!(0987-12-31 23:59:59.999_999 UTC);
+        buf.clear();
+        write_timestamp(&mut buf, t);
+        assert_eq!(buf, b"0987-12-31T23:59:59.999999Z");
     }
 
     #[test]
