@@ -7,6 +7,12 @@
 //! (`docs/benchmarks.md`). Writing the wire format from the `SpanData` directly, into one
 //! reused buffer, does the same work without the intermediate copies.
 //!
+//! Measured (`python3 bench/overhead.py`, its callgrind phase: `examples/hello-service` with
+//! access log, metrics, a span per request over OTLP and Sentry on, 2,000 requests on one
+//! keep-alive connection after 200 of warm-up, the graceful stop included): 58,200
+//! instructions per request through the SDK's exporter, 43,800 with this encoder (the export
+//! thread: 17,700 → 2,900 per request).
+//!
 //! The output decodes to exactly what the SDK's conversion produces (a unit test below
 //! compares the two through `opentelemetry-proto`): same fields, same defaults omitted, same
 //! span flags.
@@ -325,13 +331,13 @@ mod tests {
             .push(Link::new(context(9, true), vec![KeyValue::new("k", 1)], 0));
         SpanData {
             span_context: context(n, false),
-            parent_span_id: if n % 2 == 0 {
+            parent_span_id: if n.is_multiple_of(2) {
                 SpanId::from_bytes([7; 8])
             } else {
                 SpanId::INVALID
             },
-            parent_span_is_remote: n % 2 == 0,
-            span_kind: if n % 2 == 0 {
+            parent_span_is_remote: n.is_multiple_of(2),
+            span_kind: if n.is_multiple_of(2) {
                 SpanKind::Server
             } else {
                 SpanKind::Client
