@@ -145,16 +145,18 @@ fn active_gauge(method: &SharedString) -> metrics::Gauge {
 
 type SeriesKey = (SharedString, Option<Box<str>>, u16);
 
+/// Histogram handles by [`series_hash`], a bucket per hash.
+type HistogramCache = std::collections::HashMap<
+    u64,
+    Vec<(SeriesKey, metrics::Histogram)>,
+    std::hash::BuildHasherDefault<PassThrough>,
+>;
+
 thread_local! {
     /// Histogram handles by (method, route, status), so that a request costs one hash of
     /// three short values instead of building a labelled key and looking it up in the registry.
-    static HISTOGRAMS: std::cell::RefCell<
-        std::collections::HashMap<
-            u64,
-            Vec<(SeriesKey, metrics::Histogram)>,
-            std::hash::BuildHasherDefault<PassThrough>,
-        >,
-    > = std::cell::RefCell::new(std::collections::HashMap::default());
+    static HISTOGRAMS: std::cell::RefCell<HistogramCache> =
+        std::cell::RefCell::new(HistogramCache::default());
 }
 
 /// The cache's keys are already hashes ([`series_hash`]): used as they are.
@@ -167,7 +169,7 @@ impl std::hash::Hasher for PassThrough {
     }
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
-            self.0 = (self.0 << 8 | self.0 >> 56) ^ u64::from(*b);
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
         }
     }
     fn write_u64(&mut self, v: u64) {
