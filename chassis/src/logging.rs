@@ -145,8 +145,61 @@ fn write_hex(buf: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 fn write_json_str(buf: &mut Vec<u8>, s: &str) {
-    // serde_json escapes per RFC 8259; writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *buf, s);
+    // Most strings (keys, targets, routes, methods) need no escape: copied as they are. The
+    // others go through serde_json, which escapes per RFC 8259 (writing to a Vec cannot fail).
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.reserve(s.len() + 2);
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *buf, s);
+    }
+}
+
+/// Writes `value` as JSON: the shortest decimal that reads back as `value`, as `{}` formats
+/// it, with a fast path for values of at most three decimals (durations in milliseconds,
+/// rounded to the microsecond) that are whole thousandths.
+fn write_json_f64(buf: &mut Vec<u8>, value: f64) {
+    if !value.is_finite() {
+        buf.extend_from_slice(b"null");
+        return;
+    }
+    let thousandths = (value * 1000.0).round();
+    if value >= 0.0 && thousandths < 1e12 && thousandths / 1000.0 == value {
+        // `k / 1000` with k whole: its shortest round-tripping decimal is k's digits with the
+        // point three places left, trailing zeros (and a bare point) dropped.
+        let k = thousandths as u64;
+        write_u64(buf, k / 1000);
+        let frac = k % 1000;
+        if frac != 0 {
+            let digits = [
+                b'0' + (frac / 100) as u8,
+                b'0' + (frac / 10 % 10) as u8,
+                b'0' + (frac % 10) as u8,
+            ];
+            let len = 3 - digits.iter().rev().take_while(|d| **d == b'0').count();
+            buf.push(b'.');
+            buf.extend_from_slice(&digits[..len]);
+        }
+        return;
+    }
+    let _ = write!(buf, "{value}");
+}
+
+/// Writes `v` in decimal without the formatting machinery.
+fn write_u64(buf: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
 }
 
 fn write_timestamp(buf: &mut Vec<u8>, t: time::OffsetDateTime) {
@@ -155,7 +208,9 @@ fn write_timestamp(buf: &mut Vec<u8>, t: time::OffsetDateTime) {
         buf.push(b'0' + v % 10);
     };
     let year = t.year().clamp(0, 9999) as u32;
-    let _ = write!(buf, "{year:04}-");
+    two((year / 100) as u8, buf);
+    two((year % 100) as u8, buf);
+    buf.push(b'-');
     two(t.month() as u8, buf);
     buf.push(b'-');
     two(t.day(), buf);
@@ -165,7 +220,12 @@ fn write_timestamp(buf: &mut Vec<u8>, t: time::OffsetDateTime) {
     two(t.minute(), buf);
     buf.push(b':');
     two(t.second(), buf);
-    let _ = write!(buf, ".{:06}Z", t.microsecond());
+    let micros = t.microsecond();
+    buf.push(b'.');
+    two((micros / 10_000) as u8, buf);
+    two((micros / 100 % 100) as u8, buf);
+    two((micros % 100) as u8, buf);
+    buf.push(b'Z');
 }
 
 struct JsonFields<'a> {
@@ -207,16 +267,12 @@ impl Visit for JsonFields<'_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        let _ = write!(self.buf, "{value}");
+        write_u64(self.buf, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.key(field);
-        if value.is_finite() {
-            let _ = write!(self.buf, "{value}");
-        } else {
-            self.buf.extend_from_slice(b"null");
-        }
+        write_json_f64(self.buf, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -235,6 +291,85 @@ impl Visit for JsonFields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_are_written_as_display_writes_them() {
+        let mut values = vec![
+            0.0,
+            1.0,
+            0.001,
+            0.01,
+            0.1,
+            0.123,
+            1.5,
+            12.34,
+            999.999,
+            1000.0,
+            0.25,
+            3.1e-7,
+            123456.789,
+            1e15,
+            0.1 + 0.2,
+            -2.5,
+            4.0000001,
+        ];
+        // Durations as the access log computes them, over a range of microseconds.
+        values.extend(
+            (0..200_000u64)
+                .step_by(7)
+                .map(|us| (us as f64).round() / 1000.0),
+        );
+        for v in values {
+            let mut buf = Vec::new();
+            write_json_f64(&mut buf, v);
+            assert_eq!(
+                String::from_utf8(buf).expect("utf-8"),
+                format!("{v}"),
+                "{v}"
+            );
+        }
+        let mut buf = Vec::new();
+        write_json_f64(&mut buf, f64::NAN);
+        assert_eq!(buf, b"null");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_with_microseconds() {
+        let t = time::macros::datetime!(2026-03-04 05:06:07.008_009 UTC);
+        let mut buf = Vec::new();
+        write_timestamp(&mut buf, t);
+        assert_eq!(buf, b"2026-03-04T05:06:07.008009Z");
+        let t = time::macros::datetime!(0987-12-31 23:59:59.999_999 UTC);
+        buf.clear();
+        write_timestamp(&mut buf, t);
+        assert_eq!(buf, b"0987-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        for v in [0, 7, 10, 200, 65_535, 1_000_000_007, u64::MAX] {
+            let mut buf = Vec::new();
+            write_u64(&mut buf, v);
+            assert_eq!(buf, v.to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_only_when_needed() {
+        for s in [
+            "plain",
+            "",
+            "GET /orders/{id}",
+            "quote \" here",
+            "back\\slash",
+            "tab\t",
+            "é ✓",
+        ] {
+            let mut buf = Vec::new();
+            write_json_str(&mut buf, s);
+            assert_eq!(buf, serde_json::to_vec(s).expect("json"), "{s}");
+        }
+    }
     use std::sync::{Arc, Mutex};
     use tracing_subscriber::layer::SubscriberExt;
 

@@ -22,15 +22,6 @@ pub(crate) fn method_label(method: &Method) -> SharedString {
     SharedString::const_str(m)
 }
 
-/// The static string of a method label made by [`method_label`].
-pub(crate) fn static_method(label: &SharedString) -> Option<&'static str> {
-    [
-        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT", "_OTHER",
-    ]
-    .into_iter()
-    .find(|m| *m == label.as_ref())
-}
-
 /// The status code as a static string for the common codes (no allocation on the hot path).
 pub(crate) fn status_label(status: u16) -> std::borrow::Cow<'static, str> {
     const COMMON: &[(u16, &str)] = &[
