@@ -1,10 +1,13 @@
 //! Message consumers judged from the telemetry contract's messaging metrics, scraped from
 //! each instance's `/metrics` (`docs/telemetry-contract.md`, "Messaging"):
 //!
-//! - **stalled consumer** (per instance and durable consumer): the consumer has work waiting
-//!   (`aiods_messaging_consumer_pending` + `aiods_messaging_consumer_ack_pending` > 0) and the
-//!   instance finishes none (`messaging_client_consumed_messages_total` flat) for
-//!   `consumer_stall_ms`. Since: the first scrape with work waiting after the instance's last
+//! - **stalled consumer** (per instance and durable consumer): the instance has work waiting —
+//!   messages it received and has not settled (`aiods_messaging_consumer_in_flight`), or
+//!   messages no instance has been given yet (`aiods_messaging_consumer_pending`) — and finishes
+//!   none (`messaging_client_consumed_messages_total` flat) for `consumer_stall_ms`. Messages
+//!   delivered and unacknowledged (`_ack_pending`) do not count: after a crash they belong to
+//!   the dead process until the ack wait gives them back, and a new instance with nothing to
+//!   do is not stalled. Since: the first scrape with work waiting after the instance's last
 //!   finished message. Over when it finishes one, when nothing waits, or when it restarts.
 //! - **poison messages** (per service): at least `poison_dead_letters` messages dead-lettered
 //!   (`aiods_messaging_dead_letters_total`) within [`POISON_WINDOW_NS`]. Since: the first scrape
@@ -25,6 +28,8 @@ use crate::store::LatestSample;
 pub const PENDING: &str = "aiods_messaging_consumer_pending";
 /// Messages delivered and not yet acknowledged (JetStream `num_ack_pending`).
 pub const ACK_PENDING: &str = "aiods_messaging_consumer_ack_pending";
+/// Messages this instance received and has not settled (in a handler or waiting for one).
+pub const IN_FLIGHT: &str = "aiods_messaging_consumer_in_flight";
 /// Messages the instance finished, by `outcome`.
 pub const CONSUMED: &str = "messaging_client_consumed_messages_total";
 /// Messages the instance dead-lettered, by `reason`.
@@ -32,7 +37,14 @@ pub const DEAD_LETTERS: &str = "aiods_messaging_dead_letters_total";
 /// When the instance's process started (seconds since the epoch).
 pub const PROCESS_START: &str = "process_start_time_seconds";
 /// The metrics this module reads.
-pub const NAMES: [&str; 5] = [PENDING, ACK_PENDING, CONSUMED, DEAD_LETTERS, PROCESS_START];
+pub const NAMES: [&str; 6] = [
+    PENDING,
+    ACK_PENDING,
+    IN_FLIGHT,
+    CONSUMED,
+    DEAD_LETTERS,
+    PROCESS_START,
+];
 
 /// The label naming the durable consumer.
 const GROUP_LABEL: &str = "messaging_consumer_group_name";
@@ -59,8 +71,13 @@ pub struct ConsumerReading {
     pub group: String,
     /// When it was scraped (ns since the epoch).
     pub at: u64,
-    /// Messages waiting: pending plus delivered and unacknowledged.
+    /// Messages waiting for the durable consumer: pending plus delivered and unacknowledged
+    /// (the same on every instance).
     pub backlog: f64,
+    /// Messages no instance has been given yet (JetStream `num_pending`).
+    pub pending: f64,
+    /// Messages this instance holds unsettled, when it says.
+    pub in_flight: Option<f64>,
     /// Messages finished since the instance started, whatever the outcome.
     pub finished: f64,
     /// Of them, not acknowledged (`nak`, `dead_letter`).
@@ -100,6 +117,8 @@ pub fn readings(samples: &[LatestSample]) -> HashMap<String, Vec<ConsumerReading
                 group: group.clone(),
                 at: 0,
                 backlog: 0.0,
+                pending: 0.0,
+                in_flight: None,
                 finished: 0.0,
                 failed: 0.0,
                 dead_letters: 0.0,
@@ -110,7 +129,12 @@ pub fn readings(samples: &[LatestSample]) -> HashMap<String, Vec<ConsumerReading
         r.at = r.at.max(s.point.time_unix_nano);
         let v = s.point.value;
         match s.name.as_str() {
-            PENDING | ACK_PENDING => r.backlog += v,
+            PENDING => {
+                r.backlog += v;
+                r.pending += v;
+            }
+            ACK_PENDING => r.backlog += v,
+            IN_FLIGHT => r.in_flight = Some(r.in_flight.unwrap_or(0.0) + v),
             CONSUMED => {
                 r.finished += v;
                 if s.labels.get("outcome").is_some_and(|o| o != "ack") {
@@ -142,7 +166,8 @@ pub struct StallChange {
     pub stalled: bool,
     /// When the stall began (stalled) or ended (not stalled).
     pub at: u64,
-    /// Messages waiting at the last scrape.
+    /// Work waiting for the instance at the last scrape (what it holds unsettled, and what
+    /// nobody was given yet).
     pub backlog: f64,
 }
 
@@ -206,9 +231,17 @@ impl Track {
             finished: r.finished,
             failed: r.failed,
             dead_letters: r.dead_letters,
-            waiting_since: (r.backlog > 0.0).then_some(r.at),
+            waiting_since: (r.waiting() > 0.0).then_some(r.at),
             stalled: false,
         }
+    }
+}
+
+impl ConsumerReading {
+    /// The work this instance has waiting: what it holds unsettled and what nobody was
+    /// given yet.
+    pub fn waiting(&self) -> f64 {
+        self.in_flight.unwrap_or(0.0) + self.pending
     }
 }
 
@@ -256,7 +289,7 @@ impl ConsumerWatch {
                 self.outcomes.push_back((r.at, finished, failed));
             }
             let progressed = finished > 0.0 || restarted;
-            t.waiting_since = match (r.backlog > 0.0, progressed, t.waiting_since) {
+            t.waiting_since = match (r.waiting() > 0.0, progressed, t.waiting_since) {
                 (false, _, _) => None,
                 (true, true, _) => Some(r.at),
                 (true, false, since) => Some(since.unwrap_or(r.at)),
@@ -274,7 +307,7 @@ impl ConsumerWatch {
                     } else {
                         r.at
                     },
-                    backlog: r.backlog,
+                    backlog: r.waiting(),
                 });
             }
             *t = Track {
@@ -371,6 +404,8 @@ mod tests {
             group: "kitchen".into(),
             at: at_s * S,
             backlog,
+            pending: backlog,
+            in_flight: None,
             finished,
             failed,
             dead_letters: dead,
@@ -468,6 +503,36 @@ mod tests {
     }
 
     #[test]
+    fn messages_a_dead_instance_held_do_not_stall_its_successor_and_held_ones_do() {
+        let c = cfg();
+        // After a restart: 3 messages delivered to the killed process (ack pending), none
+        // pending, the new instance holds nothing: not stalled, however long.
+        let mut w = ConsumerWatch::default();
+        for at in 0..20 {
+            let r = ConsumerReading {
+                backlog: 3.0,
+                pending: 0.0,
+                in_flight: Some(0.0),
+                ..reading(at, 3.0, 7.0, 0.0, 0.0)
+            };
+            assert!(w.tick(&[r], &c, at * S).stalls.is_empty(), "at {at} s");
+        }
+        // A wedged instance holding two messages, nothing pending: stalled.
+        let mut w = ConsumerWatch::default();
+        let mut stalled = false;
+        for at in 0..10 {
+            let r = ConsumerReading {
+                backlog: 2.0,
+                pending: 0.0,
+                in_flight: Some(2.0),
+                ..reading(at, 2.0, 7.0, 0.0, 0.0)
+            };
+            stalled |= w.tick(&[r], &c, at * S).stalls.iter().any(|s| s.stalled);
+        }
+        assert!(stalled);
+    }
+
+    #[test]
     fn a_busy_consumer_or_an_idle_one_never_stalls() {
         let mut w = ConsumerWatch::default();
         let c = cfg();
@@ -558,6 +623,7 @@ mod tests {
         let samples = vec![
             sample(PENDING, &a, 4.0),
             sample(ACK_PENDING, &a, 1.0),
+            sample(IN_FLIGHT, &a, 2.0),
             sample(CONSUMED, &[a[0], a[1], ("outcome", "ack")], 10.0),
             sample(CONSUMED, &[a[0], a[1], ("outcome", "nak")], 3.0),
             sample(CONSUMED, &[a[0], a[1], ("outcome", "dead_letter")], 1.0),
@@ -579,6 +645,8 @@ mod tests {
                 group: "kitchen".into(),
                 at: 5,
                 backlog: 5.0,
+                pending: 4.0,
+                in_flight: Some(2.0),
                 finished: 14.0,
                 failed: 4.0,
                 dead_letters: 1.0,

@@ -7,7 +7,7 @@
 //! pushed over OTLP only with `OTEL_METRICS_EXPORTER=otlp` (Prometheus pull is the default).
 //! `OTEL_EXPORTER_OTLP_PROTOCOL=http/json` selects JSON over protobuf; headers, timeouts,
 //! resource attributes and the sampler are read by the SDK from their standard variables.
-//! Spans over protobuf (the default) are encoded by [`proto`] and posted by [`span_export`],
+//! Spans over protobuf (the default) are encoded by `proto` and posted by `span_export`,
 //! which read the same variables, rather than converted to the SDK's generated structs first:
 //! measured with callgrind, that conversion was a third of a traced request's instructions.
 //!
