@@ -993,6 +993,9 @@ async fn the_consumer_stall_fault_grows_pending_with_no_acks_until_cleared() {
         0.0,
         "nothing acked or nacked"
     );
+    // What the wedged instance holds: its handlers' messages and the one waiting for a slot.
+    let held = value(&m, "aiods_messaging_consumer_in_flight", &[group]);
+    assert!(held >= 1.0, "in flight while stalled: {held}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         handled(&svc).await.is_empty(),
@@ -1013,7 +1016,8 @@ async fn the_consumer_stall_fault_grows_pending_with_no_acks_until_cleared() {
     eventually("pending back to 0", || async {
         let m = metrics(&svc).await;
         (value(&m, "aiods_messaging_consumer_pending", &[group]) == 0.0
-            && value(&m, "aiods_messaging_consumer_ack_pending", &[group]) == 0.0)
+            && value(&m, "aiods_messaging_consumer_ack_pending", &[group]) == 0.0
+            && value(&m, "aiods_messaging_consumer_in_flight", &[group]) == 0.0)
             .then_some(())
     })
     .await;

@@ -146,6 +146,8 @@ type ErasedHandler<T> = Arc<dyn Fn(Delivery<T>) -> HandlerFuture + Send + Sync>;
 struct ConsumerCtx<T> {
     inner: Arc<Inner>,
     name: Arc<str>,
+    /// Messages received and not settled yet (`aiods_messaging_consumer_in_flight`).
+    in_flight: metrics::Gauge,
     stream: String,
     dead_letter_subject: String,
     max_deliver: u32,
@@ -200,6 +202,11 @@ impl Messaging {
             stream: spec.stream.clone(),
             max_deliver,
             handler,
+            in_flight: metrics::gauge!(
+                names::CONSUMER_IN_FLIGHT,
+                "messaging_system" => names::SYSTEM,
+                "messaging_consumer_group_name" => spec.name.clone(),
+            ),
         });
         let stats = tokio::spawn(report_stats(
             self.clone(),
@@ -262,6 +269,7 @@ where
                     break;
                 }
             };
+            let held = Held::new(&ctx.in_flight);
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => p.ok(),
                 _ = stop.wait_for(|s| *s) => None,
@@ -271,12 +279,13 @@ where
                     let ctx = ctx.clone();
                     tasks.spawn(async move {
                         handle(&ctx, msg).await;
-                        drop(permit);
+                        drop((permit, held));
                     });
                 }
                 // Stopping: received but not started, so given back for another instance.
                 _ => {
                     let _ = msg.ack_with(AckKind::Nak(None)).await;
+                    drop(held);
                 }
             }
         }
@@ -286,6 +295,22 @@ where
         }
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// One message counted in the consumer's in-flight gauge until it is settled (dropped).
+struct Held(metrics::Gauge);
+
+impl Held {
+    fn new(gauge: &metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) {

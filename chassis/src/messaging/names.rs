@@ -12,6 +12,9 @@ pub const CONSUMER_PENDING: &str = "aiods_messaging_consumer_pending";
 pub const CONSUMER_ACK_PENDING: &str = "aiods_messaging_consumer_ack_pending";
 /// JetStream `num_redelivered` of a consumer.
 pub const CONSUMER_REDELIVERED: &str = "aiods_messaging_consumer_redelivered";
+/// Messages this instance received for a consumer and has not settled yet (in a handler, or
+/// waiting for one): what a wedged instance holds.
+pub const CONSUMER_IN_FLIGHT: &str = "aiods_messaging_consumer_in_flight";
 /// Messages sent to the dead-letter subject, with `reason`.
 pub const DEAD_LETTERS: &str = "aiods_messaging_dead_letters_total";
 
@@ -71,6 +74,10 @@ pub(crate) fn describe() {
     describe_gauge!(
         CONSUMER_REDELIVERED,
         "Messages delivered more than once and not yet acknowledged."
+    );
+    describe_gauge!(
+        CONSUMER_IN_FLIGHT,
+        "Messages this instance received and has not settled yet."
     );
     describe_counter!(DEAD_LETTERS, "Messages sent to the dead-letter subject.");
     describe_counter!(
