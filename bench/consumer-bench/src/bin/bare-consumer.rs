@@ -20,7 +20,10 @@ async fn main() -> Result<(), BoxError> {
     let client = async_nats::connect(env.url.as_str()).await?;
     let js = async_nats::jetstream::new(client.clone());
     let consumer = js
-        .create_consumer_on_stream(consumer_bench::consumer_config(&env.consumer), env.stream.as_str())
+        .create_consumer_on_stream(
+            consumer_bench::consumer_config(&env.consumer),
+            env.stream.as_str(),
+        )
         .await?;
     let handled = Arc::new(AtomicU64::new(0));
     let start: Arc<OnceLock<Start>> = Arc::new(OnceLock::new());

@@ -122,7 +122,9 @@ fn count_spans(body: &[u8]) -> Option<(u64, u64)> {
         for ss in fields(rs)? {
             let Field::Bytes(2, ss) = ss else { continue };
             for span in fields(ss)? {
-                let Field::Bytes(2, span) = span else { continue };
+                let Field::Bytes(2, span) = span else {
+                    continue;
+                };
                 spans += 1;
                 if fields(span)?
                     .iter()
