@@ -275,24 +275,23 @@ impl Messaging {
 /// handler tasks (at most `concurrency` messages handled at once); when stopping, gives back
 /// what it received but did not start and waits for its in-flight messages.
 ///
-/// A pull's messages are read at once into the handlers' queue (one batch plus `concurrency`
-/// messages at most), so the next pull is sent while the handlers work: waiting for handlers
-/// before reading the rest of a batch left them idle for a pull's round trip every batch.
-/// The handler tasks live as long as the consumer: a task spawned per message (its large
-/// future moved to the heap, registered, joined) cost about 8 % of a consuming process's CPU.
-/// Both measured with the consumer benchmark (docs/benchmarks.md, "Message consumer").
+/// At most one batch (`(4 × concurrency).clamp(32, 256)`) is received and not yet settled:
+/// each pull asks for the room there is, so the next pull is sent as soon as a handler
+/// finishes, while the others work on the messages already read. (Reading a batch only as
+/// fast as the handlers took messages left them idle for a pull's round trip every batch.) The
+/// handler tasks live as long as the consumer: a task spawned per message (its large future
+/// moved to the heap, registered, joined) cost about 8 % of a consuming process's CPU. Both
+/// measured with the consumer benchmark (docs/benchmarks.md, "Message consumer").
 async fn fetch_loop<T>(ctx: Arc<ConsumerCtx<T>>, consumer: PullConsumer, concurrency: usize)
 where
     T: DeserializeOwned + Send + 'static,
 {
-    // A few batches' worth ahead of the handlers, so the next pull overlaps their work.
     let batch_size = (concurrency * 4).clamp(32, 256);
-    // Messages received and not yet settled; a message enters the queue only with a permit, so
-    // the queue never holds more and a send never waits.
-    let queued = batch_size + concurrency;
-    let permits = Arc::new(Semaphore::new(queued));
+    // One permit per message received and not yet settled. A message enters the queue only
+    // with a permit, so the queue never holds more and a send never waits.
+    let permits = Arc::new(Semaphore::new(batch_size));
     let (to_handlers, received) =
-        flume::bounded::<(jetstream::Message, OwnedSemaphorePermit)>(queued);
+        flume::bounded::<(jetstream::Message, OwnedSemaphorePermit)>(batch_size);
     let mut handlers = JoinSet::new();
     for _ in 0..concurrency {
         let ctx = ctx.clone();
@@ -318,9 +317,23 @@ where
         if *stop.borrow() {
             break;
         }
+        // Room for at least one message, then all the room there is.
+        let first = tokio::select! {
+            p = permits.clone().acquire_owned() => p.ok(),
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let Some(mut room) = first else { break };
+        let more = permits.available_permits().min(batch_size - 1);
+        if more > 0
+            && let Ok(extra) = permits
+                .clone()
+                .try_acquire_many_owned(u32::try_from(more).unwrap_or(0))
+        {
+            room.merge(extra);
+        }
         let pull = consumer
             .batch()
-            .max_messages(batch_size)
+            .max_messages(room.num_permits())
             .expires(PULL_EXPIRES)
             .messages();
         // Not abandoned halfway when stopping: a pull request already sent would have its
@@ -329,6 +342,7 @@ where
             Ok(b) => b,
             Err(e) => {
                 tracing::debug!(target: "aiods::messaging", consumer = %ctx.name, error = %e, "pull failed");
+                drop(room);
                 pause(&mut stop, RETRY_PAUSE).await;
                 continue;
             }
@@ -343,9 +357,13 @@ where
                     break;
                 }
             };
-            let permit = tokio::select! {
-                p = permits.clone().acquire_owned() => p.ok(),
-                _ = stop.wait_for(|s| *s) => None,
+            // The pull asked for no more than its room; a message beyond it waits for room.
+            let permit = match room.split(1) {
+                Some(p) => Some(p),
+                None => tokio::select! {
+                    p = permits.clone().acquire_owned() => p.ok(),
+                    _ = stop.wait_for(|s| *s) => None,
+                },
             };
             match permit {
                 Some(permit) if !*stop.borrow() => {
@@ -364,6 +382,8 @@ where
                 }
             }
         }
+        // The room the pull did not fill is given back.
+        drop(room);
         if failed {
             // The broker is away or the consumer gone: do not spin.
             pause(&mut stop, RETRY_PAUSE).await;
