@@ -276,8 +276,8 @@ impl Messaging {
 /// what it received but did not start and waits for its in-flight messages.
 ///
 /// At most one batch (`(4 × concurrency).clamp(32, 256)`) is received and not yet settled:
-/// each pull asks for the room there is, so the next pull is sent as soon as a handler
-/// finishes, while the others work on the messages already read. (Reading a batch only as
+/// each pull asks for the room there is once half a batch is free, so the next pull is sent
+/// while the handlers work on the messages already read. (Reading a batch only as
 /// fast as the handlers took messages left them idle for a pull's round trip every batch.) The
 /// handler tasks live as long as the consumer: a task spawned per message (its large future
 /// moved to the heap, registered, joined) cost about 8 % of a consuming process's CPU. Both
@@ -290,6 +290,7 @@ where
     // One permit per message received and not yet settled. A message enters the queue only
     // with a permit, so the queue never holds more and a send never waits.
     let permits = Arc::new(Semaphore::new(batch_size));
+    let min_pull = u32::try_from(batch_size / 2).unwrap_or(16);
     let (to_handlers, received) =
         flume::bounded::<(jetstream::Message, OwnedSemaphorePermit)>(batch_size);
     let mut handlers = JoinSet::new();
@@ -317,13 +318,16 @@ where
         if *stop.borrow() {
             break;
         }
-        // Room for at least one message, then all the room there is.
+        // Room for half a batch at least (a pull has a cost of its own: a pull per message or
+        // two measured slower than a batch per round trip), then all the room there is.
         let first = tokio::select! {
-            p = permits.clone().acquire_owned() => p.ok(),
+            p = permits.clone().acquire_many_owned(min_pull) => p.ok(),
             _ = stop.wait_for(|s| *s) => None,
         };
         let Some(mut room) = first else { break };
-        let more = permits.available_permits().min(batch_size - 1);
+        let more = permits
+            .available_permits()
+            .min(batch_size - room.num_permits());
         if more > 0
             && let Ok(extra) = permits
                 .clone()
