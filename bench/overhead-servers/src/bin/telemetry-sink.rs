@@ -137,3 +137,50 @@ fn count_spans(body: &[u8]) -> Option<(u64, u64)> {
     }
     any.then_some((spans, consumer))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::count_spans;
+
+    fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
+        let len = u8::try_from(bytes.len()).expect("short");
+        let mut out = vec![(number << 3) | 2, len];
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    /// A span with a name and, when given, a kind (field 6, varint).
+    fn span(kind: Option<u8>) -> Vec<u8> {
+        let mut s = field(5, b"process bench.orders");
+        if let Some(k) = kind {
+            s.extend_from_slice(&[6 << 3, k]);
+        }
+        // A fixed64 start time (field 7), skipped by the walker.
+        s.push((7 << 3) | 1);
+        s.extend_from_slice(&1_u64.to_le_bytes());
+        s
+    }
+
+    #[test]
+    fn counts_spans_and_consumer_spans_across_resources_and_scopes() {
+        let scope_a = [
+            field(2, &span(Some(5))),
+            field(2, &span(Some(4))),
+            field(2, &span(None)),
+        ]
+        .concat();
+        let scope_b = field(2, &span(Some(5)));
+        let resource_1 = [field(1, b"resource"), field(2, &scope_a)].concat();
+        let resource_2 = field(2, &scope_b);
+        let body = [field(1, &resource_1), field(1, &resource_2)].concat();
+        assert_eq!(count_spans(&body), Some((4, 2)));
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_trace_export_is_not_counted() {
+        assert_eq!(count_spans(b""), None);
+        assert_eq!(count_spans(b"{\"resourceSpans\":[]}"), None);
+        // Length beyond the end.
+        assert_eq!(count_spans(&[(1 << 3) | 2, 50, 1, 2]), None);
+    }
+}
