@@ -45,7 +45,14 @@ async fn main() -> Result<(), BoxError> {
                 .messages()
                 .await?;
             while let Some(msg) = messages.next().await {
-                let msg = msg?;
+                // A missed heartbeat on a loaded machine is reported and the stream goes on.
+                let msg = match msg {
+                    Ok(m) => m,
+                    Err(e) => {
+                        eprintln!("pull: {e}");
+                        continue;
+                    }
+                };
                 start.get_or_init(Start::now);
                 let permit = permits.clone().acquire_owned().await?;
                 let handled = handled.clone();
