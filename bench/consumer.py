@@ -228,9 +228,9 @@ def main():
 
         variants = ["bare async-nats", "aiods chassis"]
         results = {v: [] for v in variants}
-        # One unmeasured run of each first: the first consumer after the publish once ran 40×
-        # slower than the others (1,395 msgs/s, its CPU per message as usual: waiting on
-        # something; the cause was not found).
+        # One unmeasured run of each first (caches, the stream's files). A bare run once ran 40×
+        # slower than the others (~36 s, its CPU per message as usual: a pull waiting for its
+        # 30 s expiry, it seems); its pulls now expire after 1 s, as the chassis's do.
         for v in variants:
             name = f"warmup-{'bare' if v.startswith('bare') else 'chassis'}"
             if v.startswith("bare"):
