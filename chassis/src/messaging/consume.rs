@@ -13,7 +13,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt, Tracer};
 use serde::de::DeserializeOwned;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::disposition::{self, DeadLetterReason, Disposition, HandlerOutcome};
@@ -152,6 +152,55 @@ struct ConsumerCtx<T> {
     dead_letter_subject: String,
     max_deliver: u32,
     handler: ErasedHandler<T>,
+    metrics: SeriesCache,
+}
+
+/// The consumed-messages counter and the process-duration histogram of one (subject,
+/// outcome), looked up once: building the labelled key and finding it in the registry for
+/// every message cost more than the rest of the metrics path (consumer benchmark,
+/// docs/benchmarks.md).
+#[derive(Clone)]
+struct Series {
+    consumed: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+/// [`Series`] per subject and outcome, for one consumer. Bounded by the subjects its filter
+/// admits (a wildcard consumer over many subjects keeps one entry per subject, as the
+/// registry itself does).
+#[derive(Default)]
+struct SeriesCache(std::sync::Mutex<std::collections::HashMap<String, [Option<Series>; 3]>>);
+
+impl SeriesCache {
+    fn get(&self, consumer: &str, subject: &str, outcome: &'static str) -> Series {
+        let slot = match outcome {
+            "ack" => 0,
+            "nak" => 1,
+            _ => 2,
+        };
+        let mut map = lock(&self.0);
+        if let Some(Some(series)) = map.get(subject).map(|s| &s[slot]) {
+            return series.clone();
+        }
+        let series = Series {
+            consumed: metrics::counter!(
+                names::CONSUMED_MESSAGES,
+                "messaging_system" => names::SYSTEM,
+                "messaging_destination_name" => subject.to_owned(),
+                "messaging_consumer_group_name" => consumer.to_owned(),
+                "outcome" => outcome,
+            ),
+            duration: metrics::histogram!(
+                names::PROCESS_DURATION,
+                "messaging_system" => names::SYSTEM,
+                "messaging_destination_name" => subject.to_owned(),
+                "messaging_consumer_group_name" => consumer.to_owned(),
+                "outcome" => outcome,
+            ),
+        };
+        map.entry(subject.to_owned()).or_default()[slot] = Some(series.clone());
+        series
+    }
 }
 
 impl Messaging {
@@ -207,6 +256,7 @@ impl Messaging {
                 "messaging_system" => names::SYSTEM,
                 "messaging_consumer_group_name" => spec.name.clone(),
             ),
+            metrics: SeriesCache::default(),
         });
         let stats = tokio::spawn(report_stats(
             self.clone(),
@@ -228,25 +278,73 @@ impl Messaging {
     }
 }
 
-/// Pulls batches while the service runs, spawning one task per message (at most
-/// `concurrency` at once); when stopping, gives back what it received but did not start and
-/// waits for its in-flight messages.
+/// Pulls batches while the service runs and hands each message to one of `concurrency`
+/// handler tasks (at most `concurrency` messages handled at once); when stopping, gives back
+/// what it received but did not start and waits for its in-flight messages.
+///
+/// At most one batch (`(4 × concurrency).clamp(32, 256)`) is received and not yet settled:
+/// each pull asks for the room there is once half a batch is free, so the next pull is sent
+/// while the handlers work on the messages already read. (Reading a batch only as
+/// fast as the handlers took messages left them idle for a pull's round trip every batch.) The
+/// handler tasks live as long as the consumer: a task spawned per message (its large future
+/// moved to the heap, registered, joined) cost about 8 % of a consuming process's CPU. Both
+/// measured with the consumer benchmark (docs/benchmarks.md, "Message consumer").
 async fn fetch_loop<T>(ctx: Arc<ConsumerCtx<T>>, consumer: PullConsumer, concurrency: usize)
 where
     T: DeserializeOwned + Send + 'static,
 {
-    let permits = Arc::new(Semaphore::new(concurrency));
-    let mut tasks = JoinSet::new();
+    let batch_size = (concurrency * 4).clamp(32, 256);
+    // One permit per message received and not yet settled. A message enters the queue only
+    // with a permit, so the queue never holds more and a send never waits.
+    let permits = Arc::new(Semaphore::new(batch_size));
+    let min_pull = u32::try_from(batch_size / 2).unwrap_or(16);
+    let (to_handlers, received) =
+        flume::bounded::<(jetstream::Message, OwnedSemaphorePermit, Held)>(batch_size);
+    let mut handlers = JoinSet::new();
+    for _ in 0..concurrency {
+        let ctx = ctx.clone();
+        let received = received.clone();
+        let stop = ctx.inner.stop.subscribe();
+        handlers.spawn(async move {
+            while let Ok((msg, permit, held)) = received.recv_async().await {
+                if *stop.borrow() {
+                    // Stopping: received but not started, so given back for another instance.
+                    let _ = msg.ack_with(AckKind::Nak(None)).await;
+                } else {
+                    // `handle` catches the handler's panics; this keeps the task alive should
+                    // the chassis's own code panic.
+                    let _ = AssertUnwindSafe(handle(&ctx, msg)).catch_unwind().await;
+                }
+                drop((permit, held));
+            }
+        });
+    }
+    drop(received);
     let mut stop = ctx.inner.stop.subscribe();
     loop {
-        while tasks.try_join_next().is_some() {}
         if *stop.borrow() {
             break;
         }
-        // A few batches' worth ahead of the handlers, so the next pull overlaps their work.
+        // Room for half a batch at least (a pull has a cost of its own: a pull per message or
+        // two measured slower than a batch per round trip), then all the room there is.
+        let first = tokio::select! {
+            p = permits.clone().acquire_many_owned(min_pull) => p.ok(),
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let Some(mut room) = first else { break };
+        let more = permits
+            .available_permits()
+            .min(batch_size - room.num_permits());
+        if more > 0
+            && let Ok(extra) = permits
+                .clone()
+                .try_acquire_many_owned(u32::try_from(more).unwrap_or(0))
+        {
+            room.merge(extra);
+        }
         let pull = consumer
             .batch()
-            .max_messages((concurrency * 4).clamp(32, 256))
+            .max_messages(room.num_permits())
             .expires(PULL_EXPIRES)
             .messages();
         // Not abandoned halfway when stopping: a pull request already sent would have its
@@ -255,6 +353,7 @@ where
             Ok(b) => b,
             Err(e) => {
                 tracing::debug!(target: "aiods::messaging", consumer = %ctx.name, error = %e, "pull failed");
+                drop(room);
                 pause(&mut stop, RETRY_PAUSE).await;
                 continue;
             }
@@ -270,17 +369,24 @@ where
                 }
             };
             let held = Held::new(&ctx.in_flight);
-            let permit = tokio::select! {
-                p = permits.clone().acquire_owned() => p.ok(),
-                _ = stop.wait_for(|s| *s) => None,
+            // The pull asked for no more than its room; a message beyond it waits for room.
+            let permit = match room.split(1) {
+                Some(p) => Some(p),
+                None => tokio::select! {
+                    p = permits.clone().acquire_owned() => p.ok(),
+                    _ = stop.wait_for(|s| *s) => None,
+                },
             };
             match permit {
                 Some(permit) if !*stop.borrow() => {
-                    let ctx = ctx.clone();
-                    tasks.spawn(async move {
-                        handle(&ctx, msg).await;
-                        drop((permit, held));
-                    });
+                    if let Err(
+                        flume::TrySendError::Full((msg, _, _))
+                        | flume::TrySendError::Disconnected((msg, _, _)),
+                    ) = to_handlers.try_send((msg, permit, held))
+                    {
+                        // Cannot happen (a permit means room); given back rather than lost.
+                        let _ = msg.ack_with(AckKind::Nak(None)).await;
+                    }
                 }
                 // Stopping: received but not started, so given back for another instance.
                 _ => {
@@ -289,12 +395,16 @@ where
                 }
             }
         }
+        // The room the pull did not fill is given back.
+        drop(room);
         if failed {
             // The broker is away or the consumer gone: do not spin.
             pause(&mut stop, RETRY_PAUSE).await;
         }
     }
-    while tasks.join_next().await.is_some() {}
+    // The handler tasks finish what they took and end when the channel is empty.
+    drop(to_handlers);
+    while handlers.join_next().await.is_some() {}
 }
 
 /// One message counted in the consumer's in-flight gauge until it is settled (dropped).
@@ -379,22 +489,9 @@ where
         Disposition::Nak(_) => "nak",
         Disposition::DeadLetter { .. } => "dead_letter",
     };
-    metrics::counter!(
-        names::CONSUMED_MESSAGES,
-        "messaging_system" => names::SYSTEM,
-        "messaging_destination_name" => subject.clone(),
-        "messaging_consumer_group_name" => ctx.name.to_string(),
-        "outcome" => label,
-    )
-    .increment(1);
-    metrics::histogram!(
-        names::PROCESS_DURATION,
-        "messaging_system" => names::SYSTEM,
-        "messaging_destination_name" => subject,
-        "messaging_consumer_group_name" => ctx.name.to_string(),
-        "outcome" => label,
-    )
-    .record(started.elapsed().as_secs_f64());
+    let series = ctx.metrics.get(&ctx.name, &subject, label);
+    series.consumed.increment(1);
+    series.duration.record(started.elapsed().as_secs_f64());
     let span = cx.span();
     if span.is_recording() {
         span.set_attribute(KeyValue::new("aiods.messaging.outcome", label));
@@ -458,15 +555,23 @@ where
         Ok(fut) => {
             // A handler that runs longer than the ack wait says it is still at work, so the
             // broker does not deliver the message to another instance meanwhile.
-            let every = (ctx.inner.config.ack_wait() / 2).max(Duration::from_millis(10));
-            let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             let fut = AssertUnwindSafe(fut).catch_unwind();
             tokio::pin!(fut);
-            loop {
-                tokio::select! {
-                    r = &mut fut => break r,
-                    _ = progress.tick() => {
-                        let _ = msg.ack_with(AckKind::Progress).await;
+            // Most handlers finish at their first poll: no timer is made for them (a timer
+            // per message was a measurable share of the consume path).
+            match futures_util::poll!(&mut fut) {
+                std::task::Poll::Ready(r) => r,
+                std::task::Poll::Pending => {
+                    let every = (ctx.inner.config.ack_wait() / 2).max(Duration::from_millis(10));
+                    let mut progress =
+                        tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                    loop {
+                        tokio::select! {
+                            r = &mut fut => break r,
+                            _ = progress.tick() => {
+                                let _ = msg.ack_with(AckKind::Progress).await;
+                            }
+                        }
                     }
                 }
             }
@@ -513,7 +618,13 @@ async fn settle<T>(
         Disposition::Ack => msg.ack().await,
         Disposition::Nak(delay) => msg.ack_with(AckKind::Nak(Some(*delay))).await,
         Disposition::DeadLetter { reason, detail } => {
-            match dead_letter(ctx, msg, subject, delivered, *reason, detail, cx).await {
+            // Boxed: the publish it makes is rare and its future large; inline, it would
+            // grow every message's task.
+            match Box::pin(dead_letter(
+                ctx, msg, subject, delivered, *reason, detail, cx,
+            ))
+            .await
+            {
                 Ok(()) => msg.ack_with(AckKind::Term).await,
                 Err(e) => {
                     tracing::error!(
