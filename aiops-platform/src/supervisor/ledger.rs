@@ -18,6 +18,10 @@ use crate::incident::{
 };
 use crate::store::{IncidentDb, IncidentDbError};
 
+/// How far a detector's failure start and first success may lie outside a resolved incident's
+/// window and still be that incident's (1 s).
+pub(super) const COVER_GRACE_NS: u64 = 1_000_000_000;
+
 /// Incidents loaded at start (most recent first).
 const RELOADED_INCIDENTS: u32 = 1000;
 
@@ -108,6 +112,30 @@ impl IncidentLedger {
     /// The open incident of `service`.
     pub(super) fn open_incident(&self, service: &str) -> Option<String> {
         self.open_by_service.get(service).cloned()
+    }
+
+    /// The resolved incident of `service` whose failure window holds a condition that started
+    /// at `since` and saw its first success by `until` (each within [`COVER_GRACE_NS`]): the
+    /// failures a repair already ended, seen by a detector a tick after the repair — evidence
+    /// of that incident, not a new one.
+    pub(super) fn resolved_covering(
+        &self,
+        service: &str,
+        since: u64,
+        until: u64,
+    ) -> Option<String> {
+        self.incidents
+            .values()
+            .filter(|i| i.service == service && i.status == IncidentStatus::Resolved)
+            .filter(|i| {
+                i.recovered_unix_nano.is_some_and(|r| {
+                    since <= r
+                        && until <= r.saturating_add(COVER_GRACE_NS)
+                        && i.failure_start_unix_nano.saturating_sub(COVER_GRACE_NS) <= since
+                })
+            })
+            .max_by_key(|i| i.recovered_unix_nano)
+            .map(|i| i.id.clone())
     }
 
     /// Whether the open incident of `service` has the condition `key`.

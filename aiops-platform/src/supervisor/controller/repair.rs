@@ -322,6 +322,30 @@ impl Controller {
             .ok_or_else(|| ApproveError::NotFound(inc.to_owned()))
     }
 
+    /// Failures a repair already ended (a detector judged them a tick after the recovery):
+    /// evidence of that incident, once — not a second incident for one fault. Answers whether
+    /// `s` was such.
+    fn attach_to_resolved(&mut self, s: &DetectorState) -> bool {
+        if self.ledger.open_incident(&s.service).is_some() {
+            return false;
+        }
+        let Some(prev) = self
+            .ledger
+            .resolved_covering(&s.service, s.since, s.recovered_at)
+        else {
+            return false;
+        };
+        if self
+            .ledger
+            .get(&prev)
+            .is_some_and(|i| !i.signals.contains(&s.signal))
+        {
+            self.ledger
+                .evidence(&prev, s.signal, None, s.detail.clone(), now_nanos());
+        }
+        true
+    }
+
     /// A request-level detector's state: open or clear its condition; restart on an error
     /// burn when the service asks for it.
     pub(super) async fn on_detector(&mut self, s: DetectorState) {
@@ -341,6 +365,9 @@ impl Controller {
             return;
         }
         if has {
+            return;
+        }
+        if self.attach_to_resolved(&s) {
             return;
         }
         let title = match s.signal {

@@ -484,3 +484,61 @@ async fn a_stalled_consumer_instance_is_killed_and_restarted_and_its_incident_en
     })
     .await;
 }
+
+#[tokio::test]
+async fn failures_a_repair_already_ended_are_evidence_of_its_incident_not_a_second_one() {
+    let (_dir, _db, engine, tx, view) = running_controller().await;
+    let id = InstanceId::new("svc", 0);
+    let crashed_at = now_nanos();
+    engine.crash(&id);
+    eventually("the restart", || {
+        let v = view.read();
+        v.instances
+            .get(&id)
+            .is_some_and(|i| i.generation == 2)
+            .then_some(())
+    })
+    .await;
+    let _ = tx.send(ready(&id, 2));
+    let resolved = eventually("the crash incident resolved", || {
+        let v = view.read();
+        v.incidents
+            .values()
+            .find(|i| i.status == IncidentStatus::Resolved)
+            .cloned()
+    })
+    .await;
+    let burn = |since: u64, recovered_at: u64| {
+        Event::Finding(crate::detect::Finding::State(
+            crate::detect::DetectorState {
+                service: "svc".into(),
+                signal: crate::incident::Signal::ErrorRate,
+                active: true,
+                since,
+                recovered_at,
+                detail: serde_json::json!({}),
+            },
+        ))
+    };
+    // The requests the crash failed, judged a tick after the recovery.
+    let recovered = resolved.recovered_unix_nano.unwrap_or_default();
+    let _ = tx.send(burn(
+        crashed_at.saturating_sub(1_000_000),
+        recovered + 5_000_000,
+    ));
+    eventually("the burn attached to the resolved incident", || {
+        let v = view.read();
+        v.incidents
+            .get(&resolved.id)
+            .is_some_and(|i| i.signals.contains(&crate::incident::Signal::ErrorRate))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(view.read().incidents.len(), 1, "no second incident");
+    // Failures going on well after the recovery are a new incident.
+    let _ = tx.send(burn(crashed_at, recovered + 10_000_000_000));
+    eventually("a second incident for failures after the recovery", || {
+        (view.read().incidents.len() == 2).then_some(())
+    })
+    .await;
+}
