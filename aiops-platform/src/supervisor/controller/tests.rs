@@ -229,30 +229,41 @@ async fn running_controller() -> (
     (dir, db, engine, tx, view)
 }
 
-#[tokio::test]
-async fn a_crash_is_one_write_per_change_and_the_engine_is_asked_to_restart() {
-    let (_dir, db, engine, tx, view) = running_controller().await;
-    let id = InstanceId::new("svc", 0);
-    let before = db.incident_writes();
-
-    engine.crash(&id);
+/// Crashes `id` (generation 1), answers its restart ready, and waits for the crash's incident
+/// to resolve; answers it.
+async fn crash_until_resolved(
+    engine: &ScriptedEngine,
+    tx: &mpsc::UnboundedSender<Event>,
+    view: &RwLock<View>,
+    id: &InstanceId,
+) -> crate::incident::Incident {
+    engine.crash(id);
     eventually("the restart's start", || {
         let v = view.read();
         v.instances
-            .get(&id)
+            .get(id)
             .is_some_and(|i| i.generation == 2)
             .then_some(())
     })
     .await;
-    let _ = tx.send(ready(&id, 2));
-    let incident = eventually("the incident resolved", || {
+    let _ = tx.send(ready(id, 2));
+    eventually("the incident resolved", || {
         let v = view.read();
         v.incidents
             .values()
             .find(|i| i.status == IncidentStatus::Resolved)
             .cloned()
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_crash_is_one_write_per_change_and_the_engine_is_asked_to_restart() {
+    let (_dir, db, engine, tx, view) = running_controller().await;
+    let id = InstanceId::new("svc", 0);
+    let before = db.incident_writes();
+
+    let incident = crash_until_resolved(&engine, &tx, &view, &id).await;
     db.flush().await;
 
     // Opened (with its evidence and the scheduled restart), restart executed, resolved.
@@ -490,24 +501,7 @@ async fn failures_a_repair_already_ended_are_evidence_of_its_incident_not_a_seco
     let (_dir, _db, engine, tx, view) = running_controller().await;
     let id = InstanceId::new("svc", 0);
     let crashed_at = now_nanos();
-    engine.crash(&id);
-    eventually("the restart", || {
-        let v = view.read();
-        v.instances
-            .get(&id)
-            .is_some_and(|i| i.generation == 2)
-            .then_some(())
-    })
-    .await;
-    let _ = tx.send(ready(&id, 2));
-    let resolved = eventually("the crash incident resolved", || {
-        let v = view.read();
-        v.incidents
-            .values()
-            .find(|i| i.status == IncidentStatus::Resolved)
-            .cloned()
-    })
-    .await;
+    let resolved = crash_until_resolved(&engine, &tx, &view, &id).await;
     let burn = |since: u64, recovered_at: u64| {
         Event::Finding(crate::detect::Finding::State(
             crate::detect::DetectorState {
