@@ -1,28 +1,20 @@
 //! W3C trace context in NATS message headers.
 
-use async_nats::HeaderMap;
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use async_nats::{HeaderMap, HeaderName};
+use opentelemetry::propagation::{Injector, TextMapPropagator};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+
+// Header names built once: a lookup by `&str` validates and builds the name every time.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+/// `Nats-Msg-Id`.
+pub(crate) const MSG_ID: HeaderName = HeaderName::from_static(super::names::MSG_ID_HEADER);
 
 struct NatsInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for NatsInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
         self.0.insert(key, value);
-    }
-}
-
-struct NatsExtractor<'a>(&'a HeaderMap);
-
-impl Extractor for NatsExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(async_nats::HeaderValue::as_str)
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0
-            .iter()
-            .map(|(k, _)| AsRef::<str>::as_ref(k))
-            .collect()
     }
 }
 
@@ -33,10 +25,22 @@ pub(crate) fn inject(cx: &opentelemetry::Context, headers: &mut HeaderMap) {
 
 /// The context carried by `headers` (an empty one when there is none).
 pub(crate) fn extract(headers: Option<&HeaderMap>) -> opentelemetry::Context {
+    let root = opentelemetry::Context::new();
     match headers {
-        Some(h) => TraceContextPropagator::new().extract(&NatsExtractor(h)),
-        None => opentelemetry::Context::new(),
+        Some(h) => crate::otel::traceparent::extract_into(
+            &root,
+            h.get(TRACEPARENT).map(async_nats::HeaderValue::as_str),
+            h.get(TRACESTATE).map(async_nats::HeaderValue::as_str),
+        ),
+        None => root,
     }
+}
+
+/// A header's value as text, by a name built once.
+pub(crate) fn get_named(headers: Option<&HeaderMap>, name: HeaderName) -> Option<&str> {
+    headers
+        .and_then(|h| h.get(name))
+        .map(async_nats::HeaderValue::as_str)
 }
 
 /// A header's value as text.

@@ -17,6 +17,7 @@
 
 mod proto;
 mod span_export;
+pub(crate) mod traceparent;
 
 use std::sync::OnceLock;
 use std::time::Duration;
