@@ -106,15 +106,9 @@ pub enum Saga {
     Events,
 }
 
-/// The ack wait of the event-driven variant's consumers: messages a killed instance held come
-/// back to the others after it (JetStream's default, 30 s, is the orders' whole settle
-/// timeout). A handler that runs longer is not redelivered meanwhile: the chassis tells the
-/// broker it is still working on it every half ack wait.
-pub const EVENTS_ACK_WAIT_MS: u64 = 3_000;
-
 /// Runs every started service of `topology` in the event-driven variant, on the broker at
-/// `url` (`AIODS_SAGA__MODE=events`, `AIODS_MESSAGING__URL`, and
-/// `AIODS_MESSAGING__ACK_WAIT_MS` = [`EVENTS_ACK_WAIT_MS`]).
+/// `url` (`AIODS_SAGA__MODE=events`, `AIODS_MESSAGING__URL`; the chassis's ack wait, 3 s,
+/// gives a killed instance's messages back to the others).
 pub fn use_events(topology: &mut Topology, url: &str) {
     for s in topology
         .services
@@ -123,10 +117,6 @@ pub fn use_events(topology: &mut Topology, url: &str) {
     {
         s.env.insert("AIODS_SAGA__MODE".into(), "events".into());
         s.env.insert("AIODS_MESSAGING__URL".into(), url.into());
-        s.env.insert(
-            "AIODS_MESSAGING__ACK_WAIT_MS".into(),
-            EVENTS_ACK_WAIT_MS.to_string(),
-        );
     }
 }
 
@@ -167,7 +157,6 @@ mod tests {
         for s in &t.services {
             assert_eq!(s.env["AIODS_SAGA__MODE"], "events", "{}", s.name);
             assert_eq!(s.env["AIODS_MESSAGING__URL"], "nats://127.0.0.1:4222");
-            assert_eq!(s.env["AIODS_MESSAGING__ACK_WAIT_MS"], "3000");
         }
     }
 

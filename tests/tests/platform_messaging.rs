@@ -23,8 +23,6 @@ fn topology(nats: &NatsServer) -> String {
         ("AIODS_SAGA__MODE", "events"),
         ("AIODS_MESSAGING__URL", url.as_str()),
         ("AIODS_MESSAGING__BACKOFF_MS", "50,100,200"),
-        // Messages the killed kitchen held come back after the ack wait: 2 s, not 30.
-        ("AIODS_MESSAGING__ACK_WAIT_MS", "2000"),
     ];
     ["consumer", "kitchen", "accounting", "notification", "order"]
         .iter()

@@ -395,8 +395,8 @@ async fn a_duplicate_event_is_processed_once_and_a_poison_event_is_dead_lettered
 async fn a_service_killed_mid_saga_loses_no_order() {
     let nats = NatsServer::start_new();
     // Messages the killed kitchen had received and not acknowledged are delivered again after
-    // the ack wait: 2 s rather than the default 30 s keeps the test short.
-    let mut fd = start(&nats, &[("AIODS_MESSAGING__ACK_WAIT_MS", "2000")]);
+    // the ack wait (the chassis's default, 3 s).
+    let mut fd = start(&nats, &[]);
     let mut ids = Vec::new();
     for _ in 0..4 {
         ids.push(place(&fd, &order(1, &[(11, 1)])).await);

@@ -81,13 +81,13 @@ impl BenchEnv {
 }
 
 /// The durable pull consumer both variants use: the chassis's configuration (explicit ack,
-/// ack wait 30 s, no delivery limit at the broker).
+/// ack wait 3 s, no delivery limit at the broker).
 pub fn consumer_config(name: &str) -> jetstream::consumer::pull::Config {
     jetstream::consumer::pull::Config {
         durable_name: Some(name.to_owned()),
         filter_subject: SUBJECT.to_owned(),
         ack_policy: jetstream::consumer::AckPolicy::Explicit,
-        ack_wait: Duration::from_secs(30),
+        ack_wait: Duration::from_secs(3),
         max_deliver: -1,
         ..Default::default()
     }

@@ -19,7 +19,10 @@ pub struct MessagingConfig {
     #[serde(deserialize_with = "millis_list")]
     pub backoff_ms: Vec<u64>,
     /// JetStream's ack wait: how long a delivered message may stay unsettled before the
-    /// broker delivers it again, in milliseconds (default 30000).
+    /// broker delivers it again, in milliseconds (default 3000). The messages of a killed
+    /// instance come back to the others after it; a handler that runs longer is not
+    /// redelivered meanwhile, since the chassis sends an in-progress ack every half ack wait
+    /// (JetStream's own default, 30 s, would hold a killed instance's messages for 30 s).
     pub ack_wait_ms: u64,
     /// How often each consumer's info (pending, ack pending, redelivered) is read into the
     /// gauges, in milliseconds (default 1000).
@@ -32,7 +35,7 @@ impl Default for MessagingConfig {
             url: None,
             max_deliver: 5,
             backoff_ms: vec![100, 500, 2000],
-            ack_wait_ms: 30_000,
+            ack_wait_ms: 3_000,
             stats_interval_ms: 1000,
         }
     }
@@ -142,7 +145,7 @@ mod tests {
         assert_eq!(c.url.as_deref(), Some("nats://127.0.0.1:4222"));
         assert_eq!(c.max_deliver, 3);
         assert_eq!(c.backoff_ms, vec![50, 75, 200]);
-        assert_eq!(c.ack_wait_ms, 30_000);
+        assert_eq!(c.ack_wait_ms, 3_000);
         let one = parse(&[("AIODS_MESSAGING__BACKOFF_MS", "40")]).expect("valid");
         assert_eq!(one.backoff_ms, vec![40]);
         let err = parse(&[("AIODS_MESSAGING__BACKOFF_MS", "soon")]).expect_err("not numbers");
