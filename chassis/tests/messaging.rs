@@ -113,6 +113,41 @@ async fn handled(svc: &Service) -> Vec<(String, i64)> {
         .unwrap()
 }
 
+/// The service's metrics once `name{labels}` reaches `at_least` (waits for it).
+async fn metrics_at_least(
+    svc: &Service,
+    what: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+    at_least: f64,
+) -> Vec<Sample> {
+    eventually(what, || async {
+        let m = metrics(svc).await;
+        (value(&m, name, labels) >= at_least).then_some(m)
+    })
+    .await
+}
+
+/// Waits until the service's handler has handled an order.
+async fn something_handled(svc: &Service, what: &str) {
+    eventually(what, || async {
+        (!handled(svc).await.is_empty()).then_some(())
+    })
+    .await;
+}
+
+/// Waits until the service's handler has handled order `id`.
+async fn handled_eventually(svc: &Service, what: &str, id: &str) {
+    eventually(what, || async {
+        handled(svc)
+            .await
+            .iter()
+            .any(|(handled, _)| handled == id)
+            .then_some(())
+    })
+    .await;
+}
+
 async fn test_client(nats: &NatsServer) -> jetstream::Context {
     jetstream::new(async_nats::connect(nats.url()).await.unwrap())
 }
@@ -156,13 +191,7 @@ fn header<'a>(m: &'a jetstream::Message, key: &str) -> Option<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_published_event_is_consumed_once_and_a_republished_id_is_dropped() {
     let nats = NatsServer::start_new();
-    let messaging = Messaging::connect(&MessagingConfig::with_url(nats.url()))
-        .await
-        .unwrap();
-    messaging
-        .ensure_stream("ORDERS", &["orders.>"])
-        .await
-        .unwrap();
+    let messaging = orders_stream(&nats).await;
     let seen = Arc::new(AtomicUsize::new(0));
     let count = seen.clone();
     messaging
@@ -296,6 +325,40 @@ async fn sqlite(path: &std::path::Path) -> SqlitePool {
     pool
 }
 
+/// Whether a staging transaction is committed or rolled back.
+enum Outcome {
+    Committed,
+    RolledBack,
+}
+
+/// Stages `orders.created` for order `id` in a transaction ended as `outcome` says.
+async fn stage_order(pool: &SqlitePool, id: &str, total: u64, outcome: Outcome) {
+    let mut tx = pool.begin().await.unwrap();
+    let event = OrderCreated {
+        id: id.into(),
+        total,
+    };
+    outbox::stage(&mut tx, "orders.created", &event)
+        .await
+        .unwrap();
+    match outcome {
+        Outcome::Committed => tx.commit().await.unwrap(),
+        Outcome::RolledBack => tx.rollback().await.unwrap(),
+    }
+}
+
+/// A client of `nats` with the stream `ORDERS` (`orders.>`) declared.
+async fn orders_stream(nats: &NatsServer) -> Messaging {
+    let messaging = Messaging::connect(&MessagingConfig::with_url(nats.url()))
+        .await
+        .unwrap();
+    messaging
+        .ensure_stream("ORDERS", &["orders.>"])
+        .await
+        .unwrap();
+    messaging
+}
+
 async fn outbox_rows(pool: &SqlitePool) -> i64 {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox")
         .fetch_one(pool)
@@ -323,38 +386,10 @@ async fn an_outbox_row_staged_before_a_crash_is_relayed_once_by_the_next_relay()
     let js = test_client(&nats).await;
     {
         let pool = sqlite(&db).await;
-        let messaging = Messaging::connect(&MessagingConfig::with_url(nats.url()))
-            .await
-            .unwrap();
-        messaging
-            .ensure_stream("ORDERS", &["orders.>"])
-            .await
-            .unwrap();
+        let messaging = orders_stream(&nats).await;
         // Rolled back: the event goes with the state change, not without it.
-        let mut tx = pool.begin().await.unwrap();
-        outbox::stage(
-            &mut tx,
-            "orders.created",
-            &OrderCreated {
-                id: "rolled-back".into(),
-                total: 1,
-            },
-        )
-        .await
-        .unwrap();
-        tx.rollback().await.unwrap();
-        let mut tx = pool.begin().await.unwrap();
-        outbox::stage(
-            &mut tx,
-            "orders.created",
-            &OrderCreated {
-                id: "o-7".into(),
-                total: 7,
-            },
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
+        stage_order(&pool, "rolled-back", 1, Outcome::RolledBack).await;
+        stage_order(&pool, "o-7", 7, Outcome::Committed).await;
         assert_eq!(outbox_rows(&pool).await, 1);
         // The process "crashes" here: no relay ever ran.
         pool.close().await;
@@ -389,18 +424,7 @@ async fn an_outbox_row_staged_before_a_crash_is_relayed_once_by_the_next_relay()
 
     // A crash after the publish and before the delete: the row is relayed again, and
     // JetStream drops it as a duplicate.
-    let mut tx = pool.begin().await.unwrap();
-    outbox::stage(
-        &mut tx,
-        "orders.created",
-        &OrderCreated {
-            id: "o-7".into(),
-            total: 7,
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    stage_order(&pool, "o-7", 7, Outcome::Committed).await;
     assert_eq!(relay.relay_pending().await.unwrap(), 1);
     assert_eq!(outbox_rows(&pool).await, 0);
     assert_eq!(stream_messages(&js, "ORDERS").await, 1, "deduplicated");
@@ -555,10 +579,13 @@ async fn a_failing_handler_is_naked_then_dead_lettered_with_the_reason_and_count
     assert_eq!(order["id"], "o-fire", "the original payload");
 
     let consumed = "messaging_client_consumed_messages_total";
-    let m = eventually("the dead letter counted", || async {
-        let m = metrics(&svc).await;
-        (value(&m, "aiods_messaging_dead_letters_total", &[]) >= 1.0).then_some(m)
-    })
+    let m = metrics_at_least(
+        &svc,
+        "the dead letter counted",
+        "aiods_messaging_dead_letters_total",
+        &[],
+        1.0,
+    )
     .await;
     let group = ("messaging_consumer_group_name", "kitchen");
     assert_eq!(
@@ -656,10 +683,7 @@ async fn a_malformed_message_is_dead_lettered_at_once_and_counted() {
     );
     // The consumer goes on.
     post_order(&svc, "o-after", "ok").await;
-    eventually("the next order handled", || async {
-        (!handled(&svc).await.is_empty()).then_some(())
-    })
-    .await;
+    something_handled(&svc, "the next order handled").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -674,15 +698,13 @@ async fn a_panicking_handler_is_an_exception_and_a_nak_and_the_service_lives_on(
         &[("SENTRY_DSN", dsn.as_str())],
     );
     post_order(&svc, "o-panic", "panic").await;
-    let m = eventually("the panic nak'ed", || async {
-        let m = metrics(&svc).await;
-        (value(
-            &m,
-            "messaging_client_consumed_messages_total",
-            &[("outcome", "nak")],
-        ) >= 1.0)
-            .then_some(m)
-    })
+    let m = metrics_at_least(
+        &svc,
+        "the panic nak'ed",
+        "messaging_client_consumed_messages_total",
+        &[("outcome", "nak")],
+        1.0,
+    )
     .await;
     assert!(value(&m, "aiods_exceptions_total", &[("type", "panic")]) >= 1.0);
     let envelopes = sentry
@@ -704,14 +726,7 @@ async fn a_panicking_handler_is_an_exception_and_a_nak_and_the_service_lives_on(
     let live = client().get(svc.url("/health/live")).send().await.unwrap();
     assert_eq!(live.status(), 200);
     post_order(&svc, "o-fine", "ok").await;
-    eventually("the next order handled", || async {
-        handled(&svc)
-            .await
-            .iter()
-            .any(|(id, _)| id == "o-fine")
-            .then_some(())
-    })
-    .await;
+    handled_eventually(&svc, "the next order handled", "o-fine").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -720,15 +735,13 @@ async fn a_redelivery_after_the_commit_is_processed_once() {
     let dir = tempfile::tempdir().unwrap();
     let svc = messaging_service(&nats, &dir.path().join("db"), &[]);
     post_order(&svc, "o-twice", "fail_after_commit").await;
-    let m = eventually("the redelivery acked", || async {
-        let m = metrics(&svc).await;
-        (value(
-            &m,
-            "messaging_client_consumed_messages_total",
-            &[("outcome", "ack")],
-        ) >= 1.0)
-            .then_some(m)
-    })
+    let m = metrics_at_least(
+        &svc,
+        "the redelivery acked",
+        "messaging_client_consumed_messages_total",
+        &[("outcome", "ack")],
+        1.0,
+    )
     .await;
     assert_eq!(
         value(
@@ -771,14 +784,7 @@ async fn an_outbox_row_is_relayed_by_the_service_with_the_request_trace() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    eventually("the staged order consumed", || async {
-        handled(&svc)
-            .await
-            .iter()
-            .any(|(id, _)| id == "o-box")
-            .then_some(())
-    })
-    .await;
+    handled_eventually(&svc, "the staged order consumed", "o-box").await;
     let spans = otlp
         .wait_spans(TIMEOUT, |spans| {
             spans
@@ -815,13 +821,11 @@ async fn an_outbox_row_written_before_a_kill_is_relayed_after_the_restart() {
     let js = test_client(&nats).await;
     assert_eq!(stream_messages(&js, "ORDERS").await, 0, "never relayed");
     let svc = messaging_service(&nats, &db, &[]);
-    eventually("the row relayed and consumed after the restart", || async {
-        handled(&svc)
-            .await
-            .iter()
-            .any(|(id, _)| id == "o-crash")
-            .then_some(())
-    })
+    handled_eventually(
+        &svc,
+        "the row relayed and consumed after the restart",
+        "o-crash",
+    )
     .await;
     assert_eq!(stream_messages(&js, "ORDERS").await, 1);
 }
@@ -871,10 +875,7 @@ async fn readiness_is_down_while_the_broker_is_down_and_up_after_it_restarts() {
     .await;
     // And the consumer picked up where it was.
     post_order(&svc, "o-back", "ok").await;
-    eventually("an order consumed after the restart", || async {
-        (!handled(&svc).await.is_empty()).then_some(())
-    })
-    .await;
+    something_handled(&svc, "an order consumed after the restart").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -918,10 +919,7 @@ async fn a_handler_running_past_the_ack_wait_is_not_delivered_again() {
         &[("AIODS_MESSAGING__ACK_WAIT_MS", "400")],
     );
     post_order(&svc, "o-long", "sleep:1500").await;
-    eventually("the long order handled", || async {
-        (!handled(&svc).await.is_empty()).then_some(())
-    })
-    .await;
+    something_handled(&svc, "the long order handled").await;
     // Longer than one more ack wait: a redelivery would have started by now.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let starts = svc
