@@ -154,14 +154,14 @@ impl FaultState {
     }
 
     /// Decides the fate of a request to `path` (a chassis endpoint or not).
-    pub(crate) fn decide(&self, path: &str, chassis_route: bool) -> Decision {
+    pub(crate) fn decide(&self, path: &str, chassis_route: impl FnOnce() -> bool) -> Decision {
         if !self.active.load(Ordering::Acquire) || path == "/admin/faults" {
             return Decision::Pass;
         }
         if self.hang.load(Ordering::Relaxed) {
             return Decision::Hang;
         }
-        if chassis_route {
+        if chassis_route() {
             return Decision::Pass;
         }
         let s = self.status();

@@ -59,8 +59,10 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         use futures_util::future::Either;
-        let chassis =
-            super::route_of(&req).is_some_and(|r| super::access_log::is_chassis_route(r.as_str()));
+        // The route is looked up only while a fault is in force.
+        let chassis = || {
+            super::route_of(&req).is_some_and(|r| super::access_log::is_chassis_route(r.as_str()))
+        };
         match self.faults.decide(req.uri().path(), chassis) {
             Decision::Pass => Either::Left(self.inner.call(req)),
             Decision::Hang => Either::Right(Box::pin(std::future::pending())),
