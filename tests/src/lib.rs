@@ -41,6 +41,26 @@ pub enum StartError {
     TempDir(#[from] std::io::Error),
 }
 
+/// The food-delivery service binaries Cargo built for the calling test target: a macro, since
+/// `CARGO_BIN_EXE_*` is set only when a test target itself is compiled. Naming all five makes
+/// a missing one a compile error rather than a failed start.
+#[macro_export]
+macro_rules! food_binaries {
+    () => {{
+        let _ = (
+            env!("CARGO_BIN_EXE_consumer-service"),
+            env!("CARGO_BIN_EXE_kitchen-service"),
+            env!("CARGO_BIN_EXE_accounting-service"),
+            env!("CARGO_BIN_EXE_notification-service"),
+        );
+        $crate::Binaries::in_dir(
+            ::std::path::Path::new(env!("CARGO_BIN_EXE_order-service"))
+                .parent()
+                .expect("the binaries' directory"),
+        )
+    }};
+}
+
 /// Where the service binaries are.
 #[derive(Debug, Clone)]
 pub struct Binaries {

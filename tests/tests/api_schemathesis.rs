@@ -5,25 +5,13 @@
 
 mod platform_support;
 
-use std::path::Path;
 use std::process::Command;
 
-use aiods_e2e::{Binaries, FoodDelivery};
+use aiods_e2e::FoodDelivery;
 use platform_support::python::python_with;
 use platform_support::{PlatformProcess, TOKEN};
 
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance";
-
-fn bins() -> Binaries {
-    let order = Path::new(env!("CARGO_BIN_EXE_order-service"));
-    let _ = (
-        env!("CARGO_BIN_EXE_consumer-service"),
-        env!("CARGO_BIN_EXE_kitchen-service"),
-        env!("CARGO_BIN_EXE_accounting-service"),
-        env!("CARGO_BIN_EXE_notification-service"),
-    );
-    Binaries::in_dir(order.parent().unwrap())
-}
 
 /// Runs schemathesis against `base`'s `/openapi.json`; panics with its report on any failure.
 fn schemathesis(name: &str, base: &str, headers: &[&str]) {
@@ -61,7 +49,7 @@ fn schemathesis(name: &str, base: &str, headers: &[&str]) {
 
 #[test]
 fn the_example_services_answer_only_what_their_documents_declare() {
-    let fd = FoodDelivery::start(&bins(), &[]).unwrap();
+    let fd = FoodDelivery::start(&aiods_e2e::food_binaries!(), &[]).unwrap();
     for svc in [
         &fd.kitchen,
         &fd.accounting,

@@ -3,29 +3,16 @@
 //! idempotency key, and placed while a downstream service is killed with SIGKILL.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::path::Path;
 use std::time::Duration;
 
-use aiods_e2e::{Binaries, FoodDelivery, eventually, http_client};
+use aiods_e2e::{FoodDelivery, eventually, http_client};
 use serde_json::{Value, json};
 use sqlx::SqlitePool;
-
-fn bins() -> Binaries {
-    let order = Path::new(env!("CARGO_BIN_EXE_order-service"));
-    // Cargo builds every bin of this package before the tests, into the same directory.
-    let _ = (
-        env!("CARGO_BIN_EXE_consumer-service"),
-        env!("CARGO_BIN_EXE_kitchen-service"),
-        env!("CARGO_BIN_EXE_accounting-service"),
-        env!("CARGO_BIN_EXE_notification-service"),
-    );
-    Binaries::in_dir(order.parent().unwrap())
-}
 
 fn start(extra: &[(&str, &str)]) -> FoodDelivery {
     let mut env = vec![("AIODS_ORDERS__RECONCILE_INTERVAL_MS", "200")];
     env.extend_from_slice(extra);
-    FoodDelivery::start(&bins(), &env).unwrap()
+    FoodDelivery::start(&aiods_e2e::food_binaries!(), &env).unwrap()
 }
 
 struct Answer {

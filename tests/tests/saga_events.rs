@@ -8,26 +8,14 @@
 //! through every consumer.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::path::Path;
 use std::time::Duration;
 
 use aiods::messaging::async_nats::HeaderMap;
 use aiods::messaging::{Messaging, MessagingConfig};
-use aiods_e2e::{Binaries, FoodDelivery, eventually, http_client};
+use aiods_e2e::{FoodDelivery, eventually, http_client};
 use aiods_test::{NatsServer, OtlpReceiver};
 use serde_json::{Value, json};
 use sqlx::SqlitePool;
-
-fn bins() -> Binaries {
-    let order = Path::new(env!("CARGO_BIN_EXE_order-service"));
-    let _ = (
-        env!("CARGO_BIN_EXE_consumer-service"),
-        env!("CARGO_BIN_EXE_kitchen-service"),
-        env!("CARGO_BIN_EXE_accounting-service"),
-        env!("CARGO_BIN_EXE_notification-service"),
-    );
-    Binaries::in_dir(order.parent().unwrap())
-}
 
 /// The five services in events mode against `nats`, plus `extra` settings.
 fn start(nats: &NatsServer, extra: &[(&str, &str)]) -> FoodDelivery {
@@ -39,7 +27,7 @@ fn start(nats: &NatsServer, extra: &[(&str, &str)]) -> FoodDelivery {
         ("AIODS_ORDERS__RECONCILE_INTERVAL_MS", "200"),
     ];
     env.extend_from_slice(extra);
-    FoodDelivery::start(&bins(), &env).unwrap()
+    FoodDelivery::start(&aiods_e2e::food_binaries!(), &env).unwrap()
 }
 
 fn order(consumer_id: i64, lines: &[(i64, i64)]) -> Value {
