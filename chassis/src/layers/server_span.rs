@@ -173,14 +173,6 @@ where
     }
 }
 
-fn write_hex(out: &mut [u8], bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in bytes.iter().enumerate() {
-        out[2 * i] = HEX[usize::from(b >> 4)];
-        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
-    }
-}
-
 /// The span name and attribute strings of a (method, route) pair.
 #[derive(Clone, Copy)]
 struct SpanNames {
@@ -313,7 +305,7 @@ where
             let mut result = result;
             if let (Some(cx), Ok(response)) = (this.cx.take(), &mut result) {
                 let mut id = [0u8; 32];
-                write_hex(&mut id, &cx.span().span_context().trace_id().to_bytes());
+                crate::logging::write_hex(&mut id, &cx.span().span_context().trace_id().to_bytes());
                 if let Ok(v) = HeaderValue::from_bytes(&id) {
                     response.headers_mut().insert(X_TRACE_ID.clone(), v);
                 }
@@ -338,11 +330,11 @@ where
                     // showed up in the profile.
                     let mut header = [0u8; 55];
                     header[..3].copy_from_slice(b"00-");
-                    write_hex(&mut header[3..35], &sc.trace_id().to_bytes());
+                    crate::logging::write_hex(&mut header[3..35], &sc.trace_id().to_bytes());
                     header[35] = b'-';
-                    write_hex(&mut header[36..52], &sc.span_id().to_bytes());
+                    crate::logging::write_hex(&mut header[36..52], &sc.span_id().to_bytes());
                     header[52] = b'-';
-                    write_hex(&mut header[53..55], &[sc.trace_flags().to_u8()]);
+                    crate::logging::write_hex(&mut header[53..55], &[sc.trace_flags().to_u8()]);
                     if let Ok(v) = HeaderValue::from_bytes(&header) {
                         response.headers_mut().insert(TRACERESPONSE.clone(), v);
                     }

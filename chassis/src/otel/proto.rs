@@ -244,7 +244,15 @@ impl Writer<'_> {
 
 /// The bytes of `v` as a varint.
 fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    // Lengths and keys are nearly always below 2^14: two compares instead of a bit count and
+    // a division.
+    if v < 1 << 7 {
+        1
+    } else if v < 1 << 14 {
+        2
+    } else {
+        (64 - v.leading_zeros() as usize).div_ceil(7)
+    }
 }
 
 /// Writes `v` as a varint at the start of `out`; returns its length.
