@@ -39,20 +39,8 @@ import tempfile
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchutil import ROOT, free_port, target_dir  # noqa: E402 (beside this script)
 STREAM = "BENCH"
-
-
-def target_dir():
-    out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["target_directory"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, proc, what, timeout=20):

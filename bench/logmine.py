@@ -22,14 +22,10 @@ import tempfile
 import time
 from collections import defaultdict
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchutil import ROOT, target_dir  # noqa: E402 (beside this script)
 FAMILIES = ["proxy", "sshd", "nova", "syslog", "logfmt", "json", "android", "windows", "mac", "access"]
 HELD_OUT = {"android", "windows", "mac", "access"}
 DRAIN3 = "drain3==0.9.11"
-
-
-def target_dir():
-    return os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 
 
 def build():

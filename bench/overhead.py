@@ -52,20 +52,8 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchutil import ROOT, free_port, target_dir  # noqa: E402 (beside this script)
 HELLO_ROUTE = "/hello/{name}"
-
-
-def target_dir():
-    out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["target_directory"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_wrk():
