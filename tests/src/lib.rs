@@ -310,6 +310,11 @@ impl FoodDelivery {
         )
     }
 
+    /// A read-only pool on `service`'s database.
+    pub async fn db(&self, service: &str) -> Result<sqlx::SqlitePool, sqlx::Error> {
+        sqlx::SqlitePool::connect(&self.db_url(service)).await
+    }
+
     /// The order service's base URL.
     pub fn order_url(&self) -> String {
         self.order.url()
@@ -341,4 +346,22 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The body of `POST /orders`: `lines` as (menu item, quantity), restaurant 1.
+pub fn order_request(consumer_id: i64, lines: &[(i64, i64)]) -> serde_json::Value {
+    let lines: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|(item, qty)| serde_json::json!({"menu_item_id": item, "quantity": qty}))
+        .collect();
+    serde_json::json!({"consumer_id": consumer_id, "restaurant_id": 1, "lines": lines})
+}
+
+/// The text column `sql` (one `?` bound to `id`) selects, if a row matches.
+pub async fn one_str(
+    pool: &sqlx::SqlitePool,
+    sql: &'static str,
+    id: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(sql).bind(id).fetch_optional(pool).await
 }

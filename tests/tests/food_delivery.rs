@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use aiods_e2e::{FoodDelivery, eventually, http_client};
+use aiods_e2e::{FoodDelivery, eventually, http_client, one_str, order_request};
 use serde_json::{Value, json};
 use sqlx::SqlitePool;
 
@@ -54,26 +54,6 @@ async fn get(url: String) -> Answer {
     answer(http_client().get(url).send().await.unwrap()).await
 }
 
-fn order(consumer_id: i64, lines: &[(i64, i64)]) -> Value {
-    let lines: Vec<Value> = lines
-        .iter()
-        .map(|(item, qty)| json!({"menu_item_id": item, "quantity": qty}))
-        .collect();
-    json!({"consumer_id": consumer_id, "restaurant_id": 1, "lines": lines})
-}
-
-async fn db(fd: &FoodDelivery, service: &str) -> SqlitePool {
-    SqlitePool::connect(&fd.db_url(service)).await.unwrap()
-}
-
-async fn one_str(pool: &SqlitePool, sql: &'static str, id: i64) -> Option<String> {
-    sqlx::query_scalar(sql)
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .unwrap()
-}
-
 async fn count(pool: &SqlitePool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
@@ -88,7 +68,7 @@ fn assert_problem(a: &Answer, status: u16, step: &str) {
 #[tokio::test]
 async fn an_approved_order_goes_through_all_five_services() {
     let fd = start(&[]);
-    let a = post_order(&fd, &order(1, &[(11, 2), (12, 1)]), None).await;
+    let a = post_order(&fd, &order_request(1, &[(11, 2), (12, 1)]), None).await;
     assert_eq!(a.status, 201, "{:#}", a.body);
     let id = a.body["id"].as_i64().unwrap();
     assert_eq!(a.body["state"], "APPROVED");
@@ -121,21 +101,23 @@ async fn an_approved_order_goes_through_all_five_services() {
     );
 
     // Every service stored its part.
-    let orders = db(&fd, "order").await;
+    let orders = fd.db("order").await.unwrap();
     assert_eq!(
         one_str(&orders, "SELECT state FROM orders WHERE id = ?", id)
             .await
+            .unwrap()
             .as_deref(),
         Some("APPROVED")
     );
-    let kitchen = db(&fd, "kitchen").await;
+    let kitchen = fd.db("kitchen").await.unwrap();
     assert_eq!(
         one_str(&kitchen, "SELECT state FROM tickets WHERE order_id = ?", id)
             .await
+            .unwrap()
             .as_deref(),
         Some("ACCEPTED")
     );
-    let accounting = db(&fd, "accounting").await;
+    let accounting = fd.db("accounting").await.unwrap();
     assert_eq!(
         one_str(
             &accounting,
@@ -143,10 +125,11 @@ async fn an_approved_order_goes_through_all_five_services() {
             id
         )
         .await
+        .unwrap()
         .as_deref(),
         Some("AUTHORIZED")
     );
-    let notification = db(&fd, "notification").await;
+    let notification = fd.db("notification").await.unwrap();
     assert_eq!(
         one_str(
             &notification,
@@ -154,10 +137,11 @@ async fn an_approved_order_goes_through_all_five_services() {
             id
         )
         .await
+        .unwrap()
         .as_deref(),
         Some("SENT")
     );
-    let consumer = db(&fd, "consumer").await;
+    let consumer = fd.db("consumer").await.unwrap();
     assert_eq!(
         count(&consumer, "SELECT count(*) FROM validations WHERE approved").await,
         1
@@ -190,12 +174,12 @@ async fn an_approved_order_goes_through_all_five_services() {
 #[tokio::test]
 async fn a_rejection_at_each_step_names_the_step_and_compensates() {
     let fd = start(&[]);
-    let orders = db(&fd, "order").await;
-    let kitchen = db(&fd, "kitchen").await;
-    let accounting = db(&fd, "accounting").await;
+    let orders = fd.db("order").await.unwrap();
+    let kitchen = fd.db("kitchen").await.unwrap();
+    let accounting = fd.db("accounting").await.unwrap();
 
     // Consumer step: blocked, unknown, over the limit.
-    let a = post_order(&fd, &order(3, &[(11, 1)]), None).await;
+    let a = post_order(&fd, &order_request(3, &[(11, 1)]), None).await;
     assert_problem(&a, 422, "consumer");
     assert_eq!(a.body["code"], "consumer-blocked");
     assert_eq!(a.body["state"], "REJECTED");
@@ -203,6 +187,7 @@ async fn a_rejection_at_each_step_names_the_step_and_compensates() {
     assert_eq!(
         one_str(&orders, "SELECT state FROM orders WHERE id = ?", blocked)
             .await
+            .unwrap()
             .as_deref(),
         Some("REJECTED")
     );
@@ -213,6 +198,7 @@ async fn a_rejection_at_each_step_names_the_step_and_compensates() {
             blocked
         )
         .await
+        .unwrap()
         .as_deref(),
         Some("consumer")
     );
@@ -222,21 +208,22 @@ async fn a_rejection_at_each_step_names_the_step_and_compensates() {
             "SELECT state FROM tickets WHERE order_id = ?",
             blocked
         )
-        .await,
+        .await
+        .unwrap(),
         None
     );
 
-    let a = post_order(&fd, &order(99, &[(11, 1)]), None).await;
+    let a = post_order(&fd, &order_request(99, &[(11, 1)]), None).await;
     assert_problem(&a, 422, "consumer");
     assert_eq!(a.body["failure"], "not_found");
     assert_eq!(a.body["code"], "unknown-consumer");
 
-    let a = post_order(&fd, &order(4, &[(11, 2)]), None).await;
+    let a = post_order(&fd, &order_request(4, &[(11, 2)]), None).await;
     assert_problem(&a, 422, "consumer");
     assert_eq!(a.body["code"], "order-limit-exceeded");
 
     // Kitchen step: a sold-out item.
-    let a = post_order(&fd, &order(1, &[(11, 1), (13, 1)]), None).await;
+    let a = post_order(&fd, &order_request(1, &[(11, 1), (13, 1)]), None).await;
     assert_problem(&a, 422, "kitchen");
     assert_eq!(a.body["code"], "item-unavailable");
     let sold_out = a.body["order_id"].as_i64().unwrap();
@@ -246,12 +233,13 @@ async fn a_rejection_at_each_step_names_the_step_and_compensates() {
             "SELECT state FROM tickets WHERE order_id = ?",
             sold_out
         )
-        .await,
+        .await
+        .unwrap(),
         None
     );
 
     // Accounting step: a declined card; the ticket is cancelled (compensation).
-    let a = post_order(&fd, &order(5, &[(11, 1)]), None).await;
+    let a = post_order(&fd, &order_request(5, &[(11, 1)]), None).await;
     assert_problem(&a, 422, "accounting");
     assert_eq!(a.body["code"], "payment-declined");
     let declined = a.body["order_id"].as_i64().unwrap();
@@ -262,6 +250,7 @@ async fn a_rejection_at_each_step_names_the_step_and_compensates() {
             declined
         )
         .await
+        .unwrap()
         .as_deref(),
         Some("CANCELLED")
     );
@@ -272,6 +261,7 @@ async fn a_rejection_at_each_step_names_the_step_and_compensates() {
             declined
         )
         .await
+        .unwrap()
         .as_deref(),
         Some("DECLINED")
     );
@@ -283,7 +273,7 @@ async fn a_rejection_at_each_step_names_the_step_and_compensates() {
     assert!(last_note.contains("cancelled"), "{last_note}");
 
     // No account at all: the accounting step again, not found.
-    let a = post_order(&fd, &order(6, &[(11, 1)]), None).await;
+    let a = post_order(&fd, &order_request(6, &[(11, 1)]), None).await;
     assert_problem(&a, 422, "accounting");
     assert_eq!(a.body["code"], "unknown-account");
 
@@ -305,9 +295,9 @@ async fn invalid_requests_get_problem_json_and_store_nothing() {
             json!({"consumer_id": 1, "restaurant_id": 1, "lines": []}),
             "invalid-order",
         ),
-        (order(1, &[(11, 0)]), "invalid-order"),
-        (order(1, &[(11, -3)]), "invalid-order"),
-        (order(1, &[(99, 1)]), "unknown-menu-item"),
+        (order_request(1, &[(11, 0)]), "invalid-order"),
+        (order_request(1, &[(11, -3)]), "invalid-order"),
+        (order_request(1, &[(99, 1)]), "unknown-menu-item"),
         (
             json!({"consumer_id": 1, "restaurant_id": 42, "lines": [{"menu_item_id": 11, "quantity": 1}]}),
             "unknown-restaurant",
@@ -339,14 +329,14 @@ async fn invalid_requests_get_problem_json_and_store_nothing() {
     assert_eq!(missing.status, 404);
     assert_eq!(missing.content_type, "application/problem+json");
 
-    let orders = db(&fd, "order").await;
+    let orders = fd.db("order").await.unwrap();
     assert_eq!(count(&orders, "SELECT count(*) FROM orders").await, 0);
 }
 
 #[tokio::test]
 async fn an_idempotency_key_makes_retries_return_the_same_order() {
     let fd = start(&[]);
-    let body = order(2, &[(12, 1)]);
+    let body = order_request(2, &[(12, 1)]);
     let first = post_order(&fd, &body, Some("retry-me")).await;
     assert_eq!(first.status, 201, "{:#}", first.body);
     let again = post_order(&fd, &body, Some("retry-me")).await;
@@ -381,32 +371,32 @@ async fn an_idempotency_key_makes_retries_return_the_same_order() {
     assert_eq!(ids.len(), 1, "{ids:?}");
 
     // A different request under a used key is refused.
-    let other = post_order(&fd, &order(2, &[(12, 5)]), Some("retry-me")).await;
+    let other = post_order(&fd, &order_request(2, &[(12, 5)]), Some("retry-me")).await;
     assert_eq!(other.status, 422);
     assert_eq!(other.body["code"], "idempotency-key-reused");
 
     // A rejected order replays as the same rejection.
-    let r1 = post_order(&fd, &order(3, &[(11, 1)]), Some("blocked")).await;
-    let r2 = post_order(&fd, &order(3, &[(11, 1)]), Some("blocked")).await;
+    let r1 = post_order(&fd, &order_request(3, &[(11, 1)]), Some("blocked")).await;
+    let r2 = post_order(&fd, &order_request(3, &[(11, 1)]), Some("blocked")).await;
     assert_problem(&r2, 422, "consumer");
     assert_eq!(r1.body["order_id"], r2.body["order_id"]);
 
-    let orders = db(&fd, "order").await;
+    let orders = fd.db("order").await.unwrap();
     assert_eq!(count(&orders, "SELECT count(*) FROM orders").await, 3);
 }
 
 #[tokio::test]
 async fn killing_a_downstream_service_fails_orders_cleanly_and_nothing_stays_pending() {
     let mut fd = start(&[]);
-    let ok = post_order(&fd, &order(1, &[(11, 1)]), None).await;
+    let ok = post_order(&fd, &order_request(1, &[(11, 1)]), None).await;
     assert_eq!(ok.status, 201);
 
     fd.accounting.kill();
-    let a = post_order(&fd, &order(1, &[(12, 1)]), None).await;
+    let a = post_order(&fd, &order_request(1, &[(12, 1)]), None).await;
     assert_problem(&a, 502, "accounting");
     assert_eq!(a.body["failure"], "unavailable");
     let failed_at_accounting = a.body["order_id"].as_i64().unwrap();
-    let kitchen = db(&fd, "kitchen").await;
+    let kitchen = fd.db("kitchen").await.unwrap();
     assert_eq!(
         one_str(
             &kitchen,
@@ -414,6 +404,7 @@ async fn killing_a_downstream_service_fails_orders_cleanly_and_nothing_stays_pen
             failed_at_accounting
         )
         .await
+        .unwrap()
         .as_deref(),
         Some("CANCELLED")
     );
@@ -422,11 +413,11 @@ async fn killing_a_downstream_service_fails_orders_cleanly_and_nothing_stays_pen
     assert_eq!(got.body["compensation_pending"], true);
 
     fd.consumer.kill();
-    let a = post_order(&fd, &order(1, &[(11, 1)]), None).await;
+    let a = post_order(&fd, &order_request(1, &[(11, 1)]), None).await;
     assert_problem(&a, 502, "consumer");
 
     fd.kitchen.kill();
-    let a = post_order(&fd, &order(1, &[(11, 1)]), None).await;
+    let a = post_order(&fd, &order_request(1, &[(11, 1)]), None).await;
     assert_problem(&a, 502, "kitchen");
 
     fd.consumer.restart(&[]).unwrap();
@@ -436,7 +427,7 @@ async fn killing_a_downstream_service_fails_orders_cleanly_and_nothing_stays_pen
     let again = eventually(Duration::from_secs(15), || {
         let fd = &fd;
         async move {
-            let a = post_order(fd, &order(1, &[(11, 1)]), None).await;
+            let a = post_order(fd, &order_request(1, &[(11, 1)]), None).await;
             (a.status == 201).then_some(a)
         }
     })
@@ -447,7 +438,7 @@ async fn killing_a_downstream_service_fails_orders_cleanly_and_nothing_stays_pen
         fd.order.output()
     );
 
-    let orders = db(&fd, "order").await;
+    let orders = fd.db("order").await.unwrap();
     let settled = eventually(Duration::from_secs(10), || {
         let orders = orders.clone();
         async move {
@@ -484,11 +475,11 @@ async fn an_order_left_pending_by_a_crashed_order_service_is_reconciled_after_re
     let placing = tokio::spawn(async move {
         let _ = http_client()
             .post(format!("{url}/orders"))
-            .json(&order(1, &[(11, 1)]))
+            .json(&order_request(1, &[(11, 1)]))
             .send()
             .await;
     });
-    let orders = db(&fd, "order").await;
+    let orders = fd.db("order").await.unwrap();
     let id = eventually(Duration::from_secs(10), || {
         let orders = orders.clone();
         async move {
@@ -523,20 +514,22 @@ async fn an_order_left_pending_by_a_crashed_order_service_is_reconciled_after_re
     let got = get(format!("{}/orders/{id}", fd.order_url())).await;
     assert_eq!(got.body["rejection"]["step"], "reconciler");
     assert_eq!(got.body["rejection"]["failure"], "expired");
-    let kitchen = db(&fd, "kitchen").await;
+    let kitchen = fd.db("kitchen").await.unwrap();
     assert_eq!(
         one_str(&kitchen, "SELECT state FROM tickets WHERE order_id = ?", id)
             .await
+            .unwrap()
             .as_deref(),
         Some("CANCELLED")
     );
-    let accounting = db(&fd, "accounting").await;
+    let accounting = fd.db("accounting").await.unwrap();
     let payment = one_str(
         &accounting,
         "SELECT state FROM authorizations WHERE order_id = ?",
         id,
     )
-    .await;
+    .await
+    .unwrap();
     assert!(
         payment.is_none() || payment.as_deref() == Some("VOIDED"),
         "{payment:?}"
@@ -603,7 +596,7 @@ async fn one_order_is_one_trace_across_five_services() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
     ]);
-    let a = post_order(&fd, &order(1, &[(11, 1)]), None).await;
+    let a = post_order(&fd, &order_request(1, &[(11, 1)]), None).await;
     assert_eq!(a.status, 201, "{:#}", a.body);
 
     let all_five = [

@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use aiods::messaging::async_nats::HeaderMap;
 use aiods::messaging::{Messaging, MessagingConfig};
-use aiods_e2e::{FoodDelivery, eventually, http_client};
+use aiods_e2e::{FoodDelivery, eventually, http_client, one_str, order_request};
 use aiods_test::{NatsServer, OtlpReceiver};
 use serde_json::{Value, json};
-use sqlx::SqlitePool;
 
 /// The five services in events mode against `nats`, plus `extra` settings.
 fn start(nats: &NatsServer, extra: &[(&str, &str)]) -> FoodDelivery {
@@ -28,14 +27,6 @@ fn start(nats: &NatsServer, extra: &[(&str, &str)]) -> FoodDelivery {
     ];
     env.extend_from_slice(extra);
     FoodDelivery::start(&aiods_e2e::food_binaries!(), &env).unwrap()
-}
-
-fn order(consumer_id: i64, lines: &[(i64, i64)]) -> Value {
-    let lines: Vec<Value> = lines
-        .iter()
-        .map(|(item, qty)| json!({"menu_item_id": item, "quantity": qty}))
-        .collect();
-    json!({"consumer_id": consumer_id, "restaurant_id": 1, "lines": lines})
 }
 
 /// Places an order; events mode answers 202 with the order pending. Its id.
@@ -81,40 +72,30 @@ async fn settled(fd: &FoodDelivery, id: i64, within: Duration) -> Value {
     }
 }
 
-async fn db(fd: &FoodDelivery, service: &str) -> SqlitePool {
-    SqlitePool::connect(&fd.db_url(service)).await.unwrap()
-}
-
-async fn one_str(pool: &SqlitePool, sql: &'static str, id: i64) -> Option<String> {
-    sqlx::query_scalar(sql)
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .unwrap()
-}
-
 async fn ticket_state(fd: &FoodDelivery, order_id: i64) -> Option<String> {
     one_str(
-        &db(fd, "kitchen").await,
+        &fd.db("kitchen").await.unwrap(),
         "SELECT state FROM tickets WHERE order_id = ?",
         order_id,
     )
     .await
+    .unwrap()
 }
 
 async fn payment_state(fd: &FoodDelivery, order_id: i64) -> Option<String> {
     one_str(
-        &db(fd, "accounting").await,
+        &fd.db("accounting").await.unwrap(),
         "SELECT state FROM authorizations WHERE order_id = ?",
         order_id,
     )
     .await
+    .unwrap()
 }
 
 async fn notifications(fd: &FoodDelivery, order_id: i64) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM outbox WHERE order_id = ?")
         .bind(order_id)
-        .fetch_one(&db(fd, "notification").await)
+        .fetch_one(&fd.db("notification").await.unwrap())
         .await
         .unwrap()
 }
@@ -148,10 +129,10 @@ fn states(order: &Value) -> Vec<String> {
 async fn orders_are_approved_or_rejected_at_each_step_with_compensation() {
     let nats = NatsServer::start_new();
     let fd = start(&nats, &[]);
-    let approved = place(&fd, &order(1, &[(11, 2), (12, 1)])).await;
-    let blocked = place(&fd, &order(3, &[(11, 1)])).await;
-    let sold_out = place(&fd, &order(1, &[(11, 1), (13, 1)])).await;
-    let declined = place(&fd, &order(5, &[(11, 1)])).await;
+    let approved = place(&fd, &order_request(1, &[(11, 2), (12, 1)])).await;
+    let blocked = place(&fd, &order_request(3, &[(11, 1)])).await;
+    let sold_out = place(&fd, &order_request(1, &[(11, 1), (13, 1)])).await;
+    let declined = place(&fd, &order_request(5, &[(11, 1)])).await;
     let wait = Duration::from_secs(20);
 
     let o = settled(&fd, approved, wait).await;
@@ -232,7 +213,7 @@ async fn an_order_nobody_answers_for_expires_and_steps_that_run_late_are_undone(
     let nats = NatsServer::start_new();
     let mut fd = start(&nats, &[("AIODS_ORDERS__PENDING_TIMEOUT_MS", "1500")]);
     fd.consumer.kill();
-    let id = place(&fd, &order(1, &[(11, 1)])).await;
+    let id = place(&fd, &order_request(1, &[(11, 1)])).await;
     let o = settled(&fd, id, Duration::from_secs(15)).await;
     assert_eq!(o["state"], "REJECTED", "{o:#}");
     assert_eq!(o["rejection"]["step"], "reconciler");
@@ -266,7 +247,7 @@ async fn an_order_nobody_answers_for_expires_and_steps_that_run_late_are_undone(
 async fn a_duplicate_event_is_processed_once_and_a_poison_event_is_dead_lettered() {
     let nats = NatsServer::start_new();
     let fd = start(&nats, &[]);
-    let id = place(&fd, &order(1, &[(11, 1)])).await;
+    let id = place(&fd, &order_request(1, &[(11, 1)])).await;
     assert_eq!(
         settled(&fd, id, Duration::from_secs(20)).await["state"],
         "APPROVED"
@@ -372,7 +353,7 @@ async fn a_duplicate_event_is_processed_once_and_a_poison_event_is_dead_lettered
     );
 
     // The consumer service still works.
-    let next = place(&fd, &order(1, &[(12, 1)])).await;
+    let next = place(&fd, &order_request(1, &[(12, 1)])).await;
     assert_eq!(
         settled(&fd, next, Duration::from_secs(20)).await["state"],
         "APPROVED"
@@ -387,13 +368,13 @@ async fn a_service_killed_mid_saga_loses_no_order() {
     let mut fd = start(&nats, &[]);
     let mut ids = Vec::new();
     for _ in 0..4 {
-        ids.push(place(&fd, &order(1, &[(11, 1)])).await);
+        ids.push(place(&fd, &order_request(1, &[(11, 1)])).await);
     }
     // SIGKILL while the first orders are on their way; orders keep coming (the order service
     // prices them from the kitchen's last menu) and wait in the kitchen's stream.
     fd.kitchen.kill();
     for _ in 0..4 {
-        ids.push(place(&fd, &order(1, &[(12, 2)])).await);
+        ids.push(place(&fd, &order_request(1, &[(12, 2)])).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     fd.kitchen.restart(&[]).unwrap();
@@ -414,9 +395,9 @@ async fn an_order_placed_while_the_broker_is_down_is_relayed_after_a_crash_and_r
     let mut fd = start(&nats, &[]);
     nats.stop();
     // The order and its `orders.created` commit together; the relay cannot publish it.
-    let id = place(&fd, &order(1, &[(11, 1)])).await;
+    let id = place(&fd, &order_request(1, &[(11, 1)])).await;
     let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
-        .fetch_one(&db(&fd, "order").await)
+        .fetch_one(&fd.db("order").await.unwrap())
         .await
         .unwrap();
     assert_eq!(pending, 1, "orders.created waits in the outbox");
@@ -442,7 +423,7 @@ async fn one_trace_from_the_http_request_through_every_consumer() {
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
         ],
     );
-    let id = place(&fd, &order(1, &[(11, 1)])).await;
+    let id = place(&fd, &order_request(1, &[(11, 1)])).await;
     assert_eq!(
         settled(&fd, id, Duration::from_secs(20)).await["state"],
         "APPROVED"
