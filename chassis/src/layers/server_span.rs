@@ -19,6 +19,8 @@ use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{KeyValue, StringValue};
 use tower::{Layer, Service};
 
+use crate::telemetry::labels::METHODS;
+
 /// Makes the server span of each request.
 ///
 /// The chassis's probe and scrape endpoints (`/health`, `/health/live`, `/health/ready`,
@@ -134,8 +136,8 @@ where
                 recording: false,
             };
         };
-        let method = crate::telemetry::labels::method_label(req.method());
-        let names = span_names(&method, route.as_ref().map(|r| r.as_str()));
+        let slot = crate::telemetry::labels::method_index(req.method());
+        let names = span_names(slot, route.as_ref().map(|r| r.as_str()));
         let mut attributes = Vec::with_capacity(6);
         attributes.push(KeyValue::new(
             "http.request.method",
@@ -185,12 +187,8 @@ struct SpanNames {
 /// past this bound names are built per request instead.
 const MAX_INTERNED: usize = 1024;
 
-/// The method labels, in the order of the per-route slots below.
-const METHODS: [&str; 10] = [
-    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT", "_OTHER",
-];
-
-/// Interned names by route template (looked up by `&str`, no allocation), one slot per method.
+/// Interned names by route template (looked up by `&str`, no allocation), one slot per method
+/// (as [`METHODS`] orders them).
 #[derive(Default)]
 struct InternedNames {
     by_route: std::collections::HashMap<Box<str>, [Option<SpanNames>; 10]>,
@@ -203,11 +201,7 @@ static INTERNED: std::sync::LazyLock<std::sync::RwLock<InternedNames>> =
 
 /// Interned span names: building `"GET /orders/{id}"` and copying the route for every request
 /// showed up in the profile, so each pair is built once and kept for the process's life.
-fn span_names(method: &metrics::SharedString, route: Option<&str>) -> SpanNames {
-    let slot = METHODS
-        .iter()
-        .position(|m| *m == method.as_ref())
-        .unwrap_or(METHODS.len() - 1);
+fn span_names(slot: usize, route: Option<&str>) -> SpanNames {
     let method: &'static str = METHODS[slot];
     // A few recent names per thread, found without the lock and the hash (the shared table
     // cost ~650 instructions per request under callgrind, the overhead benchmark).
@@ -325,16 +319,7 @@ where
                     if status.is_server_error() {
                         span.set_status(Status::error(status.as_str().to_owned()));
                     }
-                    let sc = span.span_context();
-                    // `00-{trace}-{span}-{flags}`, hex written by hand: `format!` of the ids
-                    // showed up in the profile.
-                    let mut header = [0u8; 55];
-                    header[..3].copy_from_slice(b"00-");
-                    crate::logging::write_hex(&mut header[3..35], &sc.trace_id().to_bytes());
-                    header[35] = b'-';
-                    crate::logging::write_hex(&mut header[36..52], &sc.span_id().to_bytes());
-                    header[52] = b'-';
-                    crate::logging::write_hex(&mut header[53..55], &[sc.trace_flags().to_u8()]);
+                    let header = crate::otel::traceparent::format(span.span_context());
                     if let Ok(v) = HeaderValue::from_bytes(&header) {
                         response.headers_mut().insert(TRACERESPONSE.clone(), v);
                     }

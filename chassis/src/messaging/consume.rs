@@ -115,7 +115,7 @@ impl<T> Delivery<T> {
     }
     /// Its `Nats-Msg-Id` (the event's id), when the publisher set one.
     pub fn message_id(&self) -> Option<&str> {
-        headers::get_named(Some(&self.headers), headers::MSG_ID)
+        headers::get(Some(&self.headers), headers::MSG_ID)
     }
     /// How many times it was delivered, this delivery included (1 the first time).
     pub fn delivered(&self) -> u64 {
@@ -478,10 +478,10 @@ where
     let (delivered, stream_sequence) = msg.reply.as_deref().and_then(ack_info).unwrap_or((1, 0));
     let headers = Arc::new(msg.message.headers.take().unwrap_or_default());
     let subject = msg.subject.clone();
-    let names = names::process_names(&subject);
     let parent = headers::extract(Some(&headers));
     let cx = match crate::otel::tracer() {
         Some(tracer) => {
+            let names = names::process_names(&subject);
             let mut attributes = vec![
                 KeyValue::new("messaging.system", names::SYSTEM),
                 KeyValue::new("messaging.operation.type", "process"),
@@ -500,7 +500,7 @@ where
                     i64::try_from(msg.payload.len()).unwrap_or(i64::MAX),
                 ),
             ];
-            if let Some(id) = headers::get_named(Some(&headers), headers::MSG_ID) {
+            if let Some(id) = headers::get(Some(&headers), headers::MSG_ID) {
                 attributes.push(KeyValue::new("messaging.message.id", id.to_owned()));
             }
             let span = tracer
@@ -513,24 +513,23 @@ where
         None => parent,
     };
 
-    let outcome = run_handler(
-        ctx,
-        &msg,
-        &headers,
-        &cx,
-        &names.span,
-        delivered,
-        stream_sequence,
-    )
-    .with_context(cx.clone())
-    .await;
+    let outcome = run_handler(ctx, &msg, &headers, &cx, delivered, stream_sequence)
+        .with_context(cx.clone())
+        .await;
     let disposition = disposition::decide(
         &outcome,
         delivered,
         ctx.max_deliver,
         &ctx.inner.config.backoff_ms,
     );
-    let settled = settle(ctx, &msg, &headers, &subject, delivered, &disposition, &cx).await;
+    let received = Received {
+        msg: &msg,
+        headers: &headers,
+        subject: &subject,
+        delivered,
+        stream_sequence,
+    };
+    let settled = settle(ctx, &received, &disposition, &cx).await;
     let label = match settled {
         Disposition::Ack => "ack",
         Disposition::Nak(_) => "nak",
@@ -569,7 +568,6 @@ async fn run_handler<T>(
     msg: &jetstream::Message,
     headers: &Arc<HeaderMap>,
     cx: &opentelemetry::Context,
-    span_name: &str,
     delivered: u64,
     stream_sequence: u64,
 ) -> HandlerOutcome
@@ -644,35 +642,40 @@ where
             let message = report.message.clone();
             {
                 let _entered = cx.clone().attach();
-                crate::exceptions::capture(report, Some(span_name));
+                let names = names::process_names(&msg.subject);
+                crate::exceptions::capture(report, Some(&names.span));
             }
             HandlerOutcome::Panicked(message)
         }
     }
 }
 
+/// One delivery as [`handle`] read it.
+struct Received<'a> {
+    msg: &'a jetstream::Message,
+    /// Its headers (taken out of `msg`).
+    headers: &'a HeaderMap,
+    subject: &'a str,
+    delivered: u64,
+    stream_sequence: u64,
+}
+
 /// Carries out the disposition; returns what was really done (a dead letter that could not
 /// be published is nak'ed instead, to be tried again).
 async fn settle<T>(
     ctx: &ConsumerCtx<T>,
-    msg: &jetstream::Message,
-    headers: &HeaderMap,
-    subject: &str,
-    delivered: u64,
+    received: &Received<'_>,
     disposition: &Disposition,
     cx: &opentelemetry::Context,
 ) -> Disposition {
+    let msg = received.msg;
     let acked = match disposition {
         Disposition::Ack => msg.ack().await,
         Disposition::Nak(delay) => msg.ack_with(AckKind::Nak(Some(*delay))).await,
         Disposition::DeadLetter { reason, detail } => {
             // Boxed: the publish it makes is rare and its future large; inline, it would
             // grow every message's task.
-            match Box::pin(dead_letter(
-                ctx, msg, headers, subject, delivered, *reason, detail, cx,
-            ))
-            .await
-            {
+            match Box::pin(dead_letter(ctx, received, *reason, detail, cx)).await {
                 Ok(()) => msg.ack_with(AckKind::Term).await,
                 Err(e) => {
                     tracing::error!(
@@ -681,7 +684,8 @@ async fn settle<T>(
                         error = %e,
                         "cannot publish the dead letter; the message will be delivered again"
                     );
-                    let delay = disposition::backoff(delivered, &ctx.inner.config.backoff_ms);
+                    let delay =
+                        disposition::backoff(received.delivered, &ctx.inner.config.backoff_ms);
                     let _ = msg.ack_with(AckKind::Nak(Some(delay))).await;
                     return Disposition::Nak(delay);
                 }
@@ -696,31 +700,31 @@ async fn settle<T>(
 
 /// Publishes the message to `dlq.<stream>.<consumer>` with the reason and the original
 /// headers, and counts it.
-#[allow(clippy::too_many_arguments)]
 async fn dead_letter<T>(
     ctx: &ConsumerCtx<T>,
-    msg: &jetstream::Message,
-    original_headers: &HeaderMap,
-    subject: &str,
-    delivered: u64,
+    received: &Received<'_>,
     reason: DeadLetterReason,
     detail: &str,
     cx: &opentelemetry::Context,
 ) -> Result<(), MessagingError> {
-    let mut headers = original_headers.clone();
-    let original_id = headers::get(Some(&headers), names::MSG_ID_HEADER).map(str::to_owned);
+    let Received {
+        msg,
+        subject,
+        delivered,
+        stream_sequence,
+        ..
+    } = *received;
+    let mut headers = received.headers.clone();
+    let original_id = headers::get(Some(&headers), headers::MSG_ID).map(str::to_owned);
     // Within the one DLQ stream, two consumers dead-lettering the same event must not be
     // taken for duplicates of each other.
     let id = format!(
         "{}.{}.{}",
         ctx.stream,
         ctx.name,
-        original_id.clone().unwrap_or_else(|| msg
-            .reply
-            .as_deref()
-            .and_then(ack_info)
-            .map_or(0, |(_, sequence)| sequence)
-            .to_string())
+        original_id
+            .clone()
+            .unwrap_or_else(|| stream_sequence.to_string())
     );
     if let Some(original) = original_id {
         headers.insert(names::DLQ_MSG_ID_HEADER, original);

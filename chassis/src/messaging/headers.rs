@@ -36,15 +36,11 @@ pub(crate) fn extract(headers: Option<&HeaderMap>) -> opentelemetry::Context {
     }
 }
 
-/// A header's value as text, by a name built once.
-pub(crate) fn get_named(headers: Option<&HeaderMap>, name: HeaderName) -> Option<&str> {
-    headers
-        .and_then(|h| h.get(name))
-        .map(async_nats::HeaderValue::as_str)
-}
-
-/// A header's value as text.
-pub(crate) fn get<'a>(headers: Option<&'a HeaderMap>, key: &str) -> Option<&'a str> {
+/// A header's value as text; `key` a `&str` or, cheaper, a [`HeaderName`] built once.
+pub(crate) fn get(
+    headers: Option<&HeaderMap>,
+    key: impl async_nats::header::IntoHeaderName,
+) -> Option<&str> {
     headers
         .and_then(|h| h.get(key))
         .map(async_nats::HeaderValue::as_str)

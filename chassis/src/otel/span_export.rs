@@ -30,30 +30,26 @@ pub(crate) struct DirectSpanConfig {
     headers: HeaderMap,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 impl DirectSpanConfig {
     /// The configuration from the environment, or `None` when compression is asked for (the
     /// SDK's exporter answers that itself). The caller checks the protocol.
     pub(crate) fn from_env() -> Option<Self> {
-        let compression = env("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION")
-            .or_else(|| env("OTEL_EXPORTER_OTLP_COMPRESSION"));
+        let compression = super::env("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION")
+            .or_else(|| super::env("OTEL_EXPORTER_OTLP_COMPRESSION"));
         if compression.is_some_and(|c| c.trim() != "none") {
             return None;
         }
-        let endpoint = match env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+        let endpoint = match super::env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
             Some(e) => e.trim().to_owned(),
             None => {
-                let base = env("OTEL_EXPORTER_OTLP_ENDPOINT")
+                let base = super::env("OTEL_EXPORTER_OTLP_ENDPOINT")
                     .unwrap_or_else(|| "http://localhost:4318".into());
                 let base = base.trim();
                 format!("{}/v1/traces", base.strip_suffix('/').unwrap_or(base))
             }
         };
-        let headers = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
-            .or_else(|| env("OTEL_EXPORTER_OTLP_HEADERS"))
+        let headers = super::env("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+            .or_else(|| super::env("OTEL_EXPORTER_OTLP_HEADERS"))
             .map(|h| parse_headers(&h))
             .unwrap_or_default();
         Some(Self { endpoint, headers })

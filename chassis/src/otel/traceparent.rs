@@ -63,6 +63,19 @@ pub(crate) fn extract_into(
     }
 }
 
+/// `sc` as a version-00 `traceparent` value, `00-<trace>-<span>-<flags>` (the ids written by
+/// hand: `format!` of them showed in the request path's profile).
+pub(crate) fn format(sc: &SpanContext) -> [u8; 55] {
+    let mut header = [0u8; 55];
+    header[..3].copy_from_slice(b"00-");
+    crate::logging::write_hex(&mut header[3..35], &sc.trace_id().to_bytes());
+    header[35] = b'-';
+    crate::logging::write_hex(&mut header[36..52], &sc.span_id().to_bytes());
+    header[52] = b'-';
+    crate::logging::write_hex(&mut header[53..55], &[sc.trace_flags().to_u8()]);
+    header
+}
+
 /// `N` bytes from `2 * N` lowercase hex digits.
 fn hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
     let mut out = [0u8; N];
@@ -188,6 +201,17 @@ mod tests {
             // shorter than its field).
             assert_eq!(sdk(tp, None), None, "the SDK takes {tp:?}");
         }
+    }
+
+    #[test]
+    fn format_writes_what_parse_reads_and_the_sdk_injects() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let sc = parse(tp, None).expect("valid");
+        assert_eq!(&format(&sc)[..], tp.as_bytes());
+        let mut injected = HashMap::new();
+        let cx = opentelemetry::Context::new().with_remote_span_context(sc.clone());
+        TraceContextPropagator::new().inject_context(&cx, &mut injected);
+        assert_eq!(injected["traceparent"].as_bytes(), &format(&sc)[..]);
     }
 
     #[test]

@@ -7,19 +7,28 @@ use metrics::SharedString;
 /// The method label: the standard methods as themselves, anything else `_OTHER` (bounded
 /// cardinality, as the OpenTelemetry conventions say).
 pub(crate) fn method_label(method: &Method) -> SharedString {
-    let m: &'static str = match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::CONNECT => "CONNECT",
-        _ => "_OTHER",
-    };
-    SharedString::const_str(m)
+    SharedString::const_str(METHODS[method_index(method)])
+}
+
+/// The method labels, indexed by [`method_index`].
+pub(crate) const METHODS: [&str; 10] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT", "_OTHER",
+];
+
+/// Where `method`'s label is in [`METHODS`].
+pub(crate) fn method_index(method: &Method) -> usize {
+    match *method {
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::PATCH => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        Method::TRACE => 7,
+        Method::CONNECT => 8,
+        _ => 9,
+    }
 }
 
 /// The status code as a static string for the common codes (no allocation on the hot path).
