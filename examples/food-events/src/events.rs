@@ -257,8 +257,10 @@ event!(
     VoidPayment = subjects::PAYMENT_VOID {}
 );
 
-/// What the order service publishes, through its outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the order service publishes, through its outbox. It serializes as the event it holds
+/// (the JSON body of its subject).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
 pub enum OrderMessage {
     /// `orders.created`.
     Created(OrderCreated),
@@ -292,17 +294,6 @@ impl OrderMessage {
             Self::Rejected(e) => e.event_id(),
             Self::CancelTicket(e) => e.event_id(),
             Self::VoidPayment(e) => e.event_id(),
-        }
-    }
-
-    /// Its JSON body.
-    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-        match self {
-            Self::Created(e) => serde_json::to_vec(e),
-            Self::Approved(e) => serde_json::to_vec(e),
-            Self::Rejected(e) => serde_json::to_vec(e),
-            Self::CancelTicket(e) => serde_json::to_vec(e),
-            Self::VoidPayment(e) => serde_json::to_vec(e),
         }
     }
 
@@ -387,7 +378,7 @@ mod tests {
         assert_eq!(e.subject(), "orders.rejected");
         assert_eq!(e.event_id(), "orders.rejected:7:1700000000000");
         let json: serde_json::Value =
-            serde_json::from_slice(&e.to_json().expect("json")).expect("parse");
+            serde_json::from_slice(&serde_json::to_vec(&e).expect("json")).expect("parse");
         assert_eq!(json["rejection"]["step"], "accounting");
         assert_eq!(json["rejection"]["failure"], "refused");
         assert_eq!(json["rejection"]["code"], "payment-declined");
@@ -422,7 +413,7 @@ mod tests {
         o.order_id = 0;
         assert!(o.validate().is_err());
         assert!(serde_json::from_str::<OrderCreated>(r#"{"event_id":"x"}"#).is_err());
-        let mut empty = OrderMessage::created(&order()).to_json().expect("json");
+        let mut empty = serde_json::to_vec(&OrderMessage::created(&order())).expect("json");
         assert!(serde_json::from_slice::<Checked<OrderCreated>>(&empty).is_ok());
         empty = String::from_utf8(empty)
             .expect("utf-8")

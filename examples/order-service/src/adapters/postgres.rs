@@ -85,7 +85,7 @@ impl OrderRepository for PgOrderRepository {
         )
         .bind(id)
         .bind(state)
-        .bind("order received")
+        .bind(crate::domain::ORDER_RECEIVED)
         .bind(new.created_at_ms)
         .execute(&mut *tx)
         .await

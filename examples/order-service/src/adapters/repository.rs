@@ -171,7 +171,7 @@ impl OrderRepository for SqliteOrderRepository {
         sqlx::query("INSERT INTO order_history (order_id, state, note, at_ms) VALUES (?, ?, ?, ?)")
             .bind(id)
             .bind(state)
-            .bind("order received")
+            .bind(crate::domain::ORDER_RECEIVED)
             .bind(new.created_at_ms)
             .execute(&mut *tx)
             .await

@@ -14,19 +14,9 @@ use crate::domain::{
 };
 
 /// An order message as the outbox stages it: its JSON body, its id as `Nats-Msg-Id`.
+#[derive(Serialize)]
+#[serde(transparent)]
 struct Staged<'a>(&'a OrderMessage);
-
-impl Serialize for Staged<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            OrderMessage::Created(e) => e.serialize(s),
-            OrderMessage::Approved(e) => e.serialize(s),
-            OrderMessage::Rejected(e) => e.serialize(s),
-            OrderMessage::CancelTicket(e) => e.serialize(s),
-            OrderMessage::VoidPayment(e) => e.serialize(s),
-        }
-    }
-}
 
 impl aiods::messaging::Event for Staged<'_> {
     fn message_id(&self) -> String {
