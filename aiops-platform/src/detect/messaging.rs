@@ -71,11 +71,10 @@ pub struct ConsumerReading {
     pub group: String,
     /// When it was scraped (ns since the epoch).
     pub at: u64,
-    /// Messages waiting for the durable consumer: pending plus delivered and unacknowledged
-    /// (the same on every instance).
-    pub backlog: f64,
     /// Messages no instance has been given yet (JetStream `num_pending`).
     pub pending: f64,
+    /// Messages delivered to some instance and not acknowledged yet (`num_ack_pending`).
+    pub ack_pending: f64,
     /// Messages this instance holds unsettled, when it says.
     pub in_flight: Option<f64>,
     /// Messages finished since the instance started, whatever the outcome.
@@ -116,8 +115,8 @@ pub fn readings(samples: &[LatestSample]) -> HashMap<String, Vec<ConsumerReading
                 instance: instance.clone(),
                 group: group.clone(),
                 at: 0,
-                backlog: 0.0,
                 pending: 0.0,
+                ack_pending: 0.0,
                 in_flight: None,
                 finished: 0.0,
                 failed: 0.0,
@@ -129,11 +128,8 @@ pub fn readings(samples: &[LatestSample]) -> HashMap<String, Vec<ConsumerReading
         r.at = r.at.max(s.point.time_unix_nano);
         let v = s.point.value;
         match s.name.as_str() {
-            PENDING => {
-                r.backlog += v;
-                r.pending += v;
-            }
-            ACK_PENDING => r.backlog += v,
+            PENDING => r.pending += v,
+            ACK_PENDING => r.ack_pending += v,
             IN_FLIGHT => r.in_flight = Some(r.in_flight.unwrap_or(0.0) + v),
             CONSUMED => {
                 r.finished += v;
@@ -238,6 +234,12 @@ impl Track {
 }
 
 impl ConsumerReading {
+    /// Messages waiting for the durable consumer: pending plus delivered and unacknowledged
+    /// (the same on every instance).
+    pub fn backlog(&self) -> f64 {
+        self.pending + self.ack_pending
+    }
+
     /// The work this instance has waiting: what it holds unsettled and what nobody was
     /// given yet.
     pub fn waiting(&self) -> f64 {
@@ -384,7 +386,7 @@ fn backlog(readings: &[ConsumerReading]) -> Option<f64> {
     let mut by_group: HashMap<&str, f64> = HashMap::new();
     for r in readings {
         let b = by_group.entry(r.group.as_str()).or_insert(0.0);
-        *b = b.max(r.backlog);
+        *b = b.max(r.backlog());
     }
     (!by_group.is_empty()).then(|| by_group.values().sum())
 }
@@ -403,8 +405,8 @@ mod tests {
             instance: "127.0.0.1:9000".into(),
             group: "kitchen".into(),
             at: at_s * S,
-            backlog,
             pending: backlog,
+            ack_pending: 0.0,
             in_flight: None,
             finished,
             failed,
@@ -510,8 +512,8 @@ mod tests {
         let mut w = ConsumerWatch::default();
         for at in 0..20 {
             let r = ConsumerReading {
-                backlog: 3.0,
                 pending: 0.0,
+                ack_pending: 3.0,
                 in_flight: Some(0.0),
                 ..reading(at, 3.0, 7.0, 0.0, 0.0)
             };
@@ -522,8 +524,8 @@ mod tests {
         let mut stalled = false;
         for at in 0..10 {
             let r = ConsumerReading {
-                backlog: 2.0,
                 pending: 0.0,
+                ack_pending: 2.0,
                 in_flight: Some(2.0),
                 ..reading(at, 2.0, 7.0, 0.0, 0.0)
             };
@@ -644,8 +646,8 @@ mod tests {
                 instance: "h:1".into(),
                 group: "kitchen".into(),
                 at: 5,
-                backlog: 5.0,
                 pending: 4.0,
+                ack_pending: 1.0,
                 in_flight: Some(2.0),
                 finished: 14.0,
                 failed: 4.0,

@@ -424,42 +424,39 @@ impl Actuator for LocalProcessActuator {
 /// client's, which lives for hours), so the restarted instance could not listen on it again.
 /// Any free port when the range cannot be read or nothing below it is free.
 pub(crate) fn free_port() -> std::io::Result<u16> {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let seed = now_nanos() ^ u64::from(std::process::id()).rotate_left(32);
-    for port in port_candidates(low, seed, 64) {
-        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            return Ok(l.local_addr()?.port());
+    let low = ephemeral_low().unwrap_or(32768);
+    for port in port_candidates(low, &mut rand::rng(), 64) {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
         }
     }
     let l = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(l.local_addr()?.port())
 }
 
-/// `n` pseudo-random ports to try, below `ephemeral_low`: from 20000 up when the range
-/// leaves at least a thousand there, else from 1024 up; none when nothing is below it.
-fn port_candidates(ephemeral_low: u16, seed: u64, n: usize) -> Vec<u16> {
+/// The first port of the kernel's ephemeral range, when it can be read.
+fn ephemeral_low() -> Option<u16> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `n` random ports to try, below `ephemeral_low`: from 20000 up when the range leaves at
+/// least a thousand there, else from 1024 up; none when nothing is below it.
+fn port_candidates(ephemeral_low: u16, rng: &mut impl rand::Rng, n: usize) -> Vec<u16> {
     let from: u16 = if ephemeral_low >= 21_000 {
         20_000
     } else {
         1024
     };
-    let Some(span) = ephemeral_low.checked_sub(from).filter(|s| *s > 0) else {
+    if ephemeral_low <= from {
         return Vec::new();
-    };
-    // SplitMix64: cheap and well spread.
-    let mut x = seed;
+    }
     (0..n)
-        .map(|_| {
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            from + (z % u64::from(span)) as u16
-        })
+        .map(|_| rng.random_range(from..ephemeral_low))
         .collect()
 }
 
@@ -495,12 +492,15 @@ fn spawn_reader(
 
 #[cfg(test)]
 mod port_tests {
+    use rand::SeedableRng as _;
+    use rand::rngs::StdRng;
+
     use super::*;
 
     #[test]
     fn instance_ports_are_below_the_ephemeral_range() {
         for seed in 0..50 {
-            let ports = port_candidates(32768, seed, 64);
+            let ports = port_candidates(32768, &mut StdRng::seed_from_u64(seed), 64);
             assert_eq!(ports.len(), 64);
             assert!(
                 ports.iter().all(|p| (20_000..32768).contains(p)),
@@ -509,16 +509,13 @@ mod port_tests {
         }
         // A low range: from 1024; none below 1024.
         assert!(
-            port_candidates(5000, 1, 8)
+            port_candidates(5000, &mut rand::rng(), 8)
                 .iter()
                 .all(|p| (1024..5000).contains(p))
         );
-        assert!(port_candidates(1024, 1, 8).is_empty());
-        assert!(port_candidates(80, 1, 8).is_empty());
-        let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok());
-        if let Some(low) = low {
+        assert!(port_candidates(1024, &mut rand::rng(), 8).is_empty());
+        assert!(port_candidates(80, &mut rand::rng(), 8).is_empty());
+        if let Some(low) = ephemeral_low() {
             let port = free_port().unwrap_or_else(|e| panic!("{e}"));
             assert!(port < low, "{port} is in the ephemeral range from {low}");
         }
