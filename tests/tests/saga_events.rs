@@ -101,7 +101,8 @@ async fn notifications(fd: &FoodDelivery, order_id: i64) -> i64 {
 }
 
 /// The value of the first sample of `name` whose labels contain every one of `labels`.
-async fn metric(url: &str, name: &str, labels: &[&str]) -> f64 {
+/// The sum of the service's samples named `name` with these labels.
+async fn metric(url: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     let text = http_client()
         .get(format!("{url}/metrics"))
         .send()
@@ -110,9 +111,16 @@ async fn metric(url: &str, name: &str, labels: &[&str]) -> f64 {
         .text()
         .await
         .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && labels.iter().all(|want| l.contains(want)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    aiops_platform::common::exposition::parse(&text)
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
         .sum()
 }
 
@@ -284,7 +292,7 @@ async fn a_duplicate_event_is_processed_once_and_a_poison_event_is_dead_lettered
         let n = metric(
             &fd.notification.url(),
             "aiods_messaging_duplicates_total",
-            &["notification-approved"],
+            &[("messaging_consumer_group_name", "notification-approved")],
         )
         .await;
         (n >= 1.0).then_some(())
@@ -316,7 +324,10 @@ async fn a_duplicate_event_is_processed_once_and_a_poison_event_is_dead_lettered
         let n = metric(
             &fd.consumer.url(),
             "aiods_messaging_dead_letters_total",
-            &["consumer-verify", "reason=\"malformed\""],
+            &[
+                ("messaging_consumer_group_name", "consumer-verify"),
+                ("reason", "malformed"),
+            ],
         )
         .await;
         (n >= 2.0).then_some(())
