@@ -284,17 +284,17 @@ fn count_json_items(body: &[u8], signal: Signal) -> Result<u64, Malformed> {
     };
     let request: serde_json::Value =
         serde_json::from_slice(body).map_err(|_| Malformed("not JSON"))?;
-    let list = |v: &serde_json::Value, key: &str| -> Result<Vec<serde_json::Value>, Malformed> {
+    fn list<'a>(v: &'a serde_json::Value, key: &str) -> Result<&'a [serde_json::Value], Malformed> {
         match v.get(key) {
-            None => Ok(Vec::new()),
-            Some(serde_json::Value::Array(a)) => Ok(a.clone()),
+            None => Ok(&[]),
+            Some(serde_json::Value::Array(a)) => Ok(a),
             Some(_) => Err(Malformed("not an array")),
         }
-    };
+    }
     let mut n = 0;
     for resource in list(&request, resources)? {
-        for scope in list(&resource, scopes)? {
-            for item in list(&scope, items)? {
+        for scope in list(resource, scopes)? {
+            for item in list(scope, items)? {
                 if let Signal::Traces = signal {
                     let id = item.get("traceId").and_then(serde_json::Value::as_str);
                     if id.is_none_or(|id| id.len() != 32) {
