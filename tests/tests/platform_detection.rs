@@ -57,13 +57,7 @@ async fn a_hung_instance_is_detected_by_liveness_killed_and_restarted() {
 async fn injected_errors_open_an_error_rate_incident_that_resolves_when_cleared() {
     let p = PlatformProcess::start(&food_delivery(""));
     p.wait_all_ready(Duration::from_secs(60)).await;
-    let created = p
-        .client()
-        .post(format!("{}/orders", p.gateway))
-        .json(&order_body())
-        .send()
-        .await
-        .unwrap();
+    let created = p.post_order().await;
     assert_eq!(created.status().as_u16(), 201);
     let id = created.json::<serde_json::Value>().await.unwrap()["id"]
         .as_i64()

@@ -32,13 +32,7 @@ fn topology(nats: &NatsServer) -> String {
 
 /// Places an order through the gateway; answers its id.
 async fn place(p: &PlatformProcess) -> i64 {
-    let r = p
-        .client()
-        .post(format!("{}/orders", p.gateway))
-        .json(&order_body())
-        .send()
-        .await
-        .unwrap();
+    let r = p.post_order().await;
     let status = r.status().as_u16();
     let body: Value = r.json().await.unwrap();
     assert!(
@@ -160,27 +154,13 @@ async fn malformed_events_dead_lettered_by_a_consumer_open_a_poison_incident_wit
             .unwrap();
     }
 
-    let mut incident = None;
-    for _ in 0..300 {
-        incident = kitchen_incident_with(&p.incidents("kitchen").await, "poison_messages");
-        if incident.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let Some(incident) = incident else {
-        let series = p
-            .api("metrics?service=kitchen&name=aiods_messaging_dead_letters_total&points=3")
-            .await;
-        let consumed = p
-            .api("metrics?service=kitchen&name=messaging_client_consumed_messages_total&points=5")
-            .await;
-        panic!(
-            "no poison-message incident of the kitchen; its dead-letter series: {series:#}; consumed: {consumed:#}; incidents: {:#}; platform: {}",
-            p.api("incidents").await,
-            p.output()
-        );
-    };
+    let incident = p
+        .wait_for(
+            "a poison-message incident of the kitchen",
+            Duration::from_secs(30),
+            || async { kitchen_incident_with(&p.incidents("kitchen").await, "poison_messages") },
+        )
+        .await;
     assert!(
         incident["title"].as_str().unwrap().contains("poison"),
         "{incident:#}"

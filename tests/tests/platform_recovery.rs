@@ -14,14 +14,7 @@ async fn kill_9_opens_an_incident_restarts_and_orders_flow_again() {
     let p = PlatformProcess::start(&food_delivery(""));
     p.wait_all_ready(Duration::from_secs(60)).await;
 
-    let place = || async {
-        p.client()
-            .post(format!("{}/orders", p.gateway))
-            .json(&order_body())
-            .send()
-            .await
-            .unwrap()
-    };
+    let place = || p.post_order();
     let r = place().await;
     assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
 

@@ -313,6 +313,18 @@ pub fn order_body() -> Value {
         "lines": [{"menu_item_id": 11, "quantity": 2}]})
 }
 
+impl PlatformProcess {
+    /// `POST /orders` of [`order_body`] through the gateway.
+    pub async fn post_order(&self) -> reqwest::Response {
+        self.client()
+            .post(format!("{}/orders", self.gateway))
+            .json(&order_body())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 /// Sets a fault on one instance.
 pub async fn set_fault(client: &reqwest::Client, instance_url: &str, body: Value) {
     let r = client
