@@ -192,28 +192,13 @@ pub fn init(info: &ResourceInfo) -> Result<OtelProviders, OtelError> {
     let resource = resource(info);
 
     if signal_enabled("traces") {
-        let direct = (protocol("traces") == Protocol::HttpBinary)
-            .then(span_export::DirectSpanConfig::from_env)
-            .flatten();
-        let queue = match direct {
-            Some(config) => {
-                config.check().map_err(|source| OtelError::Endpoint {
-                    signal: "traces",
-                    source,
-                })?;
-                // Spans written straight to protobuf: the SDK's conversion to its generated
-                // structs cost more than everything else the export thread did.
-                let mut exporter = span_export::DirectSpanExporter::new(config, &resource);
-                BatchQueue::start(
-                    "aiods-otlp-spans",
-                    BatchConfig::default(),
-                    Signal::Spans.counter(),
-                    move |batch: Vec<SpanData>| exporter.export(&batch),
-                )
-                .map_err(|e| OtelError::Thread("span", e))?
-            }
-            None => sdk_span_queue(&resource)?,
-        };
+        let queue = BatchQueue::start(
+            "aiods-otlp-spans",
+            BatchConfig::default(),
+            Signal::Spans.counter(),
+            span_exporter(&resource)?,
+        )
+        .map_err(|e| OtelError::Thread("span", e))?;
         let provider = SdkTracerProvider::builder()
             .with_resource(resource.clone())
             .with_span_processor(QueueSpanProcessor { queue })
@@ -281,8 +266,26 @@ pub fn init(info: &ResourceInfo) -> Result<OtelProviders, OtelError> {
     Ok(providers)
 }
 
-/// The span queue exporting through the SDK's OTLP exporter (JSON, or compression asked for).
-fn sdk_span_queue(resource: &Resource) -> Result<BatchQueue<SpanData>, OtelError> {
+/// Exports one batch of spans; `false` when it was lost.
+type ExportSpans = Box<dyn FnMut(Vec<SpanData>) -> bool + Send>;
+
+/// What the span queue exports a batch with: spans written straight to protobuf (the SDK's
+/// conversion to its generated structs cost more than everything else the export thread
+/// did), or the SDK's OTLP exporter when JSON or compression is asked for.
+fn span_exporter(resource: &Resource) -> Result<ExportSpans, OtelError> {
+    let direct = (protocol("traces") == Protocol::HttpBinary)
+        .then(span_export::DirectSpanConfig::from_env)
+        .flatten();
+    if let Some(config) = direct {
+        config.check().map_err(|source| OtelError::Endpoint {
+            signal: "traces",
+            source,
+        })?;
+        let mut exporter = span_export::DirectSpanExporter::new(config, resource);
+        return Ok(Box::new(move |batch: Vec<SpanData>| {
+            exporter.export(&batch)
+        }));
+    }
     let mut exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(protocol("traces"))
@@ -293,13 +296,9 @@ fn sdk_span_queue(resource: &Resource) -> Result<BatchQueue<SpanData>, OtelError
             source,
         })?;
     exporter.set_resource(resource);
-    BatchQueue::start(
-        "aiods-otlp-spans",
-        BatchConfig::default(),
-        Signal::Spans.counter(),
-        move |batch| futures_executor::block_on(exporter.export(batch)).is_ok(),
-    )
-    .map_err(|e| OtelError::Thread("span", e))
+    Ok(Box::new(move |batch| {
+        futures_executor::block_on(exporter.export(batch)).is_ok()
+    }))
 }
 
 /// Sends finished spans to a counting [`BatchQueue`].
