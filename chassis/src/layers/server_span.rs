@@ -1,8 +1,8 @@
 //! [`ServerSpanLayer`]: one OpenTelemetry server span per request, continuing the caller's
 //! W3C trace context.
 //!
-//! The span is made with the OpenTelemetry SDK directly rather than through a `tracing` span:
-//! it is named `METHOD /route/template`, carries the HTTP semantic-convention attributes, and
+//! The span is the chassis's own recording span (`otel::server_span`, sampled and limited as
+//! the SDK's configuration says) rather than a `tracing` span: it is named `METHOD /route/template`, carries the HTTP semantic-convention attributes, and
 //! its context is made current while the request's future runs, so log lines, exceptions,
 //! the chassis client and any `tracing` span a handler opens all attach to it. The response
 //! carries the trace id (`traceresponse` and `x-trace-id` headers). Without a configured
@@ -15,9 +15,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue, Request, Response};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{KeyValue, StringValue};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Status, TraceContextExt};
 use tower::{Layer, Service};
+
+use crate::otel::server_span::{ServerRequest, keys};
 
 use crate::telemetry::labels::METHODS;
 
@@ -90,16 +92,16 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let tracer = crate::otel::tracer();
+        let spans = crate::otel::server_span::server_spans();
         let inbound = req.headers().contains_key(&TRACEPARENT);
         // Nothing to trace and nothing to carry on: the cheapest path, taken first.
-        let route = if tracer.is_some() || inbound {
+        let route = if spans.is_some() || inbound {
             super::route_of(&req)
         } else {
             None
         };
         let probe = route.as_ref().is_some_and(|r| is_probe_route(r.as_str()));
-        if (tracer.is_none() && !inbound) || (probe && !self.trace_probes) {
+        if (spans.is_none() && !inbound) || (probe && !self.trace_probes) {
             return ResponseFuture {
                 inner: self.inner.call(req),
                 cx: None,
@@ -116,7 +118,7 @@ where
         } else {
             opentelemetry::Context::new()
         };
-        let Some(tracer) = tracer else {
+        let Some(spans) = spans else {
             // No exporter: no span of our own, but the caller's context is carried on, as the
             // OpenTelemetry API does without an SDK, so logs and outgoing calls keep its ids.
             if !parent.span().span_context().is_valid() {
@@ -138,31 +140,21 @@ where
         };
         let slot = crate::telemetry::labels::method_index(req.method());
         let names = span_names(slot, route.as_ref().map(|r| r.as_str()));
-        let mut attributes = Vec::with_capacity(6);
-        attributes.push(KeyValue::new(
-            "http.request.method",
-            StringValue::from(names.method),
-        ));
-        if let Some(r) = names.route {
-            attributes.push(KeyValue::new("http.route", StringValue::from(r)));
-        }
-        attributes.push(KeyValue::new("url.path", req.uri().path().to_owned()));
-        attributes.push(KeyValue::new("url.scheme", "http"));
-        attributes.push(KeyValue::new(
-            "network.protocol.version",
-            match req.version() {
-                http::Version::HTTP_10 => "1.0",
-                http::Version::HTTP_2 => "2",
-                http::Version::HTTP_3 => "3",
-                _ => "1.1",
+        let cx = spans.start(
+            &parent,
+            ServerRequest {
+                name: names.name,
+                method: names.method,
+                route: names.route,
+                path: req.uri().path(),
+                protocol_version: match req.version() {
+                    http::Version::HTTP_10 => "1.0",
+                    http::Version::HTTP_2 => "2",
+                    http::Version::HTTP_3 => "3",
+                    _ => "1.1",
+                },
             },
-        ));
-        let span = tracer
-            .span_builder(names.name)
-            .with_kind(SpanKind::Server)
-            .with_attributes(attributes)
-            .start_with_context(tracer, &parent);
-        let cx = parent.with_span(span);
+        );
         let inner = {
             let _entered = cx.clone().attach();
             self.inner.call(req)
@@ -313,7 +305,7 @@ where
                 Ok(response) => {
                     let status = response.status();
                     span.set_attribute(KeyValue::new(
-                        "http.response.status_code",
+                        keys::STATUS_CODE,
                         i64::from(status.as_u16()),
                     ));
                     if status.is_server_error() {

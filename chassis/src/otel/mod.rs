@@ -16,6 +16,7 @@
 //! never blocks or fails a request.
 
 mod proto;
+pub(crate) mod server_span;
 mod span_export;
 pub(crate) mod traceparent;
 
@@ -36,6 +37,10 @@ use opentelemetry_sdk::trace::{
 
 use crate::telemetry::dropped::Signal;
 use crate::telemetry::{BatchConfig, BatchQueue, DURATION_BUCKETS};
+use server_span::FinishedSpan;
+
+/// The name of the chassis's tracer, the instrumentation scope of its spans.
+pub(crate) const TRACER_NAME: &str = "aiods";
 
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 static HTTP_SERVER_DURATION: OnceLock<opentelemetry::metrics::Histogram<f64>> = OnceLock::new();
@@ -199,11 +204,13 @@ pub fn init(info: &ResourceInfo) -> Result<OtelProviders, OtelError> {
             span_exporter(&resource)?,
         )
         .map_err(|e| OtelError::Thread("span", e))?;
+        let queue = std::sync::Arc::new(queue);
+        server_span::install(queue.clone());
         let provider = SdkTracerProvider::builder()
             .with_resource(resource.clone())
             .with_span_processor(QueueSpanProcessor { queue })
             .build();
-        let _ = TRACER.set(provider.tracer("aiods"));
+        let _ = TRACER.set(provider.tracer(TRACER_NAME));
         opentelemetry::global::set_tracer_provider(provider.clone());
         providers.traces = Some(provider);
     }
@@ -267,7 +274,7 @@ pub fn init(info: &ResourceInfo) -> Result<OtelProviders, OtelError> {
 }
 
 /// Exports one batch of spans; `false` when it was lost.
-type ExportSpans = Box<dyn FnMut(Vec<SpanData>) -> bool + Send>;
+type ExportSpans = Box<dyn FnMut(Vec<FinishedSpan>) -> bool + Send>;
 
 /// What the span queue exports a batch with: spans written straight to protobuf (the SDK's
 /// conversion to its generated structs cost more than everything else the export thread
@@ -282,7 +289,7 @@ fn span_exporter(resource: &Resource) -> Result<ExportSpans, OtelError> {
             source,
         })?;
         let mut exporter = span_export::DirectSpanExporter::new(config, resource);
-        return Ok(Box::new(move |batch: Vec<SpanData>| {
+        return Ok(Box::new(move |batch: Vec<FinishedSpan>| {
             exporter.export(&batch)
         }));
     }
@@ -296,15 +303,19 @@ fn span_exporter(resource: &Resource) -> Result<ExportSpans, OtelError> {
             source,
         })?;
     exporter.set_resource(resource);
-    Ok(Box::new(move |batch| {
+    Ok(Box::new(move |batch: Vec<FinishedSpan>| {
+        let batch = batch
+            .into_iter()
+            .map(FinishedSpan::into_span_data)
+            .collect();
         futures_executor::block_on(exporter.export(batch)).is_ok()
     }))
 }
 
-/// Sends finished spans to a counting [`BatchQueue`].
+/// Sends the SDK's finished spans to a counting [`BatchQueue`] (the one server spans go to).
 #[derive(Debug)]
 struct QueueSpanProcessor {
-    queue: BatchQueue<SpanData>,
+    queue: std::sync::Arc<BatchQueue<FinishedSpan>>,
 }
 
 impl SpanProcessor for QueueSpanProcessor {
@@ -312,7 +323,7 @@ impl SpanProcessor for QueueSpanProcessor {
 
     fn on_end(&self, span: SpanData) {
         if span.span_context.is_sampled() {
-            self.queue.push(span);
+            self.queue.push(FinishedSpan::Sdk(span));
         }
     }
 

@@ -19,10 +19,12 @@
 
 use std::time::SystemTime;
 
-use opentelemetry::trace::{SpanId, SpanKind, Status};
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SpanData;
+use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+
+use super::server_span::{FinishedSpan, SCHEME, keys};
 
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
@@ -115,40 +117,54 @@ impl Writer<'_> {
     fn key_value(&mut self, field: u32, key: &str, value: &Value) {
         // A scalar value's lengths are known before writing: no patching (the common case,
         // and a measurable share of the encoder's time in the benchmarks).
-        let scalar = matches!(
-            value,
-            Value::Bool(_) | Value::I64(_) | Value::F64(_) | Value::String(_)
-        );
-        if scalar {
-            let any_len = match value {
-                Value::Bool(_) => 2,
-                Value::I64(i) => 1 + varint_len(*i as u64),
-                Value::F64(_) => 9,
-                Value::String(s) => {
-                    let n = s.as_str().len();
-                    1 + varint_len(n as u64) + n
-                }
-                _ => 0,
-            };
-            let key_len = if key.is_empty() {
-                0
-            } else {
-                1 + varint_len(key.len() as u64) + key.len()
-            };
-            let len = key_len + 1 + varint_len(any_len as u64) + any_len;
-            self.0.reserve(len + 12);
-            self.key(field, LEN);
-            self.varint(len as u64);
-            self.bytes_opt(1, key.as_bytes());
-            self.key(2, LEN);
-            self.varint(any_len as u64);
-            self.any_value(value);
-            return;
+        match value {
+            Value::String(s) => self.str_key_value(field, key, s.as_str()),
+            Value::I64(i) => self.int_key_value(field, key, *i),
+            Value::Bool(_) => self.scalar_key_value(field, key, 2, |w| w.any_value(value)),
+            Value::F64(_) => self.scalar_key_value(field, key, 9, |w| w.any_value(value)),
+            _ => self.message(field, |w| {
+                w.bytes_opt(1, key.as_bytes());
+                w.message(2, |w| w.any_value(value));
+            }),
         }
-        self.message(field, |w| {
-            w.bytes_opt(1, key.as_bytes());
-            w.message(2, |w| w.any_value(value));
+    }
+
+    /// A `KeyValue` with a string value.
+    fn str_key_value(&mut self, field: u32, key: &str, value: &str) {
+        let any_len = 1 + varint_len(value.len() as u64) + value.len();
+        self.scalar_key_value(field, key, any_len, |w| w.bytes(1, value.as_bytes()));
+    }
+
+    /// A `KeyValue` with an integer value.
+    fn int_key_value(&mut self, field: u32, key: &str, value: i64) {
+        let any_len = 1 + varint_len(value as u64);
+        self.scalar_key_value(field, key, any_len, |w| {
+            w.key(3, VARINT);
+            w.varint(value as u64);
         });
+    }
+
+    /// A `KeyValue` whose `AnyValue` body, `any_len` bytes long, `any` writes.
+    fn scalar_key_value(
+        &mut self,
+        field: u32,
+        key: &str,
+        any_len: usize,
+        any: impl FnOnce(&mut Self),
+    ) {
+        let key_len = if key.is_empty() {
+            0
+        } else {
+            1 + varint_len(key.len() as u64) + key.len()
+        };
+        let len = key_len + 1 + varint_len(any_len as u64) + any_len;
+        self.0.reserve(len + 12);
+        self.key(field, LEN);
+        self.varint(len as u64);
+        self.bytes_opt(1, key.as_bytes());
+        self.key(2, LEN);
+        self.varint(any_len as u64);
+        any(self);
     }
 
     /// The members of an `AnyValue` (a oneof: written whatever the value).
@@ -192,23 +208,71 @@ impl Writer<'_> {
         }
     }
 
-    fn span(&mut self, span: &SpanData) {
-        let cx = &span.span_context;
+    fn span(&mut self, span: &FinishedSpan) {
+        match span {
+            FinishedSpan::Sdk(span) => self.span_fields(
+                SpanFields {
+                    span_context: &span.span_context,
+                    parent_span_id: span.parent_span_id,
+                    parent_is_remote: span.parent_span_is_remote,
+                    name: &span.name,
+                    kind: kind(&span.span_kind),
+                    start_time: span.start_time,
+                    end_time: span.end_time,
+                    dropped_attributes_count: span.dropped_attributes_count,
+                    events: &span.events,
+                    links: &span.links,
+                    status: &span.status,
+                },
+                |w| w.attributes(9, &span.attributes),
+            ),
+            FinishedSpan::Server(span) => self.span_fields(
+                SpanFields {
+                    span_context: &span.span_context,
+                    parent_span_id: span.parent_span_id,
+                    parent_is_remote: span.parent_is_remote,
+                    name: &span.name,
+                    kind: kind(&SpanKind::Server),
+                    start_time: span.start_time,
+                    end_time: span.end_time,
+                    dropped_attributes_count: span.dropped_attributes_count,
+                    events: &span.events,
+                    links: &span.links,
+                    status: &span.status,
+                },
+                // The typed attributes, in `ServerSpanRecord::typed_attributes`'s order.
+                |w| {
+                    w.str_key_value(9, keys::METHOD, span.method);
+                    if let Some(route) = span.route {
+                        w.str_key_value(9, keys::ROUTE, route);
+                    }
+                    w.str_key_value(9, keys::PATH, &span.path);
+                    w.str_key_value(9, keys::SCHEME, SCHEME);
+                    w.str_key_value(9, keys::PROTOCOL_VERSION, span.protocol_version);
+                    if let Some(code) = span.status_code {
+                        w.int_key_value(9, keys::STATUS_CODE, code);
+                    }
+                    w.attributes(9, &span.attributes);
+                },
+            ),
+        }
+    }
+
+    /// A `Span` message's fields; `attributes` writes the attributes (field 9).
+    fn span_fields(&mut self, span: SpanFields<'_>, attributes: impl FnOnce(&mut Self)) {
+        let cx = span.span_context;
         self.bytes(1, &cx.trace_id().to_bytes());
         self.bytes(2, &cx.span_id().to_bytes());
         self.bytes_opt(3, cx.trace_state().header().as_bytes());
         if span.parent_span_id != SpanId::INVALID {
             self.bytes(4, &span.parent_span_id.to_bytes());
         }
-        self.fixed32_opt(
-            16,
-            flags(span.parent_span_is_remote, cx.trace_flags().to_u8()),
-        );
+        self.fixed32_opt(16, flags(span.parent_is_remote, cx.trace_flags().to_u8()));
         self.bytes_opt(5, span.name.as_bytes());
-        self.uint_opt(6, kind(&span.span_kind));
+        self.uint_opt(6, span.kind);
         self.fixed64_opt(7, nanos(span.start_time));
         self.fixed64_opt(8, nanos(span.end_time));
-        self.attributes(9, &span.attributes);
+        attributes(self);
         self.uint_opt(10, u64::from(span.dropped_attributes_count));
         for event in span.events.iter() {
             self.message(11, |w| {
@@ -231,7 +295,7 @@ impl Writer<'_> {
             });
         }
         self.uint_opt(14, u64::from(span.links.dropped_count));
-        self.message(15, |w| match &span.status {
+        self.message(15, |w| match span.status {
             Status::Unset => {}
             Status::Ok => w.uint_opt(3, 1),
             Status::Error { description } => {
@@ -240,6 +304,21 @@ impl Writer<'_> {
             }
         });
     }
+}
+
+/// What the `Span` message holds besides attributes, borrowed from either kind of span.
+struct SpanFields<'a> {
+    span_context: &'a SpanContext,
+    parent_span_id: SpanId,
+    parent_is_remote: bool,
+    name: &'a str,
+    kind: u64,
+    start_time: SystemTime,
+    end_time: SystemTime,
+    dropped_attributes_count: u32,
+    events: &'a SpanEvents,
+    links: &'a SpanLinks,
+    status: &'a Status,
 }
 
 /// The bytes of `v` as a varint.
@@ -318,7 +397,7 @@ impl EncodedResource {
 /// first appear.
 pub(crate) fn encode_trace_request(
     resource: &EncodedResource,
-    spans: &[SpanData],
+    spans: &[FinishedSpan],
     out: &mut Vec<u8>,
 ) {
     out.clear();
@@ -326,14 +405,18 @@ pub(crate) fn encode_trace_request(
         return;
     }
     // Scopes are few (the chassis's own, and a handler's `tracing` spans): a linear search.
-    let mut scopes: Vec<(&InstrumentationScope, Vec<&SpanData>)> = Vec::new();
+    let mut scopes: Vec<(&InstrumentationScope, Vec<&FinishedSpan>)> = Vec::new();
     for span in spans {
+        let scope = match span {
+            FinishedSpan::Sdk(span) => &span.instrumentation_scope,
+            FinishedSpan::Server(_) => super::server_span::scope(),
+        };
         match scopes
             .iter_mut()
-            .find(|(s, _)| **s == span.instrumentation_scope)
+            .find(|(s, _)| std::ptr::eq(*s, scope) || *s == scope)
         {
             Some((_, list)) => list.push(span),
-            None => scopes.push((&span.instrumentation_scope, vec![span])),
+            None => scopes.push((scope, vec![span])),
         }
     }
     let mut w = Writer(out);
@@ -355,11 +438,12 @@ pub(crate) fn encode_trace_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{Event, Link, SpanContext, TraceFlags, TraceId, TraceState};
+    use crate::otel::server_span::ServerSpanRecord;
+    use opentelemetry::trace::{Event, Link, TraceFlags, TraceId, TraceState};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
     use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
-    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use opentelemetry_sdk::trace::SpanData;
     use prost::Message as _;
     use std::time::Duration;
 
@@ -373,8 +457,12 @@ mod tests {
         )
     }
 
-    fn span(n: u8, scope: &InstrumentationScope) -> SpanData {
-        let start = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+    fn start() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789)
+    }
+
+    fn events() -> SpanEvents {
+        let start = start();
         let mut events = SpanEvents::default();
         events.events.push(Event::new(
             "exception",
@@ -386,11 +474,28 @@ mod tests {
             1,
         ));
         events.dropped_count = 2;
+        events
+    }
+
+    fn links() -> SpanLinks {
         let mut links = SpanLinks::default();
         links
             .links
             .push(Link::new(context(9, true), vec![KeyValue::new("k", 1)], 0));
-        SpanData {
+        links
+    }
+
+    fn status(n: u8) -> Status {
+        match n % 3 {
+            0 => Status::Unset,
+            1 => Status::Ok,
+            _ => Status::error("500"),
+        }
+    }
+
+    fn span(n: u8, scope: &InstrumentationScope) -> FinishedSpan {
+        let start = start();
+        FinishedSpan::Sdk(SpanData {
             span_context: context(n, false),
             parent_span_id: if n.is_multiple_of(2) {
                 SpanId::from_bytes([7; 8])
@@ -421,15 +526,50 @@ mod tests {
                 KeyValue::new("ints", Value::Array(Array::I64(vec![1, -2]))),
             ],
             dropped_attributes_count: 3,
-            events,
-            links,
-            status: match n % 3 {
-                0 => Status::Unset,
-                1 => Status::Ok,
-                _ => Status::error("500"),
-            },
+            events: events(),
+            links: links(),
+            status: status(n),
             instrumentation_scope: scope.clone(),
-        }
+        })
+    }
+
+    /// A server span of the chassis's own, with and without its optional parts.
+    fn server(n: u8) -> FinishedSpan {
+        let start = start();
+        let full = n.is_multiple_of(2);
+        FinishedSpan::Server(Box::new(ServerSpanRecord {
+            span_context: context(n, false),
+            parent_span_id: if full {
+                SpanId::from_bytes([5; 8])
+            } else {
+                SpanId::INVALID
+            },
+            parent_is_remote: full,
+            name: "GET /orders/{id}".into(),
+            method: "GET",
+            route: full.then_some("/orders/{id}"),
+            path: format!("/orders/{}", "9".repeat(usize::from(n) * 20)),
+            protocol_version: "1.1",
+            status_code: full.then_some(i64::from(n) * 100),
+            start_time: start,
+            end_time: start + Duration::from_micros(80),
+            attributes: if full {
+                vec![
+                    KeyValue::new("tenant", "t1"),
+                    KeyValue::new("n", i64::from(n)),
+                ]
+            } else {
+                Vec::new()
+            },
+            dropped_attributes_count: u32::from(n % 2),
+            events: if full {
+                events()
+            } else {
+                SpanEvents::default()
+            },
+            links: if full { links() } else { SpanLinks::default() },
+            status: status(n),
+        }))
     }
 
     #[test]
@@ -442,24 +582,36 @@ mod tests {
             .with_version("0.1.0")
             .with_attributes([KeyValue::new("scope.attr", 2)])
             .build();
-        let spans: Vec<SpanData> = (0..40).map(|n| span(n, &scope)).collect();
+        // The SDK's spans and the chassis's server spans (scope `aiods` without a version),
+        // interleaved.
+        let spans: Vec<FinishedSpan> = (0..40).flat_map(|n| [span(n, &scope), server(n)]).collect();
         let mut ours = Vec::new();
         encode_trace_request(&EncodedResource::new(&resource), &spans, &mut ours);
         let decoded = ExportTraceServiceRequest::decode(ours.as_slice()).expect("decodes");
         let expected = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(
-                spans,
+                spans
+                    .into_iter()
+                    .map(FinishedSpan::into_span_data)
+                    .collect(),
                 &ResourceAttributesWithSchema::from(&resource),
             ),
         };
+        // The SDK groups scopes through a hash map: compare them in a fixed order.
         let sorted = |mut r: ExportTraceServiceRequest| {
             for rs in &mut r.resource_spans {
                 if let Some(res) = &mut rs.resource {
                     res.attributes.sort_by(|a, b| a.key.cmp(&b.key));
                 }
+                rs.scope_spans.sort_by_key(|s| {
+                    s.scope
+                        .as_ref()
+                        .map(|s| (s.name.clone(), s.version.clone()))
+                });
             }
             r
         };
+        assert_eq!(decoded.resource_spans[0].scope_spans.len(), 2);
         assert_eq!(sorted(decoded), sorted(expected));
     }
 
@@ -468,7 +620,7 @@ mod tests {
         let resource = Resource::builder().with_service_name("s").build();
         let a = InstrumentationScope::builder("aiods").build();
         let b = InstrumentationScope::builder("handler").build();
-        let spans = vec![span(1, &a), span(2, &b), span(3, &a)];
+        let spans = vec![span(1, &a), span(2, &b), server(3), span(3, &a)];
         let mut out = Vec::new();
         encode_trace_request(&EncodedResource::new(&resource), &spans, &mut out);
         let decoded = ExportTraceServiceRequest::decode(out.as_slice()).expect("decodes");
@@ -477,7 +629,8 @@ mod tests {
             .iter()
             .map(|s| (s.scope.clone().unwrap_or_default().name, s.spans.len()))
             .collect();
-        assert_eq!(scopes, [("aiods".to_owned(), 2), ("handler".to_owned(), 1)]);
+        // The server span's scope is `aiods` too: one group.
+        assert_eq!(scopes, [("aiods".to_owned(), 3), ("handler".to_owned(), 1)]);
     }
 
     #[test]

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SpanData;
 
 use super::proto::{EncodedResource, encode_trace_request};
+use super::server_span::FinishedSpan;
 
 /// How long one export may take, retries included (the SDK exporter's, as the chassis set it).
 pub(crate) const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -165,7 +165,7 @@ impl DirectSpanExporter {
     }
 
     /// Sends `batch`; returns whether the collector accepted it.
-    pub(crate) fn export(&mut self, batch: &[SpanData]) -> bool {
+    pub(crate) fn export(&mut self, batch: &[FinishedSpan]) -> bool {
         let mut body = Vec::with_capacity(self.last_len);
         encode_trace_request(&self.resource, batch, &mut body);
         if body.is_empty() {
