@@ -256,7 +256,7 @@ impl Default for ChassisConfig {
             trace_probes: false,
             upstreams: Default::default(),
             client_timeout: Duration::from_secs(5),
-            body_limit: 2 * 1024 * 1024,
+            body_limit: 2 * 1024 * 1024, // axum's own default
             faults: Default::default(),
             client: Default::default(),
             server: ServerConfig::default(),

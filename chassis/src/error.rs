@@ -320,7 +320,7 @@ impl IntoResponse for Error {
         let mut response = self.to_problem().into_response();
         if status.is_server_error() {
             // Described here, where the error is known; logged, counted and reported once, by
-            // the exception layer (`aiods::layers::ExceptionLayer`).
+            // the request layer (`aiods::layers::RequestLayer`).
             response.extensions_mut().insert(ServerErrorReport {
                 kind: self.kind(),
                 message: error_chain(&self),

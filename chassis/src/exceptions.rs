@@ -1,6 +1,6 @@
 //! Exception tracking: every server error (a 5xx `aiods::Error` or a panic) is logged, counted
 //! (`aiods_exceptions_total{type}`), added to the request's span as an `exception` event and
-//! sent to Sentry, all in one function that [`crate::layers::ExceptionLayer`] calls once per
+//! sent to Sentry, all in one function that [`crate::layers::RequestLayer`] calls once per
 //! failed request. The panic hook installed here keeps a panic's location and stack trace for
 //! that layer.
 //!

@@ -85,6 +85,22 @@ async fn bad_input_gets_problem_json() {
 }
 
 #[tokio::test]
+async fn a_configured_body_limit_replaces_the_default() {
+    let svc = Service::start(&[("AIODS_BODY_LIMIT", "1024")]);
+    let http = client();
+    let post = |name: String| {
+        http.post(svc.url("/items"))
+            .header("content-type", "application/json")
+            .body(format!("{{\"name\":\"{name}\",\"quantity\":1}}"))
+            .send()
+    };
+    let res = post("x".repeat(2048)).await.unwrap();
+    assert_eq!(problem(res).await.0, 413, "body over the configured limit");
+    let res = post("x".repeat(100)).await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+}
+
+#[tokio::test]
 async fn a_panicking_handler_gives_500_and_the_process_keeps_serving() {
     let mut svc = Service::start(&[]);
     let http = client();

@@ -1,121 +1,57 @@
-//! [`HttpMetricsLayer`]: request duration and in-flight requests per the OpenTelemetry HTTP
+//! HTTP server metrics: request duration and in-flight requests per the OpenTelemetry HTTP
 //! semantic conventions.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::Duration;
 
-use axum::extract::MatchedPath;
-use http::{Request, Response};
 use metrics::SharedString;
-use tower::{Layer, Service};
 
-use crate::telemetry::labels::{method_label, status_label};
+use crate::telemetry::labels::status_label;
 use crate::telemetry::{HTTP_SERVER_ACTIVE, HTTP_SERVER_DURATION};
 
-/// Records `http_server_request_duration_seconds` and `http_server_active_requests`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HttpMetricsLayer;
-
-impl<S> Layer<S> for HttpMetricsLayer {
-    type Service = HttpMetrics<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        HttpMetrics { inner }
-    }
+/// A request in flight: counted in `http_server_active_requests` until it is
+/// [finished](Self::finish) or dropped (a client gone before the answer).
+pub(crate) struct InFlight {
+    method: SharedString,
+    active: Option<metrics::Gauge>,
 }
 
-/// The service made by [`HttpMetricsLayer`].
-#[derive(Debug, Clone)]
-pub struct HttpMetrics<S> {
-    inner: S,
-}
-
-impl<S, B, RB> Service<Request<B>> for HttpMetrics<S>
-where
-    S: Service<Request<B>, Response = Response<RB>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let method = method_label(req.method());
-        let route = super::route_of(&req);
+impl InFlight {
+    /// Counts a request with method label `method` as active.
+    pub(crate) fn start(method: SharedString) -> Self {
         let active = active_gauge(&method);
         active.increment(1.0);
-        ResponseFuture {
-            inner: self.inner.call(req),
-            started: Instant::now(),
+        Self {
             method,
-            route,
             active: Some(active),
         }
     }
-}
 
-pin_project_lite::pin_project! {
-    /// The response future of [`HttpMetrics`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        started: Instant,
-        method: SharedString,
-        route: Option<MatchedPath>,
-        active: Option<metrics::Gauge>,
-    }
-
-    impl<F> PinnedDrop for ResponseFuture<F> {
-        fn drop(this: Pin<&mut Self>) {
-            // A request whose future is dropped (client gone) is no longer active.
-            if let Some(active) = this.project().active.take() {
-                active.decrement(1.0);
-            }
-        }
-    }
-}
-
-impl<F, RB, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<RB>, E>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = std::task::ready!(this.inner.poll(cx));
-        if let Some(active) = this.active.take() {
+    /// Records the request's duration (`http_server_request_duration_seconds`, and the OTLP
+    /// histogram when metrics are pushed) and ends its count as active.
+    pub(crate) fn finish(mut self, route: Option<&str>, status: u16, elapsed: Duration) {
+        if let Some(active) = self.active.take() {
             active.decrement(1.0);
         }
-        let status = match &result {
-            Ok(res) => res.status().as_u16(),
-            Err(_) => 500,
-        };
-        let elapsed = this.started.elapsed().as_secs_f64();
+        let elapsed = elapsed.as_secs_f64();
         if let Some(otlp) = crate::otel::http_server_duration() {
             let mut attrs = vec![
-                opentelemetry::KeyValue::new("http.request.method", this.method.to_string()),
+                opentelemetry::KeyValue::new("http.request.method", self.method.to_string()),
                 opentelemetry::KeyValue::new("http.response.status_code", i64::from(status)),
             ];
-            if let Some(route) = this.route.as_ref() {
-                attrs.push(opentelemetry::KeyValue::new(
-                    "http.route",
-                    route.as_str().to_owned(),
-                ));
+            if let Some(route) = route {
+                attrs.push(opentelemetry::KeyValue::new("http.route", route.to_owned()));
             }
             otlp.record(elapsed, &attrs);
         }
-        duration_histogram(
-            this.method,
-            this.route.as_ref().map(MatchedPath::as_str),
-            status,
-        )
-        .record(elapsed);
-        Poll::Ready(result)
+        duration_histogram(&self.method, route, status).record(elapsed);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(active) = self.active.take() {
+            active.decrement(1.0);
+        }
     }
 }
 

@@ -1,18 +1,16 @@
-//! The chassis's tower middleware, one concept per module.
+//! The chassis's tower middleware, one concept per module; [`RequestLayer`] puts the
+//! per-request ones (server span, HTTP metrics, access log, exceptions) in one layer.
 
-pub mod access_log;
-pub mod exceptions;
+pub(crate) mod access_log;
 pub mod faults;
-pub mod http_metrics;
+pub(crate) mod http_metrics;
 pub mod problem;
-pub mod server_span;
+pub mod request;
+pub(crate) mod server_span;
 
-pub use access_log::{AccessLog, AccessLogLayer};
-pub use exceptions::{ExceptionLayer, Exceptions};
 pub use faults::{FaultLayer, Faults};
-pub use http_metrics::{HttpMetrics, HttpMetricsLayer};
 pub use problem::{ProblemJson, ProblemJsonLayer};
-pub use server_span::{ServerSpan, ServerSpanLayer};
+pub use request::{RequestLayer, RequestService};
 
 use axum::extract::MatchedPath;
 use http::Request;

@@ -1,68 +1,25 @@
-//! [`ServerSpanLayer`]: one OpenTelemetry server span per request, continuing the caller's
-//! W3C trace context.
+//! The server span of each request, continuing the caller's W3C trace context.
 //!
 //! The span is the chassis's own recording span (`otel::server_span`, sampled and limited as
-//! the SDK's configuration says) rather than a `tracing` span: it is named `METHOD /route/template`, carries the HTTP semantic-convention attributes, and
-//! its context is made current while the request's future runs, so log lines, exceptions,
-//! the chassis client and any `tracing` span a handler opens all attach to it. The response
-//! carries the trace id (`traceresponse` and `x-trace-id` headers). Without a configured
-//! OTLP trace exporter no span is made: an inbound `traceparent` is made current as it is (so
-//! log lines and the chassis client carry the caller's ids, and the response its `x-trace-id`),
-//! and a request without one passes straight through.
-
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+//! the SDK's configuration says) rather than a `tracing` span: it is named
+//! `METHOD /route/template`, carries the HTTP semantic-convention attributes, and its context
+//! is made current while the request's future runs, so log lines, exceptions, the chassis
+//! client and any `tracing` span a handler opens all attach to it. The response carries the
+//! trace id (`traceresponse` and `x-trace-id` headers). Without a configured OTLP trace
+//! exporter no span is made: an inbound `traceparent` is made current as it is (so log lines
+//! and the chassis client carry the caller's ids, and the response its `x-trace-id`), and a
+//! request without one passes straight through.
+//!
+//! The chassis's probe and scrape endpoints (`/health`, `/health/live`, `/health/ready`,
+//! `/metrics`) are not traced unless `AIODS_TRACE_PROBES` says so: a probe every few seconds
+//! per instance would bury the requests in a trace list.
 
 use http::{HeaderName, HeaderValue, Request, Response};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Status, TraceContextExt};
-use tower::{Layer, Service};
 
 use crate::otel::server_span::{ServerRequest, keys};
-
 use crate::telemetry::labels::METHODS;
-
-/// Makes the server span of each request.
-///
-/// The chassis's probe and scrape endpoints (`/health`, `/health/live`, `/health/ready`,
-/// `/metrics`) are not traced unless [`with_probes`](Self::with_probes) says so: a probe every
-/// few seconds per instance would bury the requests in a trace list.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ServerSpanLayer {
-    trace_probes: bool,
-}
-
-impl ServerSpanLayer {
-    /// A layer that does not trace probes and scrapes.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Whether probes and scrapes are traced too (`AIODS_TRACE_PROBES`).
-    #[must_use]
-    pub fn with_probes(mut self, trace_probes: bool) -> Self {
-        self.trace_probes = trace_probes;
-        self
-    }
-}
-
-impl<S> Layer<S> for ServerSpanLayer {
-    type Service = ServerSpan<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ServerSpan {
-            inner,
-            trace_probes: self.trace_probes,
-        }
-    }
-}
-
-/// The service made by [`ServerSpanLayer`].
-#[derive(Debug, Clone)]
-pub struct ServerSpan<S> {
-    inner: S,
-    trace_probes: bool,
-}
 
 // Header names made once: a `&str` name is parsed and checked again on every use, which cost
 // ~1,100 instructions per request for these three (callgrind).
@@ -79,34 +36,31 @@ pub(crate) fn is_probe_route(route: &str) -> bool {
     )
 }
 
-impl<S, B, RB> Service<Request<B>> for ServerSpan<S>
-where
-    S: Service<Request<B>, Response = Response<RB>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+/// The trace context a request runs in.
+pub(crate) struct RequestTrace {
+    cx: opentelemetry::Context,
+    /// Whether `cx` holds our own server span (false: the caller's context, carried on).
+    recording: bool,
+}
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+impl RequestTrace {
+    /// The context of `req` (method slot `slot`, route `route`): a new server span, the
+    /// caller's context carried on without an exporter, or `None` (nothing to trace and
+    /// nothing to carry on, or a probe left untraced).
+    pub(crate) fn start<B>(
+        req: &Request<B>,
+        slot: usize,
+        route: Option<&str>,
+        trace_probes: bool,
+    ) -> Option<Self> {
         let spans = crate::otel::server_span::server_spans();
         let inbound = req.headers().contains_key(&TRACEPARENT);
         // Nothing to trace and nothing to carry on: the cheapest path, taken first.
-        let route = if spans.is_some() || inbound {
-            super::route_of(&req)
-        } else {
-            None
-        };
-        let probe = route.as_ref().is_some_and(|r| is_probe_route(r.as_str()));
-        if (spans.is_none() && !inbound) || (probe && !self.trace_probes) {
-            return ResponseFuture {
-                inner: self.inner.call(req),
-                cx: None,
-                recording: false,
-            };
+        if spans.is_none() && !inbound {
+            return None;
+        }
+        if !trace_probes && route.is_some_and(is_probe_route) {
+            return None;
         }
         let parent = if inbound {
             let text = |name: &HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
@@ -121,25 +75,12 @@ where
         let Some(spans) = spans else {
             // No exporter: no span of our own, but the caller's context is carried on, as the
             // OpenTelemetry API does without an SDK, so logs and outgoing calls keep its ids.
-            if !parent.span().span_context().is_valid() {
-                return ResponseFuture {
-                    inner: self.inner.call(req),
-                    cx: None,
-                    recording: false,
-                };
-            }
-            let inner = {
-                let _entered = parent.clone().attach();
-                self.inner.call(req)
-            };
-            return ResponseFuture {
-                inner,
-                cx: Some(parent),
+            return parent.span().span_context().is_valid().then_some(Self {
+                cx: parent,
                 recording: false,
-            };
+            });
         };
-        let slot = crate::telemetry::labels::method_index(req.method());
-        let names = span_names(slot, route.as_ref().map(|r| r.as_str()));
+        let names = span_names(slot, route);
         let cx = spans.start(
             &parent,
             ServerRequest {
@@ -155,15 +96,50 @@ where
                 },
             },
         );
-        let inner = {
-            let _entered = cx.clone().attach();
-            self.inner.call(req)
-        };
-        ResponseFuture {
-            inner,
-            cx: Some(cx),
+        Some(Self {
+            cx,
             recording: true,
+        })
+    }
+
+    /// The context to make current while the request runs.
+    pub(crate) fn context(&self) -> &opentelemetry::Context {
+        &self.cx
+    }
+
+    /// Ends the span with the request's outcome and puts the trace id on the response.
+    pub(crate) fn finish<RB, E>(self, result: &mut Result<Response<RB>, E>) {
+        let span = self.cx.span();
+        if !self.recording {
+            if let Ok(response) = result {
+                let mut id = [0u8; 32];
+                crate::logging::write_hex(&mut id, &span.span_context().trace_id().to_bytes());
+                if let Ok(v) = HeaderValue::from_bytes(&id) {
+                    response.headers_mut().insert(X_TRACE_ID.clone(), v);
+                }
+            }
+            return;
         }
+        match result {
+            Ok(response) => {
+                let status = response.status();
+                span.set_attribute(KeyValue::new(keys::STATUS_CODE, i64::from(status.as_u16())));
+                if status.is_server_error() {
+                    span.set_status(Status::error(status.as_str().to_owned()));
+                }
+                let header = crate::otel::traceparent::format(span.span_context());
+                if let Ok(v) = HeaderValue::from_bytes(&header) {
+                    response.headers_mut().insert(TRACERESPONSE.clone(), v);
+                }
+                if let Ok(v) = HeaderValue::from_bytes(&header[3..35]) {
+                    response.headers_mut().insert(X_TRACE_ID.clone(), v);
+                }
+            }
+            Err(_) => {
+                span.set_status(Status::error("the service failed"));
+            }
+        }
+        span.end();
     }
 }
 
@@ -259,73 +235,4 @@ fn span_names_shared(slot: usize, method: &'static str, route: Option<&str>) -> 
     };
     names.by_route.entry(Box::from(route)).or_default()[slot] = Some(found);
     found
-}
-
-pin_project_lite::pin_project! {
-    /// The response future of [`ServerSpan`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        cx: Option<opentelemetry::Context>,
-        // Whether `cx` holds our own server span (false: the caller's context, carried on).
-        recording: bool,
-    }
-}
-
-impl<F, RB, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<RB>, E>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Some(cx) = this.cx.as_ref() else {
-            return this.inner.poll(task);
-        };
-        let result = {
-            let _entered = cx.clone().attach();
-            std::task::ready!(this.inner.poll(task))
-        };
-        if !*this.recording {
-            let mut result = result;
-            if let (Some(cx), Ok(response)) = (this.cx.take(), &mut result) {
-                let mut id = [0u8; 32];
-                crate::logging::write_hex(&mut id, &cx.span().span_context().trace_id().to_bytes());
-                if let Ok(v) = HeaderValue::from_bytes(&id) {
-                    response.headers_mut().insert(X_TRACE_ID.clone(), v);
-                }
-            }
-            return Poll::Ready(result);
-        }
-        if let Some(cx) = this.cx.take() {
-            let span = cx.span();
-            let mut result = result;
-            match &mut result {
-                Ok(response) => {
-                    let status = response.status();
-                    span.set_attribute(KeyValue::new(
-                        keys::STATUS_CODE,
-                        i64::from(status.as_u16()),
-                    ));
-                    if status.is_server_error() {
-                        span.set_status(Status::error(status.as_str().to_owned()));
-                    }
-                    let header = crate::otel::traceparent::format(span.span_context());
-                    if let Ok(v) = HeaderValue::from_bytes(&header) {
-                        response.headers_mut().insert(TRACERESPONSE.clone(), v);
-                    }
-                    if let Ok(v) = HeaderValue::from_bytes(&header[3..35]) {
-                        response.headers_mut().insert(X_TRACE_ID.clone(), v);
-                    }
-                }
-                Err(_) => {
-                    span.set_status(Status::error("the service failed"));
-                }
-            }
-            span.end();
-            return Poll::Ready(result);
-        }
-        Poll::Ready(result)
-    }
 }
