@@ -97,6 +97,10 @@ pub fn init(info: &ServiceInfo, cfg: &ChassisConfig) -> Result<TelemetryGuard, T
                 !is_exporter_target(m.target())
             }))
     });
+    // The access log may skip `tracing` only when its line would reach nothing but the JSON
+    // layer: set below once this subscriber is known to be the global one.
+    let direct_access_log =
+        (cfg.log_format == LogFormat::Json && otlp_logs.is_none()).then(|| writer.clone());
     let stdout = match cfg.log_format {
         LogFormat::Json => JsonLogLayer::new(info.name.clone(), writer).boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
@@ -110,6 +114,9 @@ pub fn init(info: &ServiceInfo, cfg: &ChassisConfig) -> Result<TelemetryGuard, T
         .is_ok();
     if installed {
         crate::exceptions::install_panic_hook();
+        if let Some(writer) = direct_access_log {
+            crate::logging::install_access_log(&info.name, writer);
+        }
     }
     let sentry = crate::exceptions::init(&crate::exceptions::ExceptionSource {
         service: info.name.clone(),

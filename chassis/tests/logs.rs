@@ -77,3 +77,22 @@ async fn rust_log_filters_and_otel_service_name_renames() {
         "RUST_LOG=warn hides INFO lines"
     );
 }
+
+#[tokio::test]
+async fn rust_log_turns_the_access_log_off_by_its_target() {
+    let svc = Service::start(&[("RUST_LOG", "info,aiods::access=off")]);
+    let http = client();
+    http.get(svc.url("/hello/ann")).send().await.unwrap();
+    svc.wait_for_log(
+        |v| v["message"] == "service started",
+        Duration::from_secs(5),
+    )
+    .expect("other INFO lines stay");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        svc.json_lines()
+            .iter()
+            .all(|l| l["target"] != "aiods::access"),
+        "aiods::access=off hides the access lines"
+    );
+}
