@@ -19,7 +19,7 @@ use crate::context::ServiceContext;
 use crate::faults::FaultState;
 use crate::health::HealthRegistry;
 use crate::info::ServiceInfo;
-use crate::layers::{FaultLayer, ProblemJsonLayer, RequestLayer};
+use crate::layers::RequestLayer;
 use crate::routes::{ChassisState, chassis_routes};
 
 /// A boxed error, as returned by a failing service function.
@@ -310,15 +310,14 @@ fn assemble(
     let merged: Router = merged.with_state(());
     // One stack applied once: `Router::layer` boxes every route once per call, so separate
     // calls cost a boxed clone each per request. Outermost first: the request layer (span,
-    // metrics, access log, exceptions) sees the answer the client gets.
+    // metrics, access log, exceptions, faults, problem+json) sees the answer the client gets.
     let stack = tower::ServiceBuilder::new()
         .layer(
             RequestLayer::new()
                 .with_access_log(cfg.access_log)
-                .with_probes(cfg.trace_probes),
+                .with_probes(cfg.trace_probes)
+                .with_faults(faults),
         )
-        .layer(FaultLayer::new(faults))
-        .layer(ProblemJsonLayer)
         // axum's extractors apply this very limit when none is set: setting it anyway put one
         // more extension in every request (an allocation, ~300 instructions under callgrind).
         .option_layer(

@@ -11,31 +11,33 @@ pub(crate) fn is_chassis_route(route: &str) -> bool {
     ) || route.starts_with("/docs")
 }
 
-/// What the line of a request needs beyond what the request layer keeps anyway.
-pub(crate) struct AccessLine {
-    /// The path, for a request no route matched (the route is logged otherwise).
-    path: Option<String>,
-}
+/// The access line of a request that gets one.
+pub(crate) struct AccessLine(());
 
 impl AccessLine {
-    /// The line of a request to `route` (`path` when none matched), when one is written:
-    /// probes and scrapes of the chassis endpoints would drown the log (they are counted in
-    /// the metrics instead), and nothing is prepared when `INFO` is off.
-    pub(crate) fn start(route: Option<&str>, path: &str) -> Option<Self> {
+    /// The line of a request to `route`, when one is written: probes and scrapes of the
+    /// chassis endpoints would drown the log (they are counted in the metrics instead), and
+    /// nothing is written when `INFO` is off.
+    pub(crate) fn start(route: Option<&str>) -> Option<Self> {
         let chassis = route.is_some_and(is_chassis_route);
         // The global level only (a load): the event's own callsite applies the full filter.
-        (!chassis && tracing::level_enabled!(tracing::Level::INFO)).then(|| Self {
-            path: route.is_none().then(|| path.to_owned()),
-        })
+        (!chassis && tracing::level_enabled!(tracing::Level::INFO)).then_some(Self(()))
     }
 
-    /// Writes the line: straight to the chassis's JSON log when nothing else needs the
-    /// `tracing` event (`logging::access_log`), as a `tracing` event otherwise.
-    pub(crate) fn emit(self, method: &str, route: Option<&str>, status: u16, elapsed: Duration) {
+    /// Writes the line (`path`: for a request no route matched): straight to the chassis's
+    /// JSON log when nothing else needs the `tracing` event (`logging::access_log`), as a
+    /// `tracing` event otherwise.
+    pub(crate) fn emit(
+        self,
+        method: &str,
+        route: Option<&str>,
+        path: Option<&str>,
+        status: u16,
+        elapsed: Duration,
+    ) {
         // Microsecond precision is plenty, and keeps the lines short.
         let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
         let route = route.unwrap_or("");
-        let path = self.path.as_deref();
         if let Some(log) = crate::logging::access_log() {
             // The filter decides as it would for the event below (same target, level, fields).
             if tracing::enabled!(

@@ -1,15 +1,13 @@
-//! The chassis's tower middleware, one concept per module; [`RequestLayer`] puts the
-//! per-request ones (server span, HTTP metrics, access log, exceptions) in one layer.
+//! The chassis's tower middleware: [`RequestLayer`] does all of it in one layer; each concept
+//! (server span, HTTP metrics, access log, faults, problem+json) has its own module.
 
 pub(crate) mod access_log;
-pub mod faults;
+pub(crate) mod faults;
 pub(crate) mod http_metrics;
-pub mod problem;
+pub(crate) mod problem;
 pub mod request;
 pub(crate) mod server_span;
 
-pub use faults::{FaultLayer, Faults};
-pub use problem::{ProblemJson, ProblemJsonLayer};
 pub use request::{RequestLayer, RequestService};
 
 use axum::extract::MatchedPath;

@@ -1,104 +1,22 @@
-//! [`ProblemJsonLayer`]: every error response is `application/problem+json`.
+//! Every error response is `application/problem+json` (applied by [`super::RequestLayer`]).
 //!
 //! axum's own rejections (malformed JSON, a bad path parameter, a missing content type), the
 //! router's 404 and 405, and any handler that answers an error with plain text are rewritten
 //! into RFC 7807 documents, keeping their status and using their text as `detail`. Successful
 //! responses pass through untouched, without allocation.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use axum::body::Body;
 use axum::response::IntoResponse;
-use futures_util::future::BoxFuture;
-use http::{Request, Response, header};
+use http::{Response, header};
 use http_body_util::BodyExt;
-use tower::{Layer, Service};
 
 use crate::error::{PROBLEM_JSON, Problem};
 
 /// Bodies of error responses larger than this are not read into `detail`.
 const MAX_DETAIL_BODY: usize = 16 * 1024;
 
-/// Rewrites non-problem error responses (status ≥ 400) into problem+json.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProblemJsonLayer;
-
-impl<S> Layer<S> for ProblemJsonLayer {
-    type Service = ProblemJson<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ProblemJson { inner }
-    }
-}
-
-/// The service made by [`ProblemJsonLayer`].
-#[derive(Debug, Clone)]
-pub struct ProblemJson<S> {
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for ProblemJson<S>
-where
-    S: Service<Request<B>, Response = Response<Body>>,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        // The URI is reference-counted: cloning it costs no allocation on the success path.
-        let uri = req.uri().clone();
-        ResponseFuture::Inner {
-            inner: self.inner.call(req),
-            uri: Some(uri),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response future of [`ProblemJson`].
-    #[project = Proj]
-    #[allow(missing_docs)]
-    pub enum ResponseFuture<F> {
-        /// Waiting for the inner service.
-        Inner { #[pin] inner: F, uri: Option<http::Uri> },
-        /// Rewriting an error response.
-        Rewrite { rewrite: BoxFuture<'static, Response<Body>> },
-    }
-}
-
-impl<F, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<Body>, E>>,
-{
-    type Output = Result<Response<Body>, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            match self.as_mut().project() {
-                Proj::Inner { inner, uri } => {
-                    let response = std::task::ready!(inner.poll(cx))?;
-                    if !needs_rewrite(&response) {
-                        return Poll::Ready(Ok(response));
-                    }
-                    let path = uri.take().map(|u| u.path().to_owned()).unwrap_or_default();
-                    let rewrite = Box::pin(rewrite(response, path));
-                    self.set(ResponseFuture::Rewrite { rewrite });
-                }
-                Proj::Rewrite { rewrite } => {
-                    return rewrite.as_mut().poll(cx).map(Ok);
-                }
-            }
-        }
-    }
-}
-
-fn needs_rewrite(response: &Response<Body>) -> bool {
+/// Whether `response` is an error without a problem+json body (to be rewritten).
+pub(crate) fn needs_rewrite(response: &Response<Body>) -> bool {
     if !(response.status().is_client_error() || response.status().is_server_error()) {
         return false;
     }
@@ -111,7 +29,9 @@ fn needs_rewrite(response: &Response<Body>) -> bool {
     }
 }
 
-async fn rewrite(response: Response<Body>, path: String) -> Response<Body> {
+/// `response` as a problem+json document for a request to `path`, keeping its status and
+/// headers and using its text as `detail`.
+pub(crate) async fn rewrite(response: Response<Body>, path: String) -> Response<Body> {
     let (parts, body) = response.into_parts();
     let detail = match http_body_util::Limited::new(body, MAX_DETAIL_BODY)
         .collect()
@@ -162,6 +82,7 @@ mod tests {
     use super::*;
     use axum::Router;
     use axum::routing::post;
+    use http::Request;
     use tower::ServiceExt;
 
     async fn take_json(axum::Json(v): axum::Json<serde_json::Value>) -> String {
@@ -171,7 +92,7 @@ mod tests {
     async fn call(req: Request<Body>) -> (u16, String, serde_json::Value) {
         let app = Router::new()
             .route("/items", post(take_json))
-            .layer(ProblemJsonLayer);
+            .layer(super::super::RequestLayer::new());
         let res = app.oneshot(req).await.expect("infallible");
         let status = res.status().as_u16();
         let ct = res

@@ -1,42 +1,50 @@
 //! [`RequestLayer`]: what the chassis does around every request, in one layer — the server
-//! span, the HTTP metrics, the access log line, and exception tracking (panics and 5xx
-//! errors).
+//! span, the HTTP metrics, the access log line, exception tracking (panics and 5xx errors),
+//! the injected faults, and problem+json for every error response.
 //!
-//! One layer rather than four: each wrapped the response future in its own, looked the route
-//! up again and read the clock again. Under `valgrind --tool=callgrind` (the overhead
-//! benchmark's callgrind phase, `bench/overhead.py`) the four layers cost ~1,500 instructions
-//! per request more than this one (`docs/benchmarks.md`).
+//! One layer rather than six: each wrapped the response future in its own (moving the ever
+//! larger future once per layer), looked the route up again and read the clock again. Under
+//! `valgrind --tool=callgrind` (the overhead benchmark's callgrind phase, `bench/overhead.py`)
+//! folding the four telemetry layers into one saved ~970 instructions per request, and the
+//! fault and problem layers ~175 more (`docs/benchmarks.md`).
 //!
-//! Order of work, as the separate layers had it: the request runs inside its trace context
-//! (so every log line and exception carries the trace id); a panic, in `call` or while
-//! polling, becomes a 500 problem+json response and the process keeps serving; a panic and a
-//! response marked with a [`ServerErrorReport`] take the same path to exception tracking
-//! (`exceptions::capture`, once per request); then the duration is recorded, the access line
-//! written, and the span ended with the status the client gets.
+//! The order of work is the one the separate layers had, outermost first: the request runs
+//! inside its trace context (so every log line and exception carries the trace id); a panic,
+//! in `call` or while polling, becomes a 500 problem+json response and the process keeps
+//! serving; the fault state may hang, delay or fail the request; an error response that is not
+//! problem+json yet is rewritten into one; a panic and a response marked with a
+//! [`ServerErrorReport`] take the same path to exception tracking (`exceptions::capture`, once
+//! per request); then the duration is recorded, the access line written, and the span ended
+//! with the status the client gets.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::MatchedPath;
 use axum::response::IntoResponse;
+use futures_util::future::{BoxFuture, Either};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use super::access_log::AccessLine;
+use super::access_log::{AccessLine, is_chassis_route};
 use super::http_metrics::InFlight;
 use super::server_span::RequestTrace;
 use crate::error::{Problem, ServerErrorReport};
+use crate::faults::{Decision, FaultState};
 use crate::telemetry::labels::{METHODS, method_index};
 
-/// Traces, measures, logs and guards every request.
-#[derive(Debug, Clone, Copy)]
+/// Traces, measures, logs, guards and (when asked) breaks every request.
+#[derive(Debug, Clone)]
 pub struct RequestLayer {
     access_log: bool,
     trace_probes: bool,
+    faults: Option<Arc<FaultState>>,
 }
 
 impl Default for RequestLayer {
@@ -46,11 +54,13 @@ impl Default for RequestLayer {
 }
 
 impl RequestLayer {
-    /// A layer that writes the access log and does not trace probes and scrapes.
+    /// A layer that writes the access log, does not trace probes and scrapes, and injects no
+    /// faults.
     pub fn new() -> Self {
         Self {
             access_log: true,
             trace_probes: false,
+            faults: None,
         }
     }
 
@@ -67,6 +77,13 @@ impl RequestLayer {
         self.trace_probes = trace_probes;
         self
     }
+
+    /// Applies the faults in force in `faults` (`/admin/faults`) to each request.
+    #[must_use]
+    pub fn with_faults(mut self, faults: Arc<FaultState>) -> Self {
+        self.faults = Some(faults);
+        self
+    }
 }
 
 impl<S> Layer<S> for RequestLayer {
@@ -74,7 +91,7 @@ impl<S> Layer<S> for RequestLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RequestService {
             inner,
-            layer: *self,
+            layer: self.clone(),
         }
     }
 }
@@ -86,13 +103,18 @@ pub struct RequestService<S> {
     layer: RequestLayer,
 }
 
+/// The future of the service behind the layer: its own, or an injected fault's.
+type Inner<F, E> = Either<F, BoxFuture<'static, Result<Response<Body>, E>>>;
+
 impl<S, B> Service<Request<B>> for RequestService<S>
 where
     S: Service<Request<B>, Response = Response<Body>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -104,15 +126,27 @@ where
         let route_str = route.as_ref().map(MatchedPath::as_str);
         let slot = method_index(req.method());
         let in_flight = InFlight::start(metrics::SharedString::const_str(METHODS[slot]));
-        let line = if self.layer.access_log {
-            AccessLine::start(route_str, req.uri().path())
-        } else {
-            None
-        };
+        let line = self
+            .layer
+            .access_log
+            .then(|| AccessLine::start(route_str))
+            .flatten();
         let trace = RequestTrace::start(&req, slot, route_str, self.layer.trace_probes);
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let decision = match &self.layer.faults {
+            Some(faults) => faults.decide(path.path(), || route_str.is_some_and(is_chassis_route)),
+            None => Decision::Pass,
+        };
         let state = {
             let _entered = trace.as_ref().map(|t| t.context().clone().attach());
-            match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
+            let inner = &mut self.inner;
+            match catch_unwind(AssertUnwindSafe(|| {
+                super::faults::apply(decision, || inner.call(req))
+            })) {
                 Ok(inner) => State::Running { inner },
                 // The report is taken now: the panic hook kept its location on this thread.
                 Err(payload) => State::Panicked {
@@ -125,6 +159,7 @@ where
             done: Some(Done {
                 started,
                 route,
+                path,
                 slot,
                 in_flight,
                 line,
@@ -138,6 +173,9 @@ where
 struct Done {
     started: Instant,
     route: Option<MatchedPath>,
+    /// The request's path (reference-counted: no copy), for the problem+json `instance` and
+    /// the access line of a request no route matched.
+    path: PathAndQuery,
     slot: usize,
     in_flight: InFlight,
     line: Option<AccessLine>,
@@ -146,66 +184,78 @@ struct Done {
 
 pin_project_lite::pin_project! {
     /// The response future of [`RequestService`].
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<F, E> {
         #[pin]
-        state: State<F>,
+        state: State<F, E>,
         done: Option<Done>,
     }
 }
 
 pin_project_lite::pin_project! {
     #[project = StateProj]
-    enum State<F> {
-        Running { #[pin] inner: F },
+    enum State<F, E> {
+        Running { #[pin] inner: Inner<F, E> },
+        // An error response being rewritten into problem+json.
+        Rewriting { rewrite: BoxFuture<'static, Response<Body>> },
         // The inner service panicked in `call`: answered at the first poll, inside the
         // request's trace context.
         Panicked { report: Option<ServerErrorReport> },
     }
 }
 
-impl<F, E> Future for ResponseFuture<F>
+impl<F, E> Future for ResponseFuture<F, E>
 where
     F: Future<Output = Result<Response<Body>, E>>,
 {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         let done = this.done.as_ref();
         let _entered = done
             .and_then(|d| d.trace.as_ref())
             .map(|t| t.context().clone().attach());
         let route = done.and_then(|d| d.route.as_ref()).map(MatchedPath::as_str);
-        let mut result = match this.state.project() {
-            StateProj::Running { inner } => {
-                match catch_unwind(AssertUnwindSafe(|| inner.poll(task))) {
-                    Ok(Poll::Pending) => return Poll::Pending,
-                    Ok(Poll::Ready(mut result)) => {
-                        if let Ok(response) = &mut result
-                            && let Some(report) =
-                                response.extensions_mut().remove::<ServerErrorReport>()
+        let mut result = loop {
+            match this.state.as_mut().project() {
+                StateProj::Running { inner } => {
+                    match catch_unwind(AssertUnwindSafe(|| inner.poll(task))) {
+                        Ok(Poll::Pending) => return Poll::Pending,
+                        Ok(Poll::Ready(Ok(response)))
+                            if super::problem::needs_rewrite(&response) =>
                         {
-                            crate::exceptions::capture(report, route);
+                            let path = done.map_or("", |d| d.path.path()).to_owned();
+                            this.state.set(State::Rewriting {
+                                rewrite: Box::pin(super::problem::rewrite(response, path)),
+                            });
                         }
-                        result
-                    }
-                    Err(payload) => {
-                        crate::exceptions::capture(
-                            crate::exceptions::panic_report(payload.as_ref()),
-                            route,
-                        );
-                        Ok(failed())
+                        Ok(Poll::Ready(result)) => break result,
+                        Err(payload) => {
+                            crate::exceptions::capture(
+                                crate::exceptions::panic_report(payload.as_ref()),
+                                route,
+                            );
+                            break Ok(failed());
+                        }
                     }
                 }
-            }
-            StateProj::Panicked { report } => {
-                let report = report
-                    .take()
-                    .unwrap_or_else(|| crate::exceptions::panic_report(&"polled after completion"));
-                crate::exceptions::capture(report, route);
-                Ok(failed())
+                StateProj::Rewriting { rewrite } => {
+                    break Ok(std::task::ready!(rewrite.as_mut().poll(task)));
+                }
+                StateProj::Panicked { report } => {
+                    let report = report.take().unwrap_or_else(|| {
+                        crate::exceptions::panic_report(&"polled after completion")
+                    });
+                    crate::exceptions::capture(report, route);
+                    break Ok(failed());
+                }
             }
         };
+        if let Ok(response) = &mut result
+            && let Some(report) = response.extensions_mut().remove::<ServerErrorReport>()
+        {
+            crate::exceptions::capture(report, route);
+        }
         let Some(done) = this.done.take() else {
             return Poll::Ready(result);
         };
@@ -214,7 +264,8 @@ where
         let elapsed = done.started.elapsed();
         done.in_flight.finish(route, status, elapsed);
         if let Some(line) = done.line {
-            line.emit(METHODS[done.slot], route, status, elapsed);
+            let path = route.is_none().then(|| done.path.path());
+            line.emit(METHODS[done.slot], route, path, status, elapsed);
         }
         if let Some(trace) = done.trace {
             trace.finish(&mut result);
