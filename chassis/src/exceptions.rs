@@ -241,7 +241,7 @@ impl QueueTransport {
                 delay: Duration::from_millis(100),
             },
             Signal::Exceptions.counter(),
-            move |batch: Vec<sentry::Envelope>| {
+            move |batch: &mut Vec<sentry::Envelope>| {
                 // Built on this thread: the blocking client must not live in an async context.
                 let http = client.get_or_insert_with(|| {
                     reqwest::blocking::Client::builder()
@@ -249,7 +249,7 @@ impl QueueTransport {
                         .build()
                         .unwrap_or_default()
                 });
-                for envelope in batch {
+                for envelope in batch.drain(..) {
                     let mut body = Vec::new();
                     if envelope.to_writer(&mut body).is_err() {
                         dropped.fetch_add(1, Ordering::Relaxed);

@@ -230,7 +230,7 @@ pub fn init(info: &ResourceInfo) -> Result<OtelProviders, OtelError> {
             "aiods-otlp-logs",
             BatchConfig::default(),
             Signal::OtlpLogs.counter(),
-            move |batch: Vec<(SdkLogRecord, opentelemetry::InstrumentationScope)>| {
+            move |batch: &mut Vec<(SdkLogRecord, opentelemetry::InstrumentationScope)>| {
                 let refs: Vec<(&SdkLogRecord, &opentelemetry::InstrumentationScope)> =
                     batch.iter().map(|(r, s)| (r, s)).collect();
                 futures_executor::block_on(exporter.export(LogBatch::new(&refs))).is_ok()
@@ -274,7 +274,7 @@ pub fn init(info: &ResourceInfo) -> Result<OtelProviders, OtelError> {
 }
 
 /// Exports one batch of spans; `false` when it was lost.
-type ExportSpans = Box<dyn FnMut(Vec<FinishedSpan>) -> bool + Send>;
+type ExportSpans = Box<dyn FnMut(&mut Vec<FinishedSpan>) -> bool + Send>;
 
 /// What the span queue exports a batch with: spans written straight to protobuf (the SDK's
 /// conversion to its generated structs cost more than everything else the export thread
@@ -289,8 +289,8 @@ fn span_exporter(resource: &Resource) -> Result<ExportSpans, OtelError> {
             source,
         })?;
         let mut exporter = span_export::DirectSpanExporter::new(config, resource);
-        return Ok(Box::new(move |batch: Vec<FinishedSpan>| {
-            exporter.export(&batch)
+        return Ok(Box::new(move |batch: &mut Vec<FinishedSpan>| {
+            exporter.export(batch)
         }));
     }
     let mut exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -303,11 +303,8 @@ fn span_exporter(resource: &Resource) -> Result<ExportSpans, OtelError> {
             source,
         })?;
     exporter.set_resource(resource);
-    Ok(Box::new(move |batch: Vec<FinishedSpan>| {
-        let batch = batch
-            .into_iter()
-            .map(FinishedSpan::into_span_data)
-            .collect();
+    Ok(Box::new(move |batch: &mut Vec<FinishedSpan>| {
+        let batch = batch.drain(..).map(FinishedSpan::into_span_data).collect();
         futures_executor::block_on(exporter.export(batch)).is_ok()
     }))
 }

@@ -429,7 +429,7 @@ mod tests {
             "test-spans",
             crate::telemetry::BatchConfig::default(),
             Arc::new(AtomicU64::new(0)),
-            move |batch: Vec<FinishedSpan>| tx.send(batch).is_ok(),
+            move |batch: &mut Vec<FinishedSpan>| tx.send(std::mem::take(batch)).is_ok(),
         )
         .expect("queue");
         let mut config = Config::default();
