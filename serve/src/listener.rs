@@ -20,9 +20,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -217,37 +217,39 @@ impl Drop for OpenConnection<'_> {
     }
 }
 
-/// When bytes last moved on a connection.
-#[derive(Debug, Clone)]
+/// Whether bytes moved on a connection since its idle watcher last looked.
+///
+/// A flag rather than a timestamp: reading the clock on every read and write cost two clock
+/// reads per request (~200 instructions under callgrind, the chassis overhead benchmark); the
+/// watcher looks every quarter of the idle timeout instead, so an idle connection is closed
+/// between one and one and a quarter idle timeouts after its last byte.
+#[derive(Debug, Clone, Default)]
 struct Activity {
-    since: Instant,
-    last_ms: Arc<AtomicU64>,
-}
-
-impl Default for Activity {
-    fn default() -> Self {
-        Self {
-            since: Instant::now(),
-            last_ms: Arc::new(AtomicU64::new(0)),
-        }
-    }
+    moved: Arc<AtomicBool>,
 }
 
 impl Activity {
     fn touch(&self) {
-        let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
+        // A load first: the flag's cache line is written only once per watcher period.
+        if !self.moved.load(Ordering::Relaxed) {
+            self.moved.store(true, Ordering::Relaxed);
+        }
     }
 
-    /// Completes once nothing has moved for `limit`.
+    /// Completes once nothing has moved for `limit` (to within a quarter of it).
     async fn idle_for(&self, limit: Duration) {
+        let step = (limit / 4).max(Duration::from_millis(1));
+        let mut quiet = Duration::ZERO;
         loop {
-            let last = self.since + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = last + limit;
-            if Instant::now() >= deadline {
-                return;
+            tokio::time::sleep(step).await;
+            if self.moved.swap(false, Ordering::Relaxed) {
+                quiet = Duration::ZERO;
+            } else {
+                quiet += step;
+                if quiet >= limit {
+                    return;
+                }
             }
-            tokio::time::sleep_until(deadline.into()).await;
         }
     }
 }
@@ -399,7 +401,7 @@ mod tests {
             .await
             .expect("write");
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         let _ = stop.send(());
         tokio::time::timeout(Duration::from_secs(3), task)
             .await
