@@ -537,7 +537,7 @@ mod tests {
     fn server(n: u8) -> FinishedSpan {
         let start = start();
         let full = n.is_multiple_of(2);
-        FinishedSpan::Server(Box::new(ServerSpanRecord {
+        FinishedSpan::Server(ServerSpanRecord {
             span_context: context(n, false),
             parent_span_id: if full {
                 SpanId::from_bytes([5; 8])
@@ -569,7 +569,7 @@ mod tests {
             },
             links: if full { links() } else { SpanLinks::default() },
             status: status(n),
-        }))
+        })
     }
 
     #[test]

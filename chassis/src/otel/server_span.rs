@@ -29,16 +29,11 @@ use crate::telemetry::BatchQueue;
 /// A finished span waiting for export: one the SDK made (a client, messaging or handler span)
 /// or a server span of the chassis's own.
 #[derive(Debug)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "the SDK hands its spans over by value (boxing them would allocate per span); \
-              server records are boxed already, where the span holds them"
-)]
 pub(crate) enum FinishedSpan {
     /// Made by the SDK.
     Sdk(SpanData),
-    /// A request's server span.
-    Server(Box<ServerSpanRecord>),
+    /// A request's server span (by value, as the SDK's: no allocation per span).
+    Server(ServerSpanRecord),
 }
 
 impl FinishedSpan {
@@ -280,7 +275,7 @@ impl ServerSpans {
         };
         parent.with_span(ServerSpan {
             span_context,
-            record: Some(Box::new(record)),
+            record: Some(record),
             spans: self,
         })
     }
@@ -296,8 +291,8 @@ fn attribute_limit(limits: &SpanLimits) -> usize {
 #[derive(Debug)]
 pub(crate) struct ServerSpan {
     span_context: SpanContext,
-    /// `None` once ended.
-    record: Option<Box<ServerSpanRecord>>,
+    /// `None` once ended. Held in place: the span itself is boxed once, by the `Context`.
+    record: Option<ServerSpanRecord>,
     spans: &'static ServerSpans,
 }
 
@@ -460,7 +455,7 @@ mod tests {
         rx.try_iter()
             .flatten()
             .map(|s| match s {
-                FinishedSpan::Server(r) => *r,
+                FinishedSpan::Server(r) => r,
                 FinishedSpan::Sdk(s) => panic!("an SDK span: {s:?}"),
             })
             .collect()
