@@ -147,6 +147,8 @@ pub(crate) struct AccessFields<'a> {
     pub(crate) path: Option<&'a str>,
     pub(crate) status: u16,
     pub(crate) duration_ms: f64,
+    /// When the request was answered (the line's timestamp).
+    pub(crate) at: std::time::SystemTime,
 }
 
 impl AccessLog {
@@ -172,7 +174,7 @@ pub(crate) fn format_access_line(
     fields: &AccessFields<'_>,
     ids: Option<&TraceIds>,
 ) {
-    write_head(buf, &tracing::Level::INFO);
+    write_head(buf, &tracing::Level::INFO, fields.at);
     buf.extend_from_slice(b",\"message\":\"request completed\",\"method\":");
     write_json_str(buf, fields.method);
     buf.extend_from_slice(b",\"route\":");
@@ -200,7 +202,7 @@ pub(crate) fn format_line(
     ids: Option<&TraceIds>,
 ) {
     let meta = event.metadata();
-    write_head(buf, meta.level());
+    write_head(buf, meta.level(), std::time::SystemTime::now());
     let mut visitor = JsonFields {
         buf,
         scratch,
@@ -217,9 +219,9 @@ pub(crate) fn format_line(
 }
 
 /// `{"timestamp":"<now>","level":"<level>"`.
-fn write_head(buf: &mut Vec<u8>, level: &tracing::Level) {
+fn write_head(buf: &mut Vec<u8>, level: &tracing::Level, at: std::time::SystemTime) {
     buf.extend_from_slice(b"{\"timestamp\":\"");
-    write_now(buf);
+    write_time(buf, at);
     buf.extend_from_slice(b"\",\"level\":\"");
     buf.extend_from_slice(level.as_str().as_bytes());
     buf.extend_from_slice(b"\"");
@@ -250,10 +252,20 @@ fn write_tail(buf: &mut Vec<u8>, service: &[u8], ids: Option<&TraceIds>) {
 
 /// Writes `bytes` as lowercase hex into `out` (twice as long).
 pub(crate) fn write_hex(out: &mut [u8], bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Both digits of a byte from one table entry: half the lookups and stores of a digit
+    // table (trace and span ids are written twice per traced request).
+    static PAIRS: [[u8; 2]; 256] = {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut table = [[0u8; 2]; 256];
+        let mut b = 0;
+        while b < 256 {
+            table[b] = [HEX[b >> 4], HEX[b & 0xf]];
+            b += 1;
+        }
+        table
+    };
     for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 0xf)];
+        pair.copy_from_slice(&PAIRS[usize::from(*b)]);
     }
 }
 
@@ -377,7 +389,7 @@ fn write_second_and_micros(buf: &mut Vec<u8>, second: &[u8; 19], micros: u32) {
     buf.extend_from_slice(&out);
 }
 
-/// Writes `t` as RFC 3339 with microseconds, UTC (what [`write_now`] writes for now).
+/// Writes `t` as RFC 3339 with microseconds, UTC (what [`write_time`] writes).
 #[cfg(test)]
 fn write_timestamp(buf: &mut Vec<u8>, t: time::OffsetDateTime) {
     write_second_and_micros(buf, &second_text(t), t.microsecond());
@@ -391,11 +403,9 @@ thread_local! {
         const { std::cell::Cell::new((u64::MAX, [0; 19])) };
 }
 
-/// Writes the current time as `write_timestamp` does.
-fn write_now(buf: &mut Vec<u8>) {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+/// Writes `at` as `write_timestamp` does.
+fn write_time(buf: &mut Vec<u8>, at: std::time::SystemTime) {
+    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     write_at(buf, since.as_secs(), since.subsec_micros());
 }
 
@@ -577,7 +587,7 @@ pub(crate) mod tests {
             }
         }
         let mut now = Vec::new();
-        write_now(&mut now);
+        write_time(&mut now, std::time::SystemTime::now());
         assert_eq!(now.len(), 27);
         assert!(
             time::OffsetDateTime::parse(

@@ -1,7 +1,7 @@
 //! The access log: one `INFO` event `request completed` (target `aiods::access`) per request,
 //! with method, route template, status and duration.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Whether `route` is one of the endpoints the chassis itself serves.
 pub(crate) fn is_chassis_route(route: &str) -> bool {
@@ -24,9 +24,9 @@ impl AccessLine {
         (!chassis && tracing::level_enabled!(tracing::Level::INFO)).then_some(Self(()))
     }
 
-    /// Writes the line (`path`: for a request no route matched): straight to the chassis's
-    /// JSON log when nothing else needs the `tracing` event (`logging::access_log`), as a
-    /// `tracing` event otherwise.
+    /// Writes the line of a request answered `at` (`path`: for a request no route matched):
+    /// straight to the chassis's JSON log when nothing else needs the `tracing` event
+    /// (`logging::access_log`), as a `tracing` event otherwise.
     pub(crate) fn emit(
         self,
         method: &str,
@@ -34,6 +34,7 @@ impl AccessLine {
         path: Option<&str>,
         status: u16,
         elapsed: Duration,
+        at: SystemTime,
     ) {
         // Microsecond precision is plenty, and keeps the lines short.
         let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
@@ -56,6 +57,7 @@ impl AccessLine {
                     path,
                     status,
                     duration_ms,
+                    at,
                 });
             }
             return;
@@ -139,6 +141,7 @@ mod tests {
                         path,
                         status,
                         duration_ms,
+                        at: SystemTime::now(),
                     },
                     traced.then_some(&ids),
                 );

@@ -22,7 +22,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::MatchedPath;
@@ -263,12 +263,14 @@ where
         let status = result.as_ref().map_or(500, |r| r.status().as_u16());
         let elapsed = done.started.elapsed();
         done.in_flight.finish(route, status, elapsed);
+        // One reading of the wall clock for the log line and the span's end.
+        let answered = SystemTime::now();
         if let Some(line) = done.line {
             let path = route.is_none().then(|| done.path.path());
-            line.emit(METHODS[done.slot], route, path, status, elapsed);
+            line.emit(METHODS[done.slot], route, path, status, elapsed, answered);
         }
         if let Some(trace) = done.trace {
-            trace.finish(&mut result);
+            trace.finish(&mut result, answered);
         }
         Poll::Ready(result)
     }

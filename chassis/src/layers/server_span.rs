@@ -14,6 +14,8 @@
 //! `/metrics`) are not traced unless `AIODS_TRACE_PROBES` says so: a probe every few seconds
 //! per instance would bury the requests in a trace list.
 
+use std::time::SystemTime;
+
 use http::{HeaderName, HeaderValue, Request, Response};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Status, TraceContextExt};
@@ -107,8 +109,9 @@ impl RequestTrace {
         &self.cx
     }
 
-    /// Ends the span with the request's outcome and puts the trace id on the response.
-    pub(crate) fn finish<RB, E>(self, result: &mut Result<Response<RB>, E>) {
+    /// Ends the span, at `ended`, with the request's outcome and puts the trace id on the
+    /// response.
+    pub(crate) fn finish<RB, E>(self, result: &mut Result<Response<RB>, E>, ended: SystemTime) {
         let span = self.cx.span();
         if !self.recording {
             if let Ok(response) = result {
@@ -139,7 +142,7 @@ impl RequestTrace {
                 span.set_status(Status::error("the service failed"));
             }
         }
-        span.end();
+        span.end_with_timestamp(ended);
     }
 }
 
