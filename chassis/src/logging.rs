@@ -121,15 +121,22 @@ pub(crate) struct AccessLog {
     /// The service name as a JSON string.
     service: Box<[u8]>,
     writer: LogWriter,
+    /// Whether the filter lets access lines through, decided once: `RUST_LOG` is read at
+    /// start and not reloaded, and the line is written outside any `tracing` span, so the
+    /// answer cannot change (asking per line cost ~290 instructions, the per-layer filters
+    /// making every event's interest "sometimes").
+    enabled: bool,
 }
 
 static ACCESS_LOG: std::sync::OnceLock<AccessLog> = std::sync::OnceLock::new();
 
-/// Sends access lines straight to `writer`, tagged with `service`.
-pub(crate) fn install_access_log(service: &str, writer: LogWriter) {
+/// Sends access lines straight to `writer`, tagged with `service`, when the global
+/// subscriber's filter lets them through (`enabled`).
+pub(crate) fn install_access_log(service: &str, writer: LogWriter, enabled: bool) {
     let _ = ACCESS_LOG.set(AccessLog {
         service: json_string(service),
         writer,
+        enabled,
     });
 }
 
@@ -152,8 +159,12 @@ pub(crate) struct AccessFields<'a> {
 }
 
 impl AccessLog {
-    /// Writes one line, as [`JsonLogLayer`] writes the access log's `tracing` event.
+    /// Writes one line, as [`JsonLogLayer`] writes the access log's `tracing` event, when
+    /// the filter lets access lines through.
     pub(crate) fn write(&self, fields: &AccessFields<'_>) {
+        if !self.enabled {
+            return;
+        }
         let ids = current_trace_ids();
         LINE.with(|cell| {
             let Ok(mut cell) = cell.try_borrow_mut() else {

@@ -115,7 +115,11 @@ pub fn init(info: &ServiceInfo, cfg: &ChassisConfig) -> Result<TelemetryGuard, T
     if installed {
         crate::exceptions::install_panic_hook();
         if let Some(writer) = direct_access_log {
-            crate::logging::install_access_log(&info.name, writer);
+            crate::logging::install_access_log(
+                &info.name,
+                writer,
+                crate::layers::access_log::enabled(),
+            );
         }
     }
     let sentry = crate::exceptions::init(&crate::exceptions::ExceptionSource {

@@ -40,30 +40,33 @@ impl AccessLine {
         let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
         let route = route.unwrap_or("");
         if let Some(log) = crate::logging::access_log() {
-            // The filter decides as it would for the event below (same target, level, fields).
-            if tracing::enabled!(
-                target: "aiods::access",
-                tracing::Level::INFO,
-                message,
+            log.write(&crate::logging::AccessFields {
                 method,
                 route,
                 path,
                 status,
-                duration_ms
-            ) {
-                log.write(&crate::logging::AccessFields {
-                    method,
-                    route,
-                    path,
-                    status,
-                    duration_ms,
-                    at,
-                });
-            }
+                duration_ms,
+                at,
+            });
             return;
         }
         emit_event(method, route, path, status, duration_ms);
     }
+}
+
+/// Whether the current subscriber's filter lets access lines through (what it decides for
+/// the event [`emit_event`] makes: same target, level and fields).
+pub(crate) fn enabled() -> bool {
+    tracing::enabled!(
+        target: "aiods::access",
+        tracing::Level::INFO,
+        message,
+        method,
+        route,
+        path,
+        status,
+        duration_ms
+    )
 }
 
 /// The access line as a `tracing` event.
