@@ -120,14 +120,8 @@ impl Writer<'_> {
         match value {
             Value::String(s) => self.str_key_value(field, key, s.as_str()),
             Value::I64(i) => self.int_key_value(field, key, *i),
-            Value::Bool(b) => self.scalar_key_value(field, key, 2, &[], |head| {
-                head.push(2 << 3 | VARINT);
-                head.push(u8::from(*b));
-            }),
-            Value::F64(f) => self.scalar_key_value(field, key, 9, &[], |head| {
-                head.push(4 << 3 | FIXED64);
-                head.put(&f.to_bits().to_le_bytes());
-            }),
+            Value::Bool(_) => self.scalar_key_value(field, key, 2, |w| w.any_value(value)),
+            Value::F64(_) => self.scalar_key_value(field, key, 9, |w| w.any_value(value)),
             _ => self.message(field, |w| {
                 w.bytes_opt(1, key.as_bytes());
                 w.message(2, |w| w.any_value(value));
@@ -138,32 +132,25 @@ impl Writer<'_> {
     /// A `KeyValue` with a string value.
     fn str_key_value(&mut self, field: u32, key: &str, value: &str) {
         let any_len = 1 + varint_len(value.len() as u64) + value.len();
-        self.scalar_key_value(field, key, any_len, value.as_bytes(), |head| {
-            head.push(1 << 3 | LEN);
-            head.varint(value.len() as u64);
-        });
+        self.scalar_key_value(field, key, any_len, |w| w.bytes(1, value.as_bytes()));
     }
 
     /// A `KeyValue` with an integer value.
     fn int_key_value(&mut self, field: u32, key: &str, value: i64) {
         let any_len = 1 + varint_len(value as u64);
-        self.scalar_key_value(field, key, any_len, &[], |head| {
-            head.push(3 << 3 | VARINT);
-            head.varint(value as u64);
+        self.scalar_key_value(field, key, any_len, |w| {
+            w.key(3, VARINT);
+            w.varint(value as u64);
         });
     }
 
-    /// A `KeyValue` whose `AnyValue` (`any_len` bytes) is what `any` writes followed by
-    /// `tail`. Everything but the key (when long) and `tail` is assembled on the stack and
-    /// copied at once: field by field, with a capacity check per byte, a short attribute cost
-    /// ~180 instructions under callgrind (five per server span).
+    /// A `KeyValue` whose `AnyValue` body, `any_len` bytes long, `any` writes.
     fn scalar_key_value(
         &mut self,
         field: u32,
         key: &str,
         any_len: usize,
-        tail: &[u8],
-        any: impl FnOnce(&mut Head),
+        any: impl FnOnce(&mut Self),
     ) {
         let key_len = if key.is_empty() {
             0
@@ -171,24 +158,13 @@ impl Writer<'_> {
             1 + varint_len(key.len() as u64) + key.len()
         };
         let len = key_len + 1 + varint_len(any_len as u64) + any_len;
-        self.0.reserve(1 + varint_len(len as u64) + len);
-        let mut head = Head::default();
-        head.varint(u64::from(field) << 3 | u64::from(LEN));
-        head.varint(len as u64);
-        if !key.is_empty() {
-            head.push(1 << 3 | LEN);
-            head.varint(key.len() as u64);
-            if !head.extend(key.as_bytes()) {
-                self.0.extend_from_slice(head.bytes());
-                self.0.extend_from_slice(key.as_bytes());
-                head = Head::default();
-            }
-        }
-        head.push(2 << 3 | LEN);
-        head.varint(any_len as u64);
-        any(&mut head);
-        self.0.extend_from_slice(head.bytes());
-        self.0.extend_from_slice(tail);
+        self.0.reserve(len + 12);
+        self.key(field, LEN);
+        self.varint(len as u64);
+        self.bytes_opt(1, key.as_bytes());
+        self.key(2, LEN);
+        self.varint(any_len as u64);
+        any(self);
     }
 
     /// The members of an `AnyValue` (a oneof: written whatever the value).
@@ -327,56 +303,6 @@ impl Writer<'_> {
                 w.uint_opt(3, 2);
             }
         });
-    }
-}
-
-/// The start of a field, assembled on the stack before it is copied to the buffer.
-struct Head {
-    bytes: [u8; 96],
-    len: usize,
-}
-
-impl Default for Head {
-    fn default() -> Self {
-        Self {
-            bytes: [0; 96],
-            len: 0,
-        }
-    }
-}
-
-impl Head {
-    /// Room kept for the varints and tags written after a key.
-    const RESERVED: usize = 32;
-
-    fn push(&mut self, b: u8) {
-        self.bytes[self.len] = b;
-        self.len += 1;
-    }
-
-    fn varint(&mut self, v: u64) {
-        let mut out = [0u8; 10];
-        let n = varint_into(&mut out, v);
-        self.put(&out[..n]);
-    }
-
-    /// Appends `b` when it fits with [`Self::RESERVED`] bytes to spare; `false` otherwise.
-    fn extend(&mut self, b: &[u8]) -> bool {
-        if self.len + b.len() + Self::RESERVED > self.bytes.len() {
-            return false;
-        }
-        self.put(b);
-        true
-    }
-
-    /// Appends `b`, a few bytes within the room [`Self::extend`] keeps.
-    fn put(&mut self, b: &[u8]) {
-        self.bytes[self.len..self.len + b.len()].copy_from_slice(b);
-        self.len += b.len();
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
     }
 }
 
@@ -598,7 +524,7 @@ mod tests {
                     Value::Array(Array::String(vec!["a".into(), "b".into()])),
                 ),
                 KeyValue::new("ints", Value::Array(Array::I64(vec![1, -2]))),
-                // Keys too long to be assembled on the stack with their value's head.
+                // Keys of one and two length bytes.
                 KeyValue::new(
                     "an.attribute.key.long.enough.not.to.fit.on.the.stack",
                     -1.5e300,
