@@ -252,9 +252,10 @@ impl ServerSpans {
             sampling.trace_state,
         );
         let mut attributes = sampling.attributes;
-        let limit = attribute_limit(&config.span_limits);
-        let dropped = attributes.len().saturating_sub(limit);
-        attributes.truncate(limit);
+        let dropped = truncate(
+            &mut attributes,
+            u32::try_from(attribute_limit(&config.span_limits)).unwrap_or(u32::MAX),
+        );
         let record = ServerSpanRecord {
             span_context: span_context.clone(),
             parent_span_id,
@@ -268,7 +269,7 @@ impl ServerSpans {
             start_time,
             end_time: start_time,
             attributes,
-            dropped_attributes_count: u32::try_from(dropped).unwrap_or(u32::MAX),
+            dropped_attributes_count: dropped,
             events: SpanEvents::default(),
             links: SpanLinks::default(),
             status: Status::Unset,
@@ -279,6 +280,13 @@ impl ServerSpans {
             spans: self,
         })
     }
+}
+
+/// Keeps the first `limit` of `attributes`; returns how many were dropped.
+fn truncate(attributes: &mut Vec<KeyValue>, limit: u32) -> u32 {
+    let dropped = attributes.len().saturating_sub(limit as usize);
+    attributes.truncate(limit as usize);
+    u32::try_from(dropped).unwrap_or(u32::MAX)
 }
 
 /// Attributes a handler may add beyond the typed ones.
@@ -310,15 +318,11 @@ impl opentelemetry::trace::Span for ServerSpan {
             return;
         };
         if record.events.len() < limits.max_events_per_span as usize {
-            let limit = limits.max_attributes_per_event as usize;
-            let dropped = attributes.len().saturating_sub(limit);
-            attributes.truncate(limit);
-            record.events.events.push(Event::new(
-                name,
-                timestamp,
-                attributes,
-                u32::try_from(dropped).unwrap_or(u32::MAX),
-            ));
+            let dropped = truncate(&mut attributes, limits.max_attributes_per_event);
+            record
+                .events
+                .events
+                .push(Event::new(name, timestamp, attributes, dropped));
         } else {
             record.events.dropped_count += 1;
         }
@@ -372,14 +376,11 @@ impl opentelemetry::trace::Span for ServerSpan {
             return;
         };
         if record.links.links.len() < limits.max_links_per_span as usize {
-            let limit = limits.max_attributes_per_link as usize;
-            let dropped = attributes.len().saturating_sub(limit);
-            attributes.truncate(limit);
-            record.links.links.push(Link::new(
-                span_context,
-                attributes,
-                u32::try_from(dropped).unwrap_or(u32::MAX),
-            ));
+            let dropped = truncate(&mut attributes, limits.max_attributes_per_link);
+            record
+                .links
+                .links
+                .push(Link::new(span_context, attributes, dropped));
         } else {
             record.links.dropped_count += 1;
         }
