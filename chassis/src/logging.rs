@@ -76,7 +76,7 @@ impl<W> JsonLogLayer<W> {
 }
 
 /// `s` as a JSON string, quotes included.
-pub(crate) fn json_string(s: &str) -> Box<[u8]> {
+fn json_string(s: &str) -> Box<[u8]> {
     let mut out = Vec::new();
     write_json_str(&mut out, s);
     out.into_boxed_slice()
@@ -140,9 +140,43 @@ pub(crate) fn install_access_log(service: &str, writer: LogWriter, enabled: bool
     });
 }
 
-/// The direct access log, when installed.
-pub(crate) fn access_log() -> Option<&'static AccessLog> {
-    ACCESS_LOG.get()
+/// Writes an access line: straight to the JSON log when [`install_access_log`] said so, as a
+/// `tracing` event otherwise.
+pub(crate) fn write_access_line(fields: &AccessFields<'_>) {
+    match ACCESS_LOG.get() {
+        Some(log) => log.write(fields),
+        None => access_event(fields),
+    }
+}
+
+/// Whether the current subscriber's filter lets access lines through (what it decides for
+/// the event [`access_event`] makes: same target, level and fields).
+pub(crate) fn access_lines_enabled() -> bool {
+    tracing::enabled!(
+        target: "aiods::access",
+        tracing::Level::INFO,
+        message,
+        method,
+        route,
+        path,
+        status,
+        duration_ms
+    )
+}
+
+/// The access line as a `tracing` event.
+fn access_event(fields: &AccessFields<'_>) {
+    // The message as a `&str` field rather than format arguments: it reaches the JSON
+    // writer as a string, not through the formatting machinery (same line out).
+    tracing::info!(
+        target: "aiods::access",
+        message = "request completed",
+        method = fields.method,
+        route = fields.route,
+        path = fields.path,
+        status = fields.status,
+        duration_ms = fields.duration_ms,
+    );
 }
 
 /// The fields of one access line.
@@ -179,7 +213,7 @@ impl AccessLog {
 }
 
 /// Formats an access line as [`format_line`] formats the access log's `tracing` event.
-pub(crate) fn format_access_line(
+fn format_access_line(
     buf: &mut Vec<u8>,
     service: &[u8],
     fields: &AccessFields<'_>,
@@ -499,7 +533,7 @@ impl Visit for JsonFields<'_> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     #[test]
@@ -651,7 +685,7 @@ pub(crate) mod tests {
 
     /// A sink that keeps what it is given.
     #[derive(Clone, Default)]
-    pub(crate) struct Capture(pub(crate) Arc<Mutex<Vec<u8>>>);
+    struct Capture(Arc<Mutex<Vec<u8>>>);
 
     impl std::io::Write for Capture {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -702,5 +736,84 @@ pub(crate) mod tests {
         time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
             .expect("RFC 3339");
         assert!(ts.ends_with('Z'));
+    }
+
+    mod access {
+        use super::*;
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+        };
+        use std::time::SystemTime;
+
+        /// The line without its timestamp (the two lines are written microseconds apart).
+        fn untimed(line: &[u8]) -> String {
+            let text = String::from_utf8(line.to_vec()).expect("utf-8");
+            let at = text.find("Z\",").expect("a timestamp");
+            text[at..].to_owned()
+        }
+
+        #[test]
+        fn the_direct_line_is_the_line_the_tracing_event_makes() {
+            let cases = [
+                ("GET", "/hello/{name}", None, 200, 0.123),
+                ("POST", "", Some("/no/such \"route\"/é"), 404, 12.5),
+                ("_OTHER", "/a\\b", None, 503, 1500.0),
+                ("DELETE", "/x", Some("/x"), 204, 0.000_1),
+            ];
+            let ids = TraceIds {
+                trace_id: [0xab; 16],
+                span_id: [0xcd; 8],
+            };
+            let remote = SpanContext::new(
+                TraceId::from_bytes(ids.trace_id),
+                SpanId::from_bytes(ids.span_id),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::default(),
+            );
+            for traced in [false, true] {
+                for (method, route, path, status, duration_ms) in cases {
+                    let capture = Capture::default();
+                    let subscriber = tracing_subscriber::registry()
+                        .with(JsonLogLayer::new("svc \"q\"", capture.clone()));
+                    tracing::subscriber::with_default(subscriber, || {
+                        let _entered = traced.then(|| {
+                            opentelemetry::Context::new()
+                                .with_remote_span_context(remote.clone())
+                                .attach()
+                        });
+                        access_event(&AccessFields {
+                            method,
+                            route,
+                            path,
+                            status,
+                            duration_ms,
+                            at: SystemTime::now(),
+                        });
+                    });
+                    let event = capture.0.lock().map(|b| b.clone()).unwrap_or_default();
+                    let mut direct = Vec::new();
+                    format_access_line(
+                        &mut direct,
+                        &json_string("svc \"q\""),
+                        &AccessFields {
+                            method,
+                            route,
+                            path,
+                            status,
+                            duration_ms,
+                            at: SystemTime::now(),
+                        },
+                        traced.then_some(&ids),
+                    );
+                    assert_eq!(
+                        untimed(&direct),
+                        untimed(&event),
+                        "{method} {route} {path:?}"
+                    );
+                    assert!(direct.ends_with(b"}\n"));
+                }
+            }
+        }
     }
 }

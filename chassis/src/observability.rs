@@ -118,7 +118,7 @@ pub fn init(info: &ServiceInfo, cfg: &ChassisConfig) -> Result<TelemetryGuard, T
             crate::logging::install_access_log(
                 &info.name,
                 writer,
-                crate::layers::access_log::enabled(),
+                crate::logging::access_lines_enabled(),
             );
         }
     }
