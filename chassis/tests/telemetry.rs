@@ -85,6 +85,15 @@ async fn a_request_is_one_server_span_with_http_attributes_and_resource() {
     assert_eq!(record.trace_id(), trace_id);
     assert_eq!(record.span_id(), line["span_id"].as_str().unwrap());
     assert_eq!(record.service, "probe");
+    // With OTLP logs on, the access line goes through `tracing` and reaches them too (it is
+    // written straight to stdout only when nothing else takes it).
+    let access_of_this_request = |l: &aiods_test::ReceivedLog| {
+        l.body().contains("request completed") && l.trace_id() == trace_id
+    };
+    let logs = otlp
+        .wait_logs(WAIT, |l| l.iter().any(access_of_this_request))
+        .await;
+    assert!(logs.iter().any(access_of_this_request));
 }
 
 #[tokio::test(flavor = "multi_thread")]
