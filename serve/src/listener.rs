@@ -1,19 +1,20 @@
 //! Serving an HTTP listener with the limits `axum::serve` lacks: a header-read timeout, an idle timeout, a connection cap, and a shutdown that closes
 //! whatever is left once its grace period is over.
 //!
-//! - **Header-read timeout**: a connection has this long to send a complete request head,
-//!   counted from when it starts waiting for one (so a keep-alive connection that sends
-//!   nothing is closed after it too). Trickling one byte at a time does not extend it.
+//! - **Header-read timeout**: a connection has this long (to within a quarter of it) to send
+//!   a complete request head, counted from when it starts waiting for one: its opening, or
+//!   the last byte of the previous answer (so a keep-alive connection that sends nothing is
+//!   closed after it too). Trickling one byte at a time does not extend it.
 //! - **Idle timeout**: a connection on which no byte moves in either direction for this long
-//!   is closed, whatever it is doing (a stalled request body, a client that stops reading).
+//!   (to within a quarter of it) is closed, whatever it is doing (a stalled request body, a client that stops reading).
 //! - **Connection cap**: past it, a new connection is accepted and closed at once (counted),
 //!   so file descriptors stay bounded and the kernel's backlog does not fill.
 //! - **Shutdown**: no new connection is accepted; idle connections close at once, busy ones
 //!   after their request; what is still open after the grace period is dropped (counted).
 //!
-//! Connections are served by hyper's HTTP/1 builder with a Tokio timer rather than
-//! hyper-util's `auto` builder: the latter sniffs the protocol by reading the first bytes
-//! with no timer at all, which a slow client could hold open.
+//! Connections are served by hyper's HTTP/1 builder rather than hyper-util's `auto` builder
+//! (which sniffs the protocol by reading the first bytes, outside any limit); both timeouts
+//! are kept by one watcher per connection, which looks every quarter of the shorter one.
 
 use std::future::Future;
 use std::io;
@@ -28,7 +29,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -166,24 +167,28 @@ async fn serve_connection(
         inner: stream,
         activity: activity.clone(),
     });
+    let requests = activity.clone();
     let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));
-        app.clone().oneshot(req)
+        let handling = requests.handling();
+        let response = app.clone().oneshot(req);
+        async move {
+            let _handling = handling;
+            response.await
+        }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    let mut conn = pin!(builder.serve_connection(io, service).with_upgrades());
+    // No hyper timer: the header-read timeout is the watcher's (see `Activity`).
+    let mut conn = pin!(
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, service)
+            .with_upgrades()
+    );
     let mut graceful = false;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(error) = result {
-                    if error.is_timeout() {
-                        stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
-                    }
                     tracing::debug!(%error, %peer, "connection ended");
                 }
                 return;
@@ -192,9 +197,17 @@ async fn serve_connection(
                 graceful = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = activity.idle_for(limits.idle_timeout), if !limits.idle_timeout.is_zero() => {
-                stats.idle_closed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%peer, "idle connection closed");
+            expired = activity.expired(limits.idle_timeout, limits.header_read_timeout) => {
+                match expired {
+                    Expired::Idle => {
+                        stats.idle_closed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, "idle connection closed");
+                    }
+                    Expired::HeadTimeout => {
+                        stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, "no complete request head in time: closed");
+                    }
+                }
                 return;
             }
         }
@@ -217,38 +230,105 @@ impl Drop for OpenConnection<'_> {
     }
 }
 
-/// Whether bytes moved on a connection since its idle watcher last looked.
+/// What a connection's watcher reads: whether bytes moved (and were written) since it last
+/// looked, and whether a request is being handled.
 ///
-/// A flag rather than a timestamp: reading the clock on every read and write cost two clock
-/// reads per request (~200 instructions under callgrind, the chassis overhead benchmark); the
-/// watcher looks every quarter of the idle timeout instead, so an idle connection is closed
-/// between one and one and a quarter idle timeouts after its last byte.
+/// The watcher, not the I/O, keeps time: it looks every quarter of the shorter timeout, so
+/// a connection is closed between one and one and a quarter timeouts after the moment that
+/// counts. Hyper's own header-read timer armed and dropped a timer entry per request, and the
+/// I/O read the clock on every read and write: ~10 % of the CPU per request of a small
+/// handler under the chassis overhead benchmark (`docs/benchmarks.md`).
 #[derive(Debug, Clone, Default)]
 struct Activity {
-    moved: Arc<AtomicBool>,
+    flags: Arc<ActivityFlags>,
+}
+
+#[derive(Debug, Default)]
+struct ActivityFlags {
+    /// Bytes moved either way since the watcher last looked.
+    moved: AtomicBool,
+    /// Bytes written since the watcher last looked.
+    wrote: AtomicBool,
+    /// A request's head is in and its answer not yet made: the wait for the next head has
+    /// not begun.
+    handling: AtomicBool,
+}
+
+/// Why the watcher closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    /// No byte moved for the idle timeout.
+    Idle,
+    /// No complete request head within the header-read timeout.
+    HeadTimeout,
+}
+
+/// Marks a request as being handled for as long as it lives.
+struct Handling(Arc<ActivityFlags>);
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.0.handling.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Sets `flag` (a load first: its cache line is written once per watcher period, not per
+/// read or write).
+fn raise(flag: &AtomicBool) {
+    if !flag.load(Ordering::Relaxed) {
+        flag.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Activity {
-    fn touch(&self) {
-        // A load first: the flag's cache line is written only once per watcher period.
-        if !self.moved.load(Ordering::Relaxed) {
-            self.moved.store(true, Ordering::Relaxed);
-        }
+    fn read(&self) {
+        raise(&self.flags.moved);
     }
 
-    /// Completes once nothing has moved for `limit` (to within a quarter of it).
-    async fn idle_for(&self, limit: Duration) {
-        let step = (limit / 4).max(Duration::from_millis(1));
-        let mut quiet = Duration::ZERO;
+    fn wrote(&self) {
+        raise(&self.flags.moved);
+        raise(&self.flags.wrote);
+    }
+
+    /// A request whose head is in, until the returned guard is dropped (its answer made).
+    fn handling(&self) -> Handling {
+        self.flags.handling.store(true, Ordering::Relaxed);
+        Handling(self.flags.clone())
+    }
+
+    /// Completes when nothing has moved for `idle`, or when the connection has waited
+    /// `head` for a request head — counted from its opening or from the last byte it wrote
+    /// with no request in hand, so the keep-alive wait counts and trickled bytes do not
+    /// extend it. A zero duration disables that limit.
+    async fn expired(&self, idle: Duration, head: Duration) -> Expired {
+        let step = [idle, head]
+            .into_iter()
+            .filter(|d| !d.is_zero())
+            .min()
+            .map(|d| (d / 4).max(Duration::from_millis(1)));
+        let Some(step) = step else {
+            return std::future::pending().await;
+        };
+        let (mut quiet, mut waiting) = (Duration::ZERO, Duration::ZERO);
         loop {
             tokio::time::sleep(step).await;
-            if self.moved.swap(false, Ordering::Relaxed) {
+            let flags = &self.flags;
+            if flags.moved.swap(false, Ordering::Relaxed) {
                 quiet = Duration::ZERO;
             } else {
                 quiet += step;
-                if quiet >= limit {
-                    return;
-                }
+            }
+            let wrote = flags.wrote.swap(false, Ordering::Relaxed);
+            if wrote || flags.handling.load(Ordering::Relaxed) {
+                waiting = Duration::ZERO;
+            } else {
+                waiting += step;
+            }
+            if !idle.is_zero() && quiet >= idle {
+                return Expired::Idle;
+            }
+            if !head.is_zero() && waiting >= head {
+                return Expired::HeadTimeout;
             }
         }
     }
@@ -269,7 +349,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
+            self.activity.read();
         }
         polled
     }
@@ -283,7 +363,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.activity.wrote();
         }
         polled
     }
@@ -295,7 +375,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.activity.wrote();
         }
         polled
     }
@@ -341,10 +421,18 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stats = Arc::new(ListenerStats::default());
-        let app = Router::new().route(
-            "/",
-            axum::routing::get(|| async { "ok" }).post(|body: String| async move { body }),
-        );
+        let app = Router::new()
+            .route(
+                "/",
+                axum::routing::get(|| async { "ok" }).post(|body: String| async move { body }),
+            )
+            .route(
+                "/slow",
+                axum::routing::get(|| async {
+                    tokio::time::sleep(Duration::from_millis(800)).await;
+                    "slow"
+                }),
+            );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, app, limits, stats.clone(), async {
             let _ = stopped.await;
@@ -374,6 +462,39 @@ mod tests {
         let c = stats.counts();
         assert_eq!((c.accepted, c.refused), (2, 1), "{c:?}");
         assert!(c.header_timeouts >= 1, "{c:?}");
+    }
+
+    #[tokio::test]
+    async fn the_keep_alive_wait_counts_and_a_slow_handler_does_not() {
+        let head_only = ListenerLimits {
+            idle_timeout: Duration::ZERO,
+            ..limits(4)
+        };
+        let (addr, stats, _stop, _task) = start(head_only).await;
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        // A handler slower than the header-read timeout: its request's head is in.
+        s.write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = vec![0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut answer))
+            .await
+            .expect("answered in time")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("slow"), "{answer}");
+        // Then nothing: the wait for the next head is cut after the timeout (300 ms), well
+        // before the 3 s given here; the idle timeout is off.
+        let waited = std::time::Instant::now();
+        assert!(closed_by_server(&mut s, Duration::from_secs(3)).await);
+        assert!(
+            waited.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            waited.elapsed()
+        );
+        let c = stats.counts();
+        assert_eq!((c.header_timeouts, c.idle_closed), (1, 0), "{c:?}");
     }
 
     #[tokio::test]
