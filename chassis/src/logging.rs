@@ -94,14 +94,8 @@ where
 {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let ids = current_trace_ids();
-        LINE.with(|cell| {
-            let Ok(mut cell) = cell.try_borrow_mut() else {
-                return;
-            };
-            let (buf, scratch) = &mut *cell;
-            buf.clear();
+        write_with_line_buffer(&self.writer, |buf, scratch| {
             format_line(buf, scratch, &self.service, event, ids.as_ref());
-            self.writer.write_line(buf);
         });
     }
 }
@@ -200,14 +194,8 @@ impl AccessLog {
             return;
         }
         let ids = current_trace_ids();
-        LINE.with(|cell| {
-            let Ok(mut cell) = cell.try_borrow_mut() else {
-                return;
-            };
-            let (buf, _) = &mut *cell;
-            buf.clear();
+        write_with_line_buffer(&self.writer, |buf, _| {
             format_access_line(buf, &self.service, fields, ids.as_ref());
-            self.writer.write_line(buf);
         });
     }
 }
@@ -235,6 +223,20 @@ fn format_access_line(
     buf.extend_from_slice(b",\"target\":");
     write_json_str(buf, ACCESS_TARGET);
     write_tail(buf, service, ids);
+}
+
+/// Formats a line with `format` into this thread's line buffer (cleared first) and hands it
+/// to `sink`; a line formatted while another is (a `Debug` impl that logs) is skipped.
+fn write_with_line_buffer(sink: &impl LineSink, format: impl FnOnce(&mut Vec<u8>, &mut String)) {
+    LINE.with(|cell| {
+        let Ok(mut cell) = cell.try_borrow_mut() else {
+            return;
+        };
+        let (buf, scratch) = &mut *cell;
+        buf.clear();
+        format(buf, scratch);
+        sink.write_line(buf);
+    });
 }
 
 /// Formats one event as a JSON line (with the trailing newline) into `buf`; `service` is the
