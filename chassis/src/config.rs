@@ -126,6 +126,11 @@ impl Settings {
     }
 }
 
+/// The body limit axum's extractors apply when no `DefaultBodyLimit` is set (`axum-core`'s
+/// `DEFAULT_LIMIT`, not exported): the default here, and the one the service need not set
+/// (`chassis/tests/errors.rs` checks a larger body is refused either way).
+pub(crate) const AXUM_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 /// The chassis's own configuration keys (top level).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -256,7 +261,7 @@ impl Default for ChassisConfig {
             trace_probes: false,
             upstreams: Default::default(),
             client_timeout: Duration::from_secs(5),
-            body_limit: 2 * 1024 * 1024, // axum's own default
+            body_limit: AXUM_BODY_LIMIT,
             faults: Default::default(),
             client: Default::default(),
             server: ServerConfig::default(),

@@ -778,34 +778,28 @@ mod tests {
                     let capture = Capture::default();
                     let subscriber = tracing_subscriber::registry()
                         .with(JsonLogLayer::new("svc \"q\"", capture.clone()));
+                    let fields = AccessFields {
+                        method,
+                        route,
+                        path,
+                        status,
+                        duration_ms,
+                        at: SystemTime::now(),
+                    };
                     tracing::subscriber::with_default(subscriber, || {
                         let _entered = traced.then(|| {
                             opentelemetry::Context::new()
                                 .with_remote_span_context(remote.clone())
                                 .attach()
                         });
-                        access_event(&AccessFields {
-                            method,
-                            route,
-                            path,
-                            status,
-                            duration_ms,
-                            at: SystemTime::now(),
-                        });
+                        access_event(&fields);
                     });
                     let event = capture.0.lock().map(|b| b.clone()).unwrap_or_default();
                     let mut direct = Vec::new();
                     format_access_line(
                         &mut direct,
                         &json_string("svc \"q\""),
-                        &AccessFields {
-                            method,
-                            route,
-                            path,
-                            status,
-                            duration_ms,
-                            at: SystemTime::now(),
-                        },
+                        &fields,
                         traced.then_some(&ids),
                     );
                     assert_eq!(

@@ -262,10 +262,6 @@ where
     Ok(())
 }
 
-/// The body limit axum's extractors apply when no `DefaultBodyLimit` is set (`axum-core`'s
-/// `DEFAULT_LIMIT`, not exported; `chassis/tests/errors.rs` checks a larger body is refused).
-const AXUM_BODY_LIMIT: usize = 2 * 1024 * 1024;
-
 /// Wires the service's router with the chassis's endpoints and layers.
 fn assemble(
     user_router: Router,
@@ -321,7 +317,8 @@ fn assemble(
         // axum's extractors apply this very limit when none is set: setting it anyway put one
         // more extension in every request (an allocation, ~300 instructions under callgrind).
         .option_layer(
-            (cfg.body_limit != AXUM_BODY_LIMIT).then(|| DefaultBodyLimit::max(cfg.body_limit)),
+            (cfg.body_limit != crate::config::AXUM_BODY_LIMIT)
+                .then(|| DefaultBodyLimit::max(cfg.body_limit)),
         );
     Ok(merged.layer(stack))
 }
