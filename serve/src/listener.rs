@@ -6,7 +6,8 @@
 //!   the last byte of the previous answer (so a keep-alive connection that sends nothing is
 //!   closed after it too). Trickling one byte at a time does not extend it.
 //! - **Idle timeout**: a connection on which no byte moves in either direction for this long
-//!   (to within a quarter of it) is closed, whatever it is doing (a stalled request body, a client that stops reading).
+//!   (to within a quarter of it) is closed, whatever it is doing (a stalled request body, a
+//!   client that stops reading).
 //! - **Connection cap**: past it, a new connection is accepted and closed at once (counted),
 //!   so file descriptors stay bounded and the kernel's backlog does not fill.
 //! - **Shutdown**: no new connection is accepted; idle connections close at once, busy ones
@@ -184,6 +185,9 @@ async fn serve_connection(
             .serve_connection(io, service)
             .with_upgrades()
     );
+    // Made once: made again in each turn of the loop, the counts restarted after a graceful
+    // shutdown began.
+    let mut expired = pin!(activity.expired(limits.idle_timeout, limits.header_read_timeout));
     let mut graceful = false;
     loop {
         tokio::select! {
@@ -197,7 +201,7 @@ async fn serve_connection(
                 graceful = true;
                 conn.as_mut().graceful_shutdown();
             }
-            expired = activity.expired(limits.idle_timeout, limits.header_read_timeout) => {
+            expired = expired.as_mut() => {
                 match expired {
                     Expired::Idle => {
                         stats.idle_closed.fetch_add(1, Ordering::Relaxed);
@@ -297,40 +301,86 @@ impl Activity {
     }
 
     /// Completes when nothing has moved for `idle`, or when the connection has waited
-    /// `head` for a request head — counted from its opening or from the last byte it wrote
-    /// with no request in hand, so the keep-alive wait counts and trickled bytes do not
-    /// extend it. A zero duration disables that limit.
+    /// `head` for a request head (see [`Watch`]). A zero duration disables that limit.
     async fn expired(&self, idle: Duration, head: Duration) -> Expired {
-        let step = [idle, head]
-            .into_iter()
-            .filter(|d| !d.is_zero())
-            .min()
-            .map(|d| (d / 4).max(Duration::from_millis(1)));
-        let Some(step) = step else {
+        let mut watch = Watch::new(idle, head);
+        let Some(step) = watch.step() else {
             return std::future::pending().await;
         };
-        let (mut quiet, mut waiting) = (Duration::ZERO, Duration::ZERO);
         loop {
             tokio::time::sleep(step).await;
             let flags = &self.flags;
-            if flags.moved.swap(false, Ordering::Relaxed) {
-                quiet = Duration::ZERO;
-            } else {
-                quiet += step;
-            }
-            let wrote = flags.wrote.swap(false, Ordering::Relaxed);
-            if wrote || flags.handling.load(Ordering::Relaxed) {
-                waiting = Duration::ZERO;
-            } else {
-                waiting += step;
-            }
-            if !idle.is_zero() && quiet >= idle {
-                return Expired::Idle;
-            }
-            if !head.is_zero() && waiting >= head {
-                return Expired::HeadTimeout;
+            let seen = Seen {
+                moved: flags.moved.swap(false, Ordering::Relaxed),
+                wrote: flags.wrote.swap(false, Ordering::Relaxed),
+                handling: flags.handling.load(Ordering::Relaxed),
+            };
+            if let Some(expired) = watch.look(seen) {
+                return expired;
             }
         }
+    }
+}
+
+/// What the watcher saw on one look.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    moved: bool,
+    wrote: bool,
+    handling: bool,
+}
+
+/// The watcher's decision, apart from the clock and the flags: how long the connection has
+/// been quiet and how long it has waited for a request head, in whole looks. The head wait
+/// counts from its opening or from the last look that saw a byte written with no request in
+/// hand, so the keep-alive wait counts and trickled reads do not extend it.
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    idle: Duration,
+    head: Duration,
+    quiet: Duration,
+    waiting: Duration,
+}
+
+impl Watch {
+    fn new(idle: Duration, head: Duration) -> Self {
+        Self {
+            idle,
+            head,
+            quiet: Duration::ZERO,
+            waiting: Duration::ZERO,
+        }
+    }
+
+    /// Time between looks: a quarter of the shorter limit (`None`: no limit at all).
+    fn step(&self) -> Option<Duration> {
+        [self.idle, self.head]
+            .into_iter()
+            .filter(|d| !d.is_zero())
+            .min()
+            .map(|d| (d / 4).max(Duration::from_millis(1)))
+    }
+
+    /// Takes in one look; says when a limit is reached.
+    fn look(&mut self, seen: Seen) -> Option<Expired> {
+        let step = self.step()?;
+        self.quiet = if seen.moved {
+            Duration::ZERO
+        } else {
+            self.quiet + step
+        };
+        self.waiting = if seen.wrote || seen.handling {
+            Duration::ZERO
+        } else {
+            self.waiting + step
+        };
+        if !self.idle.is_zero() && self.quiet >= self.idle {
+            return Some(Expired::Idle);
+        }
+        if !self.head.is_zero() && self.waiting >= self.head {
+            return Some(Expired::HeadTimeout);
+        }
+        None
     }
 }
 
@@ -462,6 +512,46 @@ mod tests {
         let c = stats.counts();
         assert_eq!((c.accepted, c.refused), (2, 1), "{c:?}");
         assert!(c.header_timeouts >= 1, "{c:?}");
+    }
+
+    #[test]
+    fn the_watch_counts_quiet_and_head_waits_in_looks() {
+        let ms = Duration::from_millis;
+        let quiet = Seen::default();
+        let read = Seen {
+            moved: true,
+            ..Seen::default()
+        };
+        let handling = Seen {
+            moved: true,
+            handling: true,
+            ..Seen::default()
+        };
+        let wrote = Seen {
+            moved: true,
+            wrote: true,
+            handling: false,
+        };
+        // Head 400 ms, idle 800 ms: a look every 100 ms.
+        let mut w = Watch::new(ms(800), ms(400));
+        assert_eq!(w.step(), Some(ms(100)));
+        // Trickled reads do not extend the head wait: cut at the fourth look.
+        assert_eq!([read; 3].map(|s| w.look(s)), [None; 3]);
+        assert_eq!(w.look(read), Some(Expired::HeadTimeout));
+        // A request being handled, then its answer written: the wait starts after the write.
+        let mut w = Watch::new(ms(800), ms(400));
+        assert_eq!([handling; 10].map(|s| w.look(s)), [None; 10]);
+        assert_eq!(w.look(wrote), None);
+        assert_eq!([quiet; 3].map(|s| w.look(s)), [None; 3]);
+        assert_eq!(w.look(quiet), Some(Expired::HeadTimeout));
+        // No head limit: a look every 200 ms, cut after 800 ms of quiet; a request being
+        // handled with bytes moving is never cut.
+        let mut w = Watch::new(ms(800), Duration::ZERO);
+        assert_eq!(w.step(), Some(ms(200)));
+        assert_eq!([handling; 20].map(|s| w.look(s)), [None; 20]);
+        assert_eq!([quiet; 3].map(|s| w.look(s)), [None; 3]);
+        assert_eq!(w.look(quiet), Some(Expired::Idle));
+        assert_eq!(Watch::new(Duration::ZERO, Duration::ZERO).step(), None);
     }
 
     #[tokio::test]
