@@ -24,7 +24,7 @@ use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
 
-use super::server_span::{FinishedSpan, SCHEME, keys};
+use super::server_span::{FinishedSpan, Typed};
 
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
@@ -240,17 +240,12 @@ impl Writer<'_> {
                     links: &span.links,
                     status: &span.status,
                 },
-                // The typed attributes, in `ServerSpanRecord::typed_attributes`'s order.
                 |w| {
-                    w.str_key_value(9, keys::METHOD, span.method);
-                    if let Some(route) = span.route {
-                        w.str_key_value(9, keys::ROUTE, route);
-                    }
-                    w.str_key_value(9, keys::PATH, &span.path);
-                    w.str_key_value(9, keys::SCHEME, SCHEME);
-                    w.str_key_value(9, keys::PROTOCOL_VERSION, span.protocol_version);
-                    if let Some(code) = span.status_code {
-                        w.int_key_value(9, keys::STATUS_CODE, code);
+                    for (key, value) in span.typed_attributes() {
+                        match value {
+                            Typed::Str(s) => w.str_key_value(9, key, s),
+                            Typed::Int(i) => w.int_key_value(9, key, i),
+                        }
                     }
                     w.attributes(9, &span.attributes);
                 },

@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt};
-use opentelemetry::{Context, InstrumentationScope, KeyValue, StringValue};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{
     Config, SamplingDecision, SpanData, SpanEvents, SpanLimits, SpanLinks,
 };
@@ -80,6 +80,16 @@ pub(crate) struct ServerSpanRecord {
     pub(crate) status: Status,
 }
 
+/// The value of a typed attribute, borrowed from the record (the encoder writes it without
+/// making a `KeyValue`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Typed<'a> {
+    /// A string value.
+    Str(&'a str),
+    /// An integer value.
+    Int(i64),
+}
+
 /// The typed attributes' keys, in the order they are written.
 pub(crate) mod keys {
     pub(crate) const METHOD: &str = "http.request.method";
@@ -98,19 +108,14 @@ const TYPED_ATTRIBUTES: usize = 6;
 
 impl ServerSpanRecord {
     /// The typed attributes as key-values, in the order they are written.
-    pub(crate) fn typed_attributes(&self) -> impl Iterator<Item = KeyValue> + '_ {
-        let s = |v: &'static str| opentelemetry::Value::String(StringValue::from(v));
+    pub(crate) fn typed_attributes(&self) -> impl Iterator<Item = (&'static str, Typed<'_>)> {
         [
-            Some(KeyValue::new(keys::METHOD, s(self.method))),
-            self.route.map(|r| KeyValue::new(keys::ROUTE, s(r))),
-            Some(KeyValue::new(keys::PATH, self.path.clone())),
-            Some(KeyValue::new(keys::SCHEME, s(SCHEME))),
-            Some(KeyValue::new(
-                keys::PROTOCOL_VERSION,
-                s(self.protocol_version),
-            )),
-            self.status_code
-                .map(|c| KeyValue::new(keys::STATUS_CODE, c)),
+            Some((keys::METHOD, Typed::Str(self.method))),
+            self.route.map(|r| (keys::ROUTE, Typed::Str(r))),
+            Some((keys::PATH, Typed::Str(&self.path))),
+            Some((keys::SCHEME, Typed::Str(SCHEME))),
+            Some((keys::PROTOCOL_VERSION, Typed::Str(self.protocol_version))),
+            self.status_code.map(|c| (keys::STATUS_CODE, Typed::Int(c))),
         ]
         .into_iter()
         .flatten()
@@ -118,7 +123,13 @@ impl ServerSpanRecord {
 
     /// The record as the SDK's `SpanData` (for the SDK's exporters: JSON, compression).
     pub(crate) fn into_span_data(self) -> SpanData {
-        let mut attributes: Vec<KeyValue> = self.typed_attributes().collect();
+        let mut attributes: Vec<KeyValue> = self
+            .typed_attributes()
+            .map(|(key, value)| match value {
+                Typed::Str(s) => KeyValue::new(key, s.to_owned()),
+                Typed::Int(i) => KeyValue::new(key, i),
+            })
+            .collect();
         attributes.extend(self.attributes);
         SpanData {
             span_context: self.span_context,
